@@ -1,0 +1,280 @@
+//! vminit's own options, parsed with `lexopt`.
+//!
+//! ```text
+//! vminit [OPTIONS] [--] COMMAND [ARGS...]
+//! vminit --check [--cmdline STRING | --cmdline-file PATH] [--metadata PATH] [OPTIONS] [-- COMMAND...]
+//! ```
+//!
+//! The first word that is not an option starts the command: everything from
+//! there on belongs to the application, as with tini and dumb-init.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use lexopt::prelude::*;
+
+use crate::config::Layer;
+use crate::error::{ConfigError, Problem, Source};
+use crate::settings::{self, Verbosity};
+use crate::validate;
+
+/// The usage text for `--help`.
+pub const USAGE: &str = "\
+Usage: vminit [OPTIONS] [--] COMMAND [ARGS...]
+       vminit --check [--cmdline STRING | --cmdline-file PATH] [--metadata PATH] [OPTIONS]
+
+Runs COMMAND as the one application of a microVM or a container: forwards
+signals to it, reaps every zombie, stops what is left when it ends, and exits
+(or, as a VM's init, powers off) with its status.
+
+Options:
+  -e, --env KEY=VALUE       set a variable for the application (repeatable)
+  -w, --workdir DIR         run the application in DIR (absolute, clean path)
+      --metadata PATH       read configuration from this JSON file
+      --grace SECONDS       time between SIGTERM and SIGKILL (default 10)
+  -v, --verbose             log at debug level (same as --verbosity debug)
+  -q, --quiet               log errors only (same as --verbosity quiet)
+      --verbosity LEVEL     quiet, info or debug (default info)
+      --log-target TARGET   console or kmsg (default console)
+      --shutdown ACTION     poweroff or reboot, at the end of a VM (default poweroff)
+      --mode MODE           auto, vm or container (default auto)
+      --check               validate, print the configuration as JSON, exit
+      --cmdline STRING      with --check: a kernel command line to read
+      --cmdline-file PATH   with --check: a file holding a kernel command line
+  -h, --help                print this help
+  -V, --version             print the version
+
+Exit status: the application's; 128+N if a signal N killed it; 127 if the
+command was not found, 126 if it could not be run; 2 for invalid configuration.
+";
+
+/// Whether vminit runs as a VM's init or a container's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// VM when PID 1 of the initial PID namespace, container otherwise.
+    #[default]
+    Auto,
+    Vm,
+    Container,
+}
+
+/// A command line for `--check` to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdlineArg {
+    Text(Vec<u8>),
+    File(PathBuf),
+}
+
+/// The parsed options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    pub check: bool,
+    pub cmdline: Option<CmdlineArg>,
+    pub mode: Mode,
+    pub help: bool,
+    pub version: bool,
+    /// The options' configuration: the highest-precedence layer.
+    pub layer: Layer,
+}
+
+fn usage(message: impl Into<String>) -> ConfigError {
+    ConfigError::new(&Source::Options, "", Problem::Usage(message.into()))
+}
+
+fn utf8(option: &str, value: OsString) -> Result<String, ConfigError> {
+    value
+        .into_string()
+        .map_err(|_| ConfigError::new(&Source::Options, option, Problem::NotUtf8))
+}
+
+/// Parses vminit's arguments (without `argv[0]`).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, ConfigError> {
+    let mut options = Options::default();
+    let mut parser = lexopt::Parser::from_args(args);
+    let checked = |option: &str, result: Result<(), Problem>| {
+        result.map_err(|problem| ConfigError::new(&Source::Options, option, problem))
+    };
+    loop {
+        let arg = parser.next().map_err(|e| usage(e.to_string()))?;
+        let Some(arg) = arg else { break };
+        match arg {
+            Short('e') | Long("env") => {
+                let pair = string_value(&mut parser, "--env")?;
+                let Some((key, val)) = pair.split_once('=') else {
+                    return Err(ConfigError::new(
+                        &Source::Options,
+                        "--env",
+                        Problem::MissingValue("KEY".into()),
+                    ));
+                };
+                let place = format!("--env {key}");
+                checked(
+                    &place,
+                    validate::env_key(key).and_then(|()| validate::env_value(val)),
+                )?;
+                options.layer.env.push((key.to_owned(), val.to_owned()));
+            }
+            Short('w') | Long("workdir") => {
+                let dir = string_value(&mut parser, "--workdir")?;
+                checked("--workdir", validate::clean_absolute_path(&dir))?;
+                options.layer.workdir = Some(dir);
+            }
+            Long("metadata") => {
+                let path = string_value(&mut parser, "--metadata")?;
+                checked("--metadata", validate::clean_absolute_path(&path))?;
+                options.layer.metadata = Some(path);
+            }
+            Long("grace") => {
+                let text = string_value(&mut parser, "--grace")?;
+                checked("--grace", options.layer.settings.set("grace", &text))?;
+            }
+            Long("verbosity") => {
+                let text = string_value(&mut parser, "--verbosity")?;
+                checked(
+                    "--verbosity",
+                    options.layer.settings.set("verbosity", &text),
+                )?;
+            }
+            Short('v') | Long("verbose") => {
+                options.layer.settings.verbosity = Some(Verbosity::Debug)
+            }
+            Short('q') | Long("quiet") => options.layer.settings.verbosity = Some(Verbosity::Quiet),
+            Long("log-target") => {
+                let text = string_value(&mut parser, "--log-target")?;
+                checked(
+                    "--log-target",
+                    options.layer.settings.set("log_target", &text),
+                )?;
+            }
+            Long("shutdown") => {
+                let text = string_value(&mut parser, "--shutdown")?;
+                checked("--shutdown", options.layer.settings.set("shutdown", &text))?;
+            }
+            Long("mode") => {
+                options.mode = match string_value(&mut parser, "--mode")?.as_str() {
+                    "auto" => Mode::Auto,
+                    "vm" => Mode::Vm,
+                    "container" => Mode::Container,
+                    _ => {
+                        return Err(ConfigError::new(
+                            &Source::Options,
+                            "--mode",
+                            Problem::BadSetting("must be auto, vm or container"),
+                        ));
+                    }
+                }
+            }
+            Long("check") => options.check = true,
+            Long("cmdline") => {
+                let raw = parser
+                    .value()
+                    .map_err(|_| usage("--cmdline needs a value"))?;
+                set_cmdline(&mut options, CmdlineArg::Text(raw.into_encoded_bytes()))?;
+            }
+            Long("cmdline-file") => {
+                let raw = parser
+                    .value()
+                    .map_err(|_| usage("--cmdline-file needs a value"))?;
+                set_cmdline(&mut options, CmdlineArg::File(raw.into()))?;
+            }
+            Short('h') | Long("help") => options.help = true,
+            Short('V') | Long("version") => options.version = true,
+            Value(program) => {
+                let mut argv = vec![utf8("the command", program)?];
+                for word in parser.raw_args().map_err(|e| usage(e.to_string()))? {
+                    argv.push(utf8("the command's arguments", word)?);
+                }
+                for (index, word) in argv.iter().enumerate() {
+                    checked("the command", validate::argv_word(index, word))?;
+                }
+                options.layer.argv = Some(argv);
+            }
+            other => {
+                return Err(usage(format!(
+                    "{} is not an option of vminit",
+                    describe(&other)
+                )));
+            }
+        }
+    }
+    if options.cmdline.is_some() && !options.check {
+        return Err(usage("--cmdline and --cmdline-file only go with --check"));
+    }
+    debug_assert!(settings::NAMES.contains(&"grace"));
+    Ok(options)
+}
+
+fn string_value(parser: &mut lexopt::Parser, name: &str) -> Result<String, ConfigError> {
+    let raw = parser
+        .value()
+        .map_err(|_| usage(format!("{name} needs a value")))?;
+    utf8(name, raw)
+}
+
+fn set_cmdline(options: &mut Options, arg: CmdlineArg) -> Result<(), ConfigError> {
+    if options.cmdline.is_some() {
+        return Err(usage("give --cmdline or --cmdline-file, once"));
+    }
+    options.cmdline = Some(arg);
+    Ok(())
+}
+
+fn describe(arg: &lexopt::Arg<'_>) -> String {
+    match arg {
+        Short(c) => format!("-{c}"),
+        Long(name) => format!("--{name}"),
+        Value(_) => "a value".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Result<Options, ConfigError> {
+        parse(words.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn command_after_options_is_the_applications() {
+        let options = parse_words(&["-e", "A=1", "--grace", "2", "sh", "-c", "--grace"]).unwrap();
+        assert_eq!(options.layer.argv.unwrap(), ["sh", "-c", "--grace"]);
+        assert_eq!(options.layer.env, [("A".into(), "1".into())]);
+        assert_eq!(options.layer.settings.grace, Some(Duration::from_secs(2)));
+        let options = parse_words(&["--", "-v", "x"]).unwrap();
+        assert_eq!(options.layer.argv.unwrap(), ["-v", "x"]);
+        assert_eq!(options.layer.settings.verbosity, None);
+    }
+
+    #[test]
+    fn check_with_a_cmdline() {
+        let options =
+            parse_words(&["--check", "--cmdline", "env.A=1", "--metadata", "/m.json"]).unwrap();
+        assert!(options.check);
+        assert_eq!(options.cmdline, Some(CmdlineArg::Text(b"env.A=1".to_vec())));
+        assert_eq!(options.layer.metadata.as_deref(), Some("/m.json"));
+        assert!(parse_words(&["--cmdline", "x", "true"]).is_err());
+        assert!(parse_words(&["--check", "--cmdline", "x", "--cmdline-file", "/f"]).is_err());
+    }
+
+    #[test]
+    fn bad_options_never_echo_env_values() {
+        let error = parse_words(&["--env", "1A=secret", "true"]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "option: --env 1A: is not a valid variable name: it must match [A-Za-z_][A-Za-z0-9_]*"
+        );
+        let error = parse_words(&["--env", "secret"]).unwrap_err();
+        assert!(!error.to_string().contains("secret"), "{error}");
+        let error = parse_words(&["--bogus"]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "option: --bogus is not an option of vminit"
+        );
+        assert!(parse_words(&["--grace"]).is_err());
+        assert!(parse_words(&["--workdir", "rel"]).is_err());
+        assert!(parse_words(&["--mode", "vmm"]).is_err());
+    }
+}

@@ -1,0 +1,418 @@
+//! The kernel command line: a tokenizer that splits it exactly as the kernel
+//! does, and the parser that turns its words into a configuration [`Layer`].
+//!
+//! The tokenizer follows `next_arg()` in the kernel's `lib/cmdline.c` and the
+//! `--` rule of `parse_args()` in `kernel/params.c`: whitespace separates
+//! words; a double quote at the start of a word, or right after its first
+//! `=`, hides whitespace until the next quote and is removed together with a
+//! quote ending the word; a value may contain `=`. The first standalone `--`
+//! ends the kernel's parameters: what follows is init's argv, up to a second
+//! standalone `--`, after which the kernel drops everything.
+//! See <https://docs.kernel.org/admin-guide/kernel-parameters.html>.
+
+use crate::config::Layer;
+use crate::error::{ConfigError, Problem, Source};
+use crate::validate;
+
+/// The kernel runs init with at most this many words after `--`; one more
+/// panics it ("Too many boot init vars").
+pub const MAX_INIT_ARGS: usize = 31;
+/// x86's `COMMAND_LINE_SIZE` less the NUL: the kernel silently cuts the rest.
+pub const MAX_CMDLINE_BYTES: usize = 2047;
+
+/// One kernel parameter: `name` or `name=value`, quotes removed as the kernel does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param<'a> {
+    pub name: &'a [u8],
+    pub value: Option<&'a [u8]>,
+}
+
+impl Param<'_> {
+    /// The parameter as the kernel hands it to init: `name=value` or `name`.
+    pub fn word(&self) -> Vec<u8> {
+        let mut word = self.name.to_vec();
+        if let Some(value) = self.value {
+            word.push(b'=');
+            word.extend_from_slice(value);
+        }
+        word
+    }
+}
+
+/// A command line split into the kernel's parameters and init's argv.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tokens<'a> {
+    /// Every parameter before the first standalone `--`.
+    pub params: Vec<Param<'a>>,
+    /// The words after it (up to a second `--`), or `None` without one.
+    pub init_args: Option<Vec<Param<'a>>>,
+}
+
+/// The kernel's `isspace()`: ASCII whitespace and, in its Latin-1 table, NBSP.
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0)
+}
+
+fn skip_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// Takes one parameter off the front of `args` (which starts at a
+/// non-space), returning it and the rest with leading spaces skipped.
+/// A line-for-line model of the kernel's `next_arg()`.
+fn next_param(args: &[u8]) -> (Param<'_>, &[u8]) {
+    let quoted = args.first() == Some(&b'"');
+    let args = if quoted { &args[1..] } else { args };
+    let mut in_quote = quoted;
+    // As in the kernel, 0 means "no '='": a '=' at index 0 does not count.
+    let mut equals = 0;
+    let mut i = 0;
+    while i < args.len() {
+        let c = args[i];
+        if is_space(c) && !in_quote {
+            break;
+        }
+        if equals == 0 && c == b'=' {
+            equals = i;
+        }
+        if c == b'"' {
+            in_quote = !in_quote;
+        }
+        i += 1;
+    }
+    // The kernel cuts strings by writing NULs; here each part keeps an end.
+    let ends_in_quote = i > 0 && args[i - 1] == b'"';
+    let param = if equals == 0 {
+        let end = if quoted && ends_in_quote { i - 1 } else { i };
+        Param {
+            name: &args[..end],
+            value: None,
+        }
+    } else {
+        let mut start = equals + 1;
+        let mut end = i;
+        if start < i && args[start] == b'"' {
+            start += 1;
+            if ends_in_quote {
+                end = i - 1;
+            }
+        }
+        if quoted && ends_in_quote {
+            end = i - 1;
+        }
+        Param {
+            name: &args[..equals],
+            value: Some(&args[start.min(end)..end]),
+        }
+    };
+    let rest = if i < args.len() {
+        &args[i + 1..]
+    } else {
+        &args[i..]
+    };
+    (param, skip_spaces(rest))
+}
+
+/// Splits `args` into parameters until a standalone `--` (returned as the rest).
+fn parse_params(mut args: &[u8]) -> (Vec<Param<'_>>, Option<&[u8]>) {
+    let mut params = Vec::new();
+    args = skip_spaces(args);
+    while !args.is_empty() {
+        let (param, rest) = next_param(args);
+        args = rest;
+        if param.value.is_none() && param.name == b"--" {
+            return (params, Some(args));
+        }
+        params.push(param);
+    }
+    (params, None)
+}
+
+/// Splits a command line the way the kernel does. A NUL ends the line, as
+/// it ends the kernel's C string.
+pub fn tokenize(line: &[u8]) -> Tokens<'_> {
+    let line = match line.iter().position(|&b| b == 0) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
+    let (params, after_dashes) = parse_params(line);
+    // The kernel parses init's words with the same `parse_args()`, which
+    // stops again at a second `--`.
+    let init_args = after_dashes.map(|rest| parse_params(rest).0);
+    Tokens { params, init_args }
+}
+
+/// Turns a kernel command line into a configuration layer: `env.KEY=VALUE`,
+/// `workdir=`, `metadata=`, `vminit.NAME=VALUE` and the argv after `--`.
+/// Every other parameter belongs to the kernel and is ignored.
+pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
+    let mut layer = Layer::default();
+    let mut errors = Vec::new();
+    let mut fail = |place: &str, problem| errors.push(ConfigError::new(source, place, problem));
+
+    if !matches!(source, Source::KernelCmdline) && line.len() > MAX_CMDLINE_BYTES {
+        fail("", Problem::CmdlineTooLong(line.len()));
+    }
+    let tokens = tokenize(line);
+    for param in &tokens.params {
+        let Ok(name) = std::str::from_utf8(param.name) else {
+            let lossy = String::from_utf8_lossy(param.name);
+            if is_ours(&lossy) {
+                fail(&lossy, Problem::NotUtf8);
+            }
+            continue;
+        };
+        if !is_ours(name) {
+            continue;
+        }
+        let Some(value) = param.value else {
+            fail(name, Problem::MissingValue(name.to_owned()));
+            continue;
+        };
+        let Ok(value) = std::str::from_utf8(value) else {
+            fail(name, Problem::NotUtf8);
+            continue;
+        };
+        let checked = if let Some(key) = name.strip_prefix("env.") {
+            validate::env_key(key)
+                .and_then(|()| validate::env_value(value))
+                .map(|()| layer.env.push((key.to_owned(), value.to_owned())))
+        } else if let Some(setting) = name.strip_prefix("vminit.") {
+            layer.settings.set(setting, value)
+        } else {
+            validate::clean_absolute_path(value).map(|()| {
+                let slot = if name == "workdir" {
+                    &mut layer.workdir
+                } else {
+                    &mut layer.metadata
+                };
+                *slot = Some(value.to_owned());
+            })
+        };
+        if let Err(problem) = checked {
+            fail(name, problem);
+        }
+    }
+
+    if let Some(words) = tokens.init_args.filter(|words| !words.is_empty()) {
+        if words.len() > MAX_INIT_ARGS {
+            fail("--", Problem::TooManyInitArgs(words.len()));
+        }
+        let mut argv = Vec::with_capacity(words.len());
+        for (index, word) in words.iter().enumerate() {
+            match String::from_utf8(word.word()) {
+                Ok(word) => match validate::argv_word(index, &word) {
+                    Ok(()) => argv.push(word),
+                    Err(problem) => fail("--", problem),
+                },
+                Err(_) => fail(&format!("argument {index}"), Problem::NotUtf8),
+            }
+        }
+        layer.argv = Some(argv);
+    }
+    (layer, errors)
+}
+
+/// Whether a parameter name is one vminit consumes.
+fn is_ours(name: &str) -> bool {
+    name.starts_with("env.")
+        || name.starts_with("vminit.")
+        || name == "workdir"
+        || name == "metadata"
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn words(line: &str) -> (Vec<String>, Option<Vec<String>>) {
+        let tokens = tokenize(line.as_bytes());
+        let text = |p: &Param| String::from_utf8(p.word()).unwrap();
+        (
+            tokens.params.iter().map(text).collect(),
+            tokens.init_args.map(|a| a.iter().map(text).collect()),
+        )
+    }
+
+    #[test]
+    fn kernel_quoting_rules() {
+        let (params, args) = words(
+            "console=ttyS0  quiet env.GREETING=\"hello world\" \"env.A=x y\" env.EQ=a=b=c \n",
+        );
+        assert_eq!(
+            params,
+            [
+                "console=ttyS0",
+                "quiet",
+                "env.GREETING=hello world",
+                "env.A=x y",
+                "env.EQ=a=b=c"
+            ]
+        );
+        assert_eq!(args, None);
+        // Quotes inside a word stay; only a leading one (of word or value) hides spaces.
+        assert_eq!(words("a\"b c\"d").0, ["a\"b c\"d"]);
+        assert_eq!(words("a=\"b c").0, ["a=b c"]);
+        assert_eq!(words("\"").0, [""]);
+        assert_eq!(words("a=\"").0, ["a="]);
+        assert_eq!(words("=a=b").0, ["=a=b"]);
+        assert_eq!(tokenize(b"=a=b").params[0].name, b"=a");
+        // The kernel's ctype table is Latin-1: byte 0xA0 (NBSP) separates
+        // words, even inside UTF-8 text such as "à" (C3 A0).
+        let nbsp = tokenize(b"x\xa0y");
+        assert_eq!(
+            nbsp.params.iter().map(|p| p.name).collect::<Vec<_>>(),
+            [b"x", b"y"]
+        );
+        assert_eq!(words("a\0b c").0, ["a"]);
+    }
+
+    #[test]
+    fn dashes_split_init_args() {
+        let (params, args) = words("quiet -- sh -c \"echo hi\" -- dropped");
+        assert_eq!(params, ["quiet"]);
+        assert_eq!(args.unwrap(), ["sh", "-c", "echo hi"]);
+        // `--=x` and `"--"`: only a value-less `--` splits, quoted or not.
+        assert_eq!(words("--=x").1, None);
+        assert_eq!(words("\"--\" a").1.unwrap(), ["a"]);
+        assert_eq!(words("a --").1.unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn parse_picks_our_keys_and_ignores_the_kernels() {
+        let line = b"root=/dev/vda console=ttyS0 env.A=1 env.B=\"x y\" workdir=/app \
+            metadata=/m.json vminit.grace=2 env.A=2 -- /bin/app --flag";
+        let (layer, errors) = parse(line, &Source::KernelCmdline);
+        assert_eq!(errors, []);
+        assert_eq!(
+            layer.env,
+            [
+                ("A".into(), "1".into()),
+                ("B".into(), "x y".into()),
+                ("A".into(), "2".into())
+            ]
+        );
+        assert_eq!(layer.workdir.as_deref(), Some("/app"));
+        assert_eq!(layer.metadata.as_deref(), Some("/m.json"));
+        assert_eq!(
+            layer.settings.grace,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(layer.argv.unwrap(), ["/bin/app", "--flag"]);
+    }
+
+    #[test]
+    fn parse_errors_name_the_key_never_the_value() {
+        let line = b"env.1X=secret1 env.OK env.N=a\xffb workdir=app/ metadata=/a/../b \
+            vminit.nope=1 vminit.grace=soon";
+        let (_, errors) = parse(line, &Source::KernelCmdline);
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 7, "{messages:#?}");
+        for (message, needle) in messages.iter().zip([
+            "env.1X: is not a valid variable name",
+            "env.OK: needs a value",
+            "env.N: is not valid UTF-8",
+            "workdir: must be an absolute path",
+            "metadata: must be a clean path: no '..' component",
+            "vminit.nope: is not a vminit setting",
+            "vminit.grace: must be a number of seconds",
+        ]) {
+            assert!(message.starts_with("kernel command line: "), "{message}");
+            assert!(message.contains(needle), "{message} lacks {needle}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn too_many_init_args_and_too_long_lines_are_refused_before_boot() {
+        let many = format!("-- {}", vec!["x"; 32].join(" "));
+        let (_, errors) = parse(many.as_bytes(), &Source::CmdlineOption);
+        assert_eq!(errors[0].problem, Problem::TooManyInitArgs(32));
+        let long = format!("env.A={}", "x".repeat(2100));
+        let (_, errors) = parse(long.as_bytes(), &Source::CmdlineOption);
+        assert_eq!(errors[0].problem, Problem::CmdlineTooLong(2106));
+        // The running kernel already cut its own line: nothing to refuse there.
+        assert_eq!(parse(long.as_bytes(), &Source::KernelCmdline).1, []);
+    }
+
+    /// A word as a person would write it, and what the kernel makes of it.
+    #[derive(Debug, Clone)]
+    enum Word {
+        /// `name` or `name=value` with no quote or space.
+        Plain(String),
+        /// `name="value with spaces"`.
+        QuotedValue(String, String),
+        /// `"name=value with spaces"`.
+        QuotedWhole(String),
+    }
+
+    impl Word {
+        fn render(&self) -> String {
+            match self {
+                Word::Plain(w) => w.clone(),
+                Word::QuotedValue(n, v) => format!("{n}=\"{v}\""),
+                Word::QuotedWhole(w) => format!("\"{w}\""),
+            }
+        }
+        fn expected(&self) -> String {
+            match self {
+                Word::Plain(w) | Word::QuotedWhole(w) => w.clone(),
+                Word::QuotedValue(n, v) => format!("{n}={v}"),
+            }
+        }
+    }
+
+    fn word() -> impl Strategy<Value = Word> {
+        let bare = "[a-zA-Z0-9_.,/:-]{1,8}";
+        let name = "[a-zA-Z_.][a-zA-Z0-9_.]{0,8}";
+        let spaced = "[a-zA-Z0-9 \t=,/-]{0,12}";
+        prop_oneof![
+            (bare, proptest::option::of(bare)).prop_map(|(n, v)| Word::Plain(match v {
+                Some(v) => format!("{n}={v}"),
+                None => n,
+            })),
+            (name, spaced).prop_map(|(n, v)| Word::QuotedValue(n, v)),
+            (name, spaced).prop_map(|(n, v)| Word::QuotedWhole(format!("{n}={v}"))),
+        ]
+        .prop_filter("a bare -- is the separator", |w| w.expected() != "--")
+    }
+
+    proptest! {
+        /// Rendering words with any whitespace between them and tokenizing
+        /// gives the words back, with quotes removed as the kernel removes them.
+        #[test]
+        fn tokenizer_recovers_written_words(
+            before in proptest::collection::vec(word(), 0..6),
+            after in proptest::option::of(proptest::collection::vec(word(), 0..6)),
+            gap in "[ \t\n]{1,3}",
+        ) {
+            let mut line = before.iter().map(Word::render).collect::<Vec<_>>();
+            if let Some(after) = &after {
+                line.push("--".into());
+                line.extend(after.iter().map(Word::render));
+            }
+            let line = format!("{gap}{}{gap}", line.join(&gap));
+            let (params, args) = words(&line);
+            prop_assert_eq!(params, before.iter().map(Word::expected).collect::<Vec<_>>());
+            prop_assert_eq!(args, after.map(|a| a.iter().map(Word::expected).collect()));
+        }
+
+        /// Any bytes at all: no panic, and no unquoted word holds whitespace.
+        #[test]
+        fn tokenizer_never_panics(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let tokens = tokenize(&line);
+            for param in tokens.params.iter().chain(tokens.init_args.iter().flatten()) {
+                if !line.contains(&b'"') {
+                    prop_assert!(!param.word().iter().any(|&b| is_space(b)));
+                }
+            }
+            let _ = parse(&line, &Source::CmdlineOption);
+        }
+    }
+}

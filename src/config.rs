@@ -1,0 +1,282 @@
+//! The effective configuration: layers from each source merged by precedence,
+//! defaults < metadata file < kernel command line < options.
+//!
+//! [`resolve`] is the whole loading procedure as a function of its inputs
+//! (the options, the command line's bytes, a way to read files), so it is
+//! tested without touching the machine.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::{ConfigError, Problem, Source};
+use crate::settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
+use crate::{cmdline, metadata};
+
+/// What one source says; `None` and empty mean "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layer {
+    /// The application's argv; a source that sets it replaces it whole.
+    pub argv: Option<Vec<String>>,
+    /// Variables in the order given; later ones and higher layers win per key.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    /// Where the metadata file is (never set by the metadata file itself).
+    pub metadata: Option<String>,
+    pub settings: Settings,
+}
+
+/// The configuration vminit runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub argv: Vec<String>,
+    /// Variables the sources set, applied over the inherited environment.
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub metadata: Option<String>,
+    pub grace: Duration,
+    pub verbosity: Verbosity,
+    pub log_target: LogTarget,
+    pub shutdown: Shutdown,
+}
+
+/// A command line to read configuration from, and where it came from.
+#[derive(Debug, Clone)]
+pub struct CmdlineInput {
+    pub source: Source,
+    pub text: Vec<u8>,
+}
+
+/// Merges layers given from lowest to highest precedence.
+pub fn merge(layers: &[&Layer]) -> Config {
+    let mut argv = Vec::new();
+    let mut env = BTreeMap::new();
+    let mut workdir = None;
+    let mut metadata = None;
+    let mut settings = Settings::default();
+    for layer in layers {
+        if let Some(words) = &layer.argv {
+            argv.clone_from(words);
+        }
+        env.extend(layer.env.iter().cloned());
+        workdir = layer.workdir.clone().or(workdir);
+        metadata = layer.metadata.clone().or(metadata);
+        settings.overlay(&layer.settings);
+    }
+    Config {
+        argv,
+        env,
+        workdir,
+        metadata,
+        grace: settings.grace.unwrap_or(DEFAULT_GRACE),
+        verbosity: settings.verbosity.unwrap_or_default(),
+        log_target: settings.log_target.unwrap_or_default(),
+        shutdown: settings.shutdown.unwrap_or_default(),
+    }
+}
+
+/// Loads the whole configuration: parses the command line, reads the
+/// metadata file it (or an option) names, merges, and checks that there is
+/// a command. Returns every error found, not just the first.
+pub fn resolve(
+    options: &Layer,
+    cmdline: Option<&CmdlineInput>,
+    read_file: impl Fn(&Path) -> Result<Vec<u8>, Problem>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let cmdline_layer = match cmdline {
+        Some(input) => {
+            let (layer, found) = cmdline::parse(&input.text, &input.source);
+            errors.extend(found);
+            layer
+        }
+        None => Layer::default(),
+    };
+    let metadata_path = options
+        .metadata
+        .as_ref()
+        .or(cmdline_layer.metadata.as_ref());
+    let metadata_layer = match metadata_path {
+        Some(path) => {
+            let source = Source::Metadata(path.into());
+            match read_file(Path::new(path)) {
+                Ok(contents) => {
+                    let (layer, found) = metadata::parse(&contents, &source);
+                    errors.extend(found);
+                    layer
+                }
+                Err(problem) => {
+                    errors.push(ConfigError::new(&source, "", problem));
+                    Layer::default()
+                }
+            }
+        }
+        None => Layer::default(),
+    };
+    let config = merge(&[&metadata_layer, &cmdline_layer, options]);
+    if config.argv.is_empty() && errors.is_empty() {
+        errors.push(ConfigError::new(&Source::Options, "", Problem::NoCommand));
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads a configuration file (metadata, or a command line for `--check`),
+/// refusing one over [`metadata::MAX_BYTES`] without reading it all.
+pub fn read_config_file(path: &Path) -> Result<Vec<u8>, Problem> {
+    let unreadable = |error: io::Error| Problem::Unreadable(error.to_string());
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut contents = Vec::new();
+    file.take(metadata::MAX_BYTES + 1)
+        .read_to_end(&mut contents)
+        .map_err(unreadable)?;
+    if contents.len() as u64 > metadata::MAX_BYTES {
+        let size = std::fs::metadata(path).map_or(contents.len() as u64, |m| m.len());
+        return Err(Problem::FileTooLarge(size));
+    }
+    Ok(contents)
+}
+
+impl Config {
+    /// The configuration as `--check` prints it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "argv": self.argv,
+            "env": self.env,
+            "workdir": self.workdir,
+            "metadata": self.metadata,
+            "vminit": {
+                "grace": self.grace.as_secs_f64(),
+                "verbosity": self.verbosity.name(),
+                "log_target": self.log_target.name(),
+                "shutdown": self.shutdown.name(),
+            },
+        })
+    }
+
+    /// The configuration for a debug log line: env values redacted.
+    pub fn redacted(&self) -> String {
+        let mut value = self.to_json();
+        if let Some(env) = value.get_mut("env").and_then(Value::as_object_mut) {
+            for (_, v) in env.iter_mut() {
+                *v = Value::String("<redacted>".into());
+            }
+        }
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmdline(text: &str) -> CmdlineInput {
+        CmdlineInput {
+            source: Source::KernelCmdline,
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn files(path: &Path) -> Result<Vec<u8>, Problem> {
+        match path.to_str() {
+            Some("/m.json") => Ok(
+                br#"{"argv": ["meta-app"], "env": {"A": "meta", "B": "meta"},
+                "working_dir": "/meta", "vminit": {"grace": 7, "verbosity": "quiet"}}"#
+                    .to_vec(),
+            ),
+            Some("/bad.json") => Ok(b"{\"env\": 1}".to_vec()),
+            _ => Err(Problem::Unreadable(
+                "No such file or directory (os error 2)".into(),
+            )),
+        }
+    }
+
+    #[test]
+    fn precedence_is_metadata_then_cmdline_then_options() {
+        let options = Layer {
+            env: vec![("C".into(), "option".into())],
+            settings: Settings {
+                grace: Some(Duration::from_secs(1)),
+                ..Settings::default()
+            },
+            ..Layer::default()
+        };
+        let line =
+            cmdline("metadata=/m.json env.B=cmdline env.C=cmdline workdir=/cmd vminit.grace=3");
+        let config = resolve(&options, Some(&line), files).unwrap();
+        assert_eq!(config.argv, ["meta-app"]);
+        assert_eq!(config.env["A"], "meta");
+        assert_eq!(config.env["B"], "cmdline");
+        assert_eq!(config.env["C"], "option");
+        assert_eq!(config.workdir.as_deref(), Some("/cmd"));
+        assert_eq!(config.grace, Duration::from_secs(1));
+        assert_eq!(config.verbosity, Verbosity::Quiet);
+        assert_eq!(config.metadata.as_deref(), Some("/m.json"));
+
+        let with_argv = cmdline("metadata=/m.json -- cmd-app x");
+        let config = resolve(&Layer::default(), Some(&with_argv), files).unwrap();
+        assert_eq!(config.argv, ["cmd-app", "x"]);
+    }
+
+    #[test]
+    fn defaults() {
+        let options = Layer {
+            argv: Some(vec!["true".into()]),
+            ..Layer::default()
+        };
+        let config = resolve(&options, None, files).unwrap();
+        assert_eq!(config.grace, DEFAULT_GRACE);
+        assert_eq!(config.workdir, None);
+        assert!(config.env.is_empty());
+        assert_eq!(config.shutdown, Shutdown::Poweroff);
+    }
+
+    #[test]
+    fn errors_from_every_source_are_collected() {
+        let line = cmdline("env.1=x metadata=/bad.json");
+        let errors = resolve(&Layer::default(), Some(&line), files).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[1].origin, Source::Metadata("/bad.json".into()));
+        let line = cmdline("metadata=/missing.json -- true");
+        let errors = resolve(&Layer::default(), Some(&line), files).unwrap_err();
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("metadata file /missing.json: cannot be read")
+        );
+        let errors = resolve(&Layer::default(), None, files).unwrap_err();
+        assert_eq!(errors[0].problem, Problem::NoCommand);
+    }
+
+    #[test]
+    fn redacted_hides_values_only() {
+        let config = merge(&[&Layer {
+            env: vec![("TOKEN".into(), "hunter2".into())],
+            ..Layer::default()
+        }]);
+        let text = config.redacted();
+        assert!(
+            text.contains("TOKEN") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn oversized_metadata_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("vminit-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.json");
+        std::fs::write(&path, vec![b' '; metadata::MAX_BYTES as usize + 10]).unwrap();
+        assert_eq!(
+            read_config_file(&path),
+            Err(Problem::FileTooLarge(metadata::MAX_BYTES + 10))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,158 @@
+//! Configuration errors: which source, which key or field, which rule.
+//!
+//! Every message is one line that names its source and the rule broken, and
+//! none ever contains an environment variable's value (values are often
+//! secrets). Keys and paths are shown, shortened when absurdly long.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Where a piece of configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// vminit's own command-line options.
+    Options,
+    /// The kernel command line, `/proc/cmdline`.
+    KernelCmdline,
+    /// A command line given with `--cmdline`.
+    CmdlineOption,
+    /// A command line read from the file given with `--cmdline-file`.
+    CmdlineFile(PathBuf),
+    /// The JSON metadata file.
+    Metadata(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Options => f.write_str("option"),
+            Source::KernelCmdline => f.write_str("kernel command line"),
+            Source::CmdlineOption => f.write_str("--cmdline"),
+            Source::CmdlineFile(path) => write!(f, "cmdline file {}", path.display()),
+            Source::Metadata(path) => write!(f, "metadata file {}", path.display()),
+        }
+    }
+}
+
+/// The rule an input broke.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Problem {
+    #[error("is not a valid variable name: it must match [A-Za-z_][A-Za-z0-9_]*")]
+    EnvKeyInvalid,
+    #[error("name is {0} bytes long, more than the 256 allowed")]
+    EnvKeyTooLong(usize),
+    #[error("value is {0} bytes long, more than the 131072 allowed")]
+    EnvValueTooLong(usize),
+    #[error("value contains a NUL byte")]
+    EnvValueNul,
+    #[error("must be an absolute path")]
+    PathNotAbsolute,
+    #[error("must be a clean path: no trailing '/'")]
+    PathTrailingSlash,
+    #[error("must be a clean path: no '//'")]
+    PathDoubleSlash,
+    #[error("must be a clean path: no '{0}' component")]
+    PathDotComponent(String),
+    #[error("path is {0} bytes long, more than the 4096 allowed")]
+    PathTooLong(usize),
+    #[error("path contains a NUL byte")]
+    PathNul,
+    #[error("argument {0} contains a NUL byte")]
+    ArgNul(usize),
+    #[error("the program name is empty")]
+    ProgramEmpty,
+    #[error("needs a value, as in {0}=VALUE")]
+    MissingValue(String),
+    #[error("is not a vminit setting (known: {known})", known = crate::settings::NAMES.join(", "))]
+    UnknownSetting,
+    #[error("{0}")]
+    BadSetting(&'static str),
+    #[error("is not valid UTF-8")]
+    NotUtf8,
+    #[error("is not valid JSON: {0}")]
+    Json(String),
+    #[error("is not a known field (known: {0})")]
+    UnknownField(&'static str),
+    #[error("must be {0}")]
+    WrongType(&'static str),
+    #[error("is {0} bytes long, more than the 1 MiB allowed")]
+    FileTooLarge(u64),
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    #[error("no command given: pass one after '--', or set argv in the metadata file")]
+    NoCommand,
+    #[error(
+        "has {0} words after '--', more than the 31 the kernel accepts (more panics it): put argv in the metadata file"
+    )]
+    TooManyInitArgs(usize),
+    #[error(
+        "is {0} bytes long, more than the 2047 an x86 kernel keeps (it drops the rest silently): use the metadata file"
+    )]
+    CmdlineTooLong(usize),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// One invalid input: its source, the key or field it sat in, and the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{origin}: {place}{sep}{problem}", sep = if place.is_empty() { "" } else { ": " })]
+pub struct ConfigError {
+    pub origin: Source,
+    pub place: String,
+    pub problem: Problem,
+}
+
+impl ConfigError {
+    /// Builds an error; `place` is shortened so that a megabyte-long key
+    /// cannot flood the console.
+    pub fn new(source: &Source, place: &str, problem: Problem) -> Self {
+        ConfigError {
+            origin: source.clone(),
+            place: shorten(place),
+            problem,
+        }
+    }
+}
+
+/// Quotes control characters and cuts `text` to at most 64 characters.
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_names_source_place_and_rule() {
+        let error = ConfigError::new(&Source::KernelCmdline, "env.1A", Problem::EnvKeyInvalid);
+        assert_eq!(
+            error.to_string(),
+            "kernel command line: env.1A: is not a valid variable name: it must match [A-Za-z_][A-Za-z0-9_]*"
+        );
+        let error = ConfigError::new(&Source::Metadata("/m.json".into()), "", Problem::NoCommand);
+        assert!(
+            error
+                .to_string()
+                .starts_with("metadata file /m.json: no command given")
+        );
+    }
+
+    #[test]
+    fn long_and_odd_places_are_shortened() {
+        let place = shorten(&"K".repeat(1000));
+        assert_eq!(place.chars().count(), 65);
+        assert_eq!(shorten("a\nb"), "a\\nb");
+    }
+}

@@ -1,0 +1,242 @@
+//! The microVM around the application: what PID 1 sets up before starting
+//! it (filesystems, console, loopback, Ctrl-Alt-Del) and how it ends the
+//! machine afterwards (sync, unmount, status file, exit line, power-off).
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::mount::MsFlags;
+use serde_json::json;
+
+use crate::settings::Shutdown;
+use crate::sys::mount::{self, Mount};
+use crate::sys::{clock, net, power, signal, stdio};
+use crate::{debug, error, log, warn};
+
+/// Where the status record is written.
+pub const STATUS_FILE: &str = "/run/vminit/status.json";
+
+const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+const PROC: Mount = Mount {
+    source: "proc",
+    target: "/proc",
+    fstype: "proc",
+    flags: NOSUID_NODEV_NOEXEC,
+    data: "",
+};
+
+const DEV: Mount = Mount {
+    source: "devtmpfs",
+    target: "/dev",
+    fstype: "devtmpfs",
+    flags: MsFlags::MS_NOSUID,
+    data: "mode=0755",
+};
+
+/// What the application finds mounted, in order (parents first).
+const MOUNTS: &[Mount] = &[
+    PROC,
+    Mount {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: "",
+    },
+    DEV,
+    Mount {
+        source: "devpts",
+        target: "/dev/pts",
+        fstype: "devpts",
+        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+        data: "gid=5,mode=0620,ptmxmode=0666",
+    },
+    Mount {
+        source: "tmpfs",
+        target: "/dev/shm",
+        fstype: "tmpfs",
+        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        data: "mode=1777",
+    },
+    Mount {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        data: "mode=0755",
+    },
+];
+
+/// The `/dev` entries devtmpfs lacks and programs expect.
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+];
+
+fn mount_if_missing(m: &Mount) -> Result<(), String> {
+    match mount::is_mountpoint(Path::new(m.target)) {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        // Missing directory: mount_fs creates it.
+        Err(_) => {}
+    }
+    mount::mount_fs(m).map_err(|e| format!("cannot mount {} on {}: {e}", m.fstype, m.target))?;
+    debug!("mounted {} on {}", m.fstype, m.target);
+    Ok(())
+}
+
+/// Gives fds 0-2 a home when the kernel started init with them closed (no
+/// `/dev/console` in the root): the console, mounting devtmpfs for it if
+/// needed, else `/dev/null`. Runs before anything can open a file.
+pub fn open_console_if_closed() {
+    if stdio::closed().is_empty() {
+        return;
+    }
+    if stdio::fill_from("/dev/console").is_ok() {
+        return;
+    }
+    if mount_if_missing(&DEV).is_ok() && stdio::fill_from("/dev/console").is_ok() {
+        return;
+    }
+    let _ = stdio::fill_from("/dev/null");
+}
+
+/// Mounts `/proc`, which reading the kernel command line needs.
+pub fn mount_proc() -> Result<(), String> {
+    mount_if_missing(&PROC)
+}
+
+/// Reads the kernel command line.
+pub fn kernel_cmdline() -> std::io::Result<Vec<u8>> {
+    std::fs::read("/proc/cmdline")
+}
+
+/// Prepares the machine for the application. Failures are logged and
+/// skipped: an app that needs none of the missing pieces still runs.
+/// `real_machine` is false when forced into VM mode inside a PID namespace,
+/// where the kernel refuses (or would misapply) machine-wide settings.
+pub fn prepare(real_machine: bool) {
+    for m in MOUNTS {
+        if let Err(message) = mount_if_missing(m) {
+            warn!("{message}");
+        }
+    }
+    for (target, link) in DEV_LINKS {
+        if let Err(e) = mount::symlink_if_missing(target, link) {
+            debug!("cannot create {link}: {e}");
+        }
+    }
+    if let Err(e) = mount::create_dir("/run/vminit", 0o755) {
+        warn!("cannot create /run/vminit: {e}");
+    }
+    if let Err(e) = net::interface_up("lo") {
+        warn!("cannot bring up the loopback interface: {e}");
+    }
+    if real_machine {
+        if let Err(e) = power::ctrl_alt_del_sends_sigint() {
+            warn!("cannot turn Ctrl-Alt-Del into SIGINT: {e}");
+        }
+    }
+}
+
+/// When things happened, as time since the kernel started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub init_start: Duration,
+    pub app_exec: Option<Duration>,
+    pub app_exit: Option<Duration>,
+    pub poweroff: Option<Duration>,
+}
+
+/// How the VM's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    pub timings: Timings,
+}
+
+impl Report {
+    /// The status record, as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let micros =
+            |t: Option<Duration>| t.map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX));
+        json!({
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "timings": {
+                "init_start_us": micros(Some(self.timings.init_start)),
+                "app_exec_us": micros(self.timings.app_exec),
+                "app_exit_us": micros(self.timings.app_exit),
+                "poweroff_us": micros(self.timings.poweroff),
+            },
+        })
+    }
+
+    fn log_timings(&self) {
+        let t = &self.timings;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let span = |from: Option<Duration>, to: Option<Duration>| match (from, to) {
+            (Some(a), Some(b)) => format!("{:.3} ms", ms(b.saturating_sub(a))),
+            _ => "-".to_owned(),
+        };
+        debug!(
+            "timings: init started {:.3} ms after boot; start to app exec {}; app exit to power-off {}",
+            ms(t.init_start),
+            span(Some(t.init_start), t.app_exec),
+            span(t.app_exit, t.poweroff),
+        );
+    }
+}
+
+/// Ends the VM: sync, unmount disks, write the status file, print the one
+/// `vminit: exit_code=N` line, and power off (or restart). Never returns:
+/// PID 1 exiting is a kernel panic, so if the kernel refuses, vminit waits.
+pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
+    mount::sync();
+    if real_machine {
+        for target in mount::unmount_disks() {
+            warn!("{target} stays mounted read-write");
+        }
+        mount::sync();
+    }
+    report.timings.poweroff = Some(clock::since_boot());
+    report.log_timings();
+    if let Err(e) = std::fs::write(STATUS_FILE, format!("{}\n", report.to_json())) {
+        debug!("cannot write {STATUS_FILE}: {e}");
+    }
+    log::always(format_args!("exit_code={}", report.exit_code));
+    let error = power::end_machine(action);
+    error!("cannot {}: {error}; waiting instead", action.name());
+    loop {
+        let _ = signal::wait(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_record() {
+        let report = Report {
+            exit_code: 143,
+            signal: Some(15),
+            timings: Timings {
+                init_start: Duration::from_millis(1500),
+                app_exec: Some(Duration::from_micros(1_500_800)),
+                app_exit: None,
+                poweroff: None,
+            },
+        };
+        assert_eq!(
+            report.to_json().to_string(),
+            r#"{"exit_code":143,"signal":15,"timings":{"app_exec_us":1500800,"app_exit_us":null,"init_start_us":1500000,"poweroff_us":null}}"#
+        );
+    }
+}

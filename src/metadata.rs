@@ -1,0 +1,200 @@
+//! The JSON metadata file: the configuration that does not fit on a kernel
+//! command line (long argv, many or large env values, vminit settings).
+//!
+//! ```json
+//! {"argv": ["/bin/app", "--port", "80"], "env": {"K": "V"}, "working_dir": "/app",
+//!  "vminit": {"grace": 5, "verbosity": "debug", "log_target": "console", "shutdown": "poweroff"}}
+//! ```
+//!
+//! The file is parsed into a `serde_json::Value` and walked by hand rather
+//! than deserialised into a struct: serde's type errors quote the offending
+//! value, and values here are often secrets. Every error names the field.
+
+use serde_json::Value;
+
+use crate::config::Layer;
+use crate::error::{ConfigError, Problem, Source};
+use crate::settings::{self, Settings};
+use crate::validate;
+
+/// Largest metadata file accepted.
+pub const MAX_BYTES: u64 = 1024 * 1024;
+
+/// The top-level fields, for the "unknown field" message.
+const FIELDS: &str = "argv, env, working_dir, vminit";
+
+/// Parses a metadata file's contents into a configuration layer.
+pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
+    let mut layer = Layer::default();
+    let mut errors = Vec::new();
+    let mut fail = |place: &str, problem| errors.push(ConfigError::new(source, place, problem));
+
+    let root = match serde_json::from_slice::<Value>(contents) {
+        Ok(Value::Object(root)) => root,
+        Ok(_) => {
+            fail("", Problem::WrongType("a JSON object"));
+            return (layer, errors);
+        }
+        Err(error) => {
+            // Syntax errors say what was expected and where, never the text.
+            fail("", Problem::Json(error.to_string()));
+            return (layer, errors);
+        }
+    };
+
+    for (field, value) in &root {
+        match field.as_str() {
+            "argv" => match value.as_array() {
+                Some(words) if !words.is_empty() => {
+                    let mut argv = Vec::with_capacity(words.len());
+                    for (index, word) in words.iter().enumerate() {
+                        let place = format!("argv[{index}]");
+                        match word.as_str() {
+                            Some(word) => match validate::argv_word(index, word) {
+                                Ok(()) => argv.push(word.to_owned()),
+                                Err(problem) => fail(&place, problem),
+                            },
+                            None => fail(&place, Problem::WrongType("a string")),
+                        }
+                    }
+                    layer.argv = Some(argv);
+                }
+                Some(_) => fail("argv", Problem::NoCommand),
+                None => fail("argv", Problem::WrongType("an array of strings")),
+            },
+            "env" => match value.as_object() {
+                Some(env) => {
+                    for (key, value) in env {
+                        let place = format!("env.{key}");
+                        let checked = validate::env_key(key).and_then(|()| match value.as_str() {
+                            Some(value) => validate::env_value(value).map(|()| value),
+                            None => Err(Problem::WrongType("a string")),
+                        });
+                        match checked {
+                            Ok(value) => layer.env.push((key.clone(), value.to_owned())),
+                            Err(problem) => fail(&place, problem),
+                        }
+                    }
+                }
+                None => fail("env", Problem::WrongType("an object of strings")),
+            },
+            "working_dir" => match value {
+                Value::Null => {}
+                Value::String(path) => match validate::clean_absolute_path(path) {
+                    Ok(()) => layer.workdir = Some(path.clone()),
+                    Err(problem) => fail("working_dir", problem),
+                },
+                _ => fail("working_dir", Problem::WrongType("a string or null")),
+            },
+            "vminit" => match value.as_object() {
+                Some(object) => {
+                    for (name, value) in object {
+                        let place = format!("vminit.{name}");
+                        if let Err(problem) = set_setting(&mut layer.settings, name, value) {
+                            fail(&place, problem);
+                        }
+                    }
+                }
+                None => fail("vminit", Problem::WrongType("an object")),
+            },
+            _ => fail(field, Problem::UnknownField(FIELDS)),
+        }
+    }
+    (layer, errors)
+}
+
+/// Applies one `"vminit"` entry; numbers are accepted where the setting is one.
+fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(), Problem> {
+    if !settings::NAMES.contains(&name) {
+        return Err(Problem::UnknownSetting);
+    }
+    match value {
+        Value::String(text) => settings.set(name, text),
+        // `Number`'s Display writes the shortest form that reads back the same.
+        Value::Number(number) if name == "grace" => settings.set(name, &number.to_string()),
+        _ if name == "grace" => Err(Problem::WrongType("a number or a string")),
+        _ => Err(Problem::WrongType("a string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn source() -> Source {
+        Source::Metadata("/meta.json".into())
+    }
+
+    #[test]
+    fn full_file() {
+        let json = br#"{"argv": ["/bin/app", "a b", ""], "env": {"K": "V", "_x": "1=2"},
+            "working_dir": "/app", "vminit": {"grace": 1.5, "verbosity": "debug", "shutdown": "reboot"}}"#;
+        let (layer, errors) = parse(json, &source());
+        assert_eq!(errors, []);
+        assert_eq!(layer.argv.unwrap(), ["/bin/app", "a b", ""]);
+        assert_eq!(
+            layer.env,
+            [("K".into(), "V".into()), ("_x".into(), "1=2".into())]
+        );
+        assert_eq!(layer.workdir.as_deref(), Some("/app"));
+        assert_eq!(layer.settings.grace, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            layer.settings.shutdown,
+            Some(crate::settings::Shutdown::Reboot)
+        );
+    }
+
+    #[test]
+    fn minimal_files() {
+        assert_eq!(parse(b"{}", &source()), (Layer::default(), vec![]));
+        assert_eq!(parse(br#"{"working_dir": null}"#, &source()).1, []);
+    }
+
+    #[test]
+    fn errors_name_file_and_field_never_the_value() {
+        let json = br#"{"env": {"1BAD": "secret1", "N": 7, "Z": "a\u0000secret2"},
+            "working_dir": "rel/secret3", "argv": [], "extra": "secret4",
+            "vminit": {"grace": "forever", "colour": "red"}}"#;
+        let (_, errors) = parse(json, &source());
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let expected = [
+            "env.1BAD: is not a valid variable name",
+            "env.N: must be a string",
+            "env.Z: value contains a NUL byte",
+            "working_dir: must be an absolute path",
+            "argv: no command given",
+            "extra: is not a known field (known: argv, env, working_dir, vminit)",
+            "vminit.grace: must be a number of seconds",
+            "vminit.colour: is not a vminit setting",
+        ];
+        for needle in expected {
+            let hit = messages.iter().find(|m| m.contains(needle));
+            assert!(hit.is_some(), "no message contains {needle}: {messages:#?}");
+        }
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for message in &messages {
+            assert!(
+                message.starts_with("metadata file /meta.json: "),
+                "{message}"
+            );
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_gets_one_error_without_the_text() {
+        for bad in [
+            &b"{\"env\": {\"K\": \"secret"[..],
+            b"[1]",
+            b"",
+            b"\xff",
+            b"{\"a\":1} x",
+        ] {
+            let (_, errors) = parse(bad, &source());
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert!(!errors[0].to_string().contains("secret"));
+        }
+    }
+}

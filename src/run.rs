@@ -1,0 +1,321 @@
+//! vminit from start to end: decide the mode, load the configuration,
+//! prepare the machine, run the application, stop what is left, finish.
+//!
+//! A VM's init must never exit (that is a kernel panic), so in VM mode every
+//! path, errors included, ends in [`machine::shutdown`]; in a container,
+//! vminit exits with the application's status.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cli::{self, CmdlineArg, Mode, Options};
+use crate::config::{self, CmdlineInput, Config};
+use crate::error::{ConfigError, Source};
+use crate::machine::{self, Report, Timings};
+use crate::settings::Shutdown;
+use crate::supervisor::{Scope, Supervisor};
+use crate::sys::{clock, power, process, signal, stdio, tty};
+use crate::{cmdline, debug, error, info, log, warn};
+
+/// Exit status for invalid configuration.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit status when the command cannot be run (found, but not executable).
+pub const EXIT_CANNOT_RUN: i32 = 126;
+/// Exit status when the command is not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+/// Exit status reported when vminit itself fails (sysexits' EX_SOFTWARE).
+pub const EXIT_INTERNAL: i32 = 70;
+
+/// The `PATH` a kernel-started init lacks (the kernel sets only HOME and TERM).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Restart rather than power off when vminit panics; set once configured.
+static PANIC_RESTARTS: AtomicBool = AtomicBool::new(false);
+
+/// How this run ends.
+#[derive(Debug)]
+struct Ending {
+    vm: bool,
+    real_machine: bool,
+    shutdown: Shutdown,
+    timings: Timings,
+}
+
+impl Ending {
+    /// Container: returns the exit code for `main`. VM: never returns.
+    fn finish(&self, exit_code: i32, signal: Option<i32>) -> i32 {
+        if self.vm {
+            let report = Report {
+                exit_code,
+                signal,
+                timings: self.timings,
+            };
+            machine::shutdown(report, self.shutdown, self.real_machine);
+        }
+        exit_code
+    }
+}
+
+/// Runs vminit with its whole argv (argv[0] included); returns the exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let init_start = clock::since_boot();
+    // Before anything else, so that no signal is lost: the supervisor loop
+    // takes them from the pending set later.
+    if let Err(e) = signal::block_all() {
+        error!("cannot block signals: {e}");
+    }
+    let pid1 = process::own_pid() == 1;
+    // PID 1 with no /proc to tell is a kernel-started init as well: any
+    // container runtime mounts /proc.
+    let auto_vm = pid1 && process::in_initial_pid_namespace() != Some(false);
+    if auto_vm {
+        machine::open_console_if_closed();
+        install_panic_hook();
+    } else if !stdio::closed().is_empty() {
+        let _ = stdio::fill_from("/dev/null");
+    }
+    let mut ending = Ending {
+        vm: auto_vm,
+        real_machine: false,
+        shutdown: Shutdown::default(),
+        timings: Timings {
+            init_start,
+            ..Timings::default()
+        },
+    };
+
+    let words = args.get(1..).unwrap_or_default();
+    let kernel_line = if auto_vm { read_kernel_cmdline() } else { None };
+    // The kernel starts init with the words after `--` as its argv: those
+    // are the app's, not options, and the command line says the same.
+    let options = if kernel_line
+        .as_deref()
+        .is_some_and(|line| started_by_kernel(line, words))
+    {
+        Options::default()
+    } else {
+        match cli::parse(words.iter().cloned()) {
+            Ok(options) => options,
+            Err(e) => {
+                error!("{e}");
+                return ending.finish(EXIT_CONFIG, None);
+            }
+        }
+    };
+    ending.vm = match options.mode {
+        Mode::Auto => auto_vm,
+        Mode::Vm => true,
+        Mode::Container => false,
+    };
+    if ending.vm && !pid1 {
+        error!("option: --mode vm needs vminit to be PID 1");
+        return EXIT_CONFIG;
+    }
+    let kernel_line = match (ending.vm, kernel_line) {
+        (true, None) => read_kernel_cmdline(),
+        (vm, line) => line.filter(|_| vm),
+    };
+    ending.real_machine = ending.vm && process::in_initial_pid_namespace() == Some(true);
+
+    if options.help || options.version {
+        let text = if options.help {
+            cli::USAGE.to_owned()
+        } else {
+            format!("vminit {}\n", env!("CARGO_PKG_VERSION"))
+        };
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        return ending.finish(0, None);
+    }
+
+    let cmdline_input = match cmdline_input(&options, kernel_line) {
+        Ok(input) => input,
+        Err(e) => {
+            error!("{e}");
+            return ending.finish(EXIT_CONFIG, None);
+        }
+    };
+    let config = match config::resolve(
+        &options.layer,
+        cmdline_input.as_ref(),
+        config::read_config_file,
+    ) {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in errors {
+                error!("{e}");
+            }
+            return ending.finish(EXIT_CONFIG, None);
+        }
+    };
+    ending.shutdown = config.shutdown;
+    PANIC_RESTARTS.store(config.shutdown == Shutdown::Reboot, Ordering::Relaxed);
+
+    if options.check {
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{}", config.to_json()).and_then(|()| out.flush());
+        return ending.finish(0, None);
+    }
+
+    log::configure(config.verbosity, config.log_target);
+    debug!("configuration: {}", config.redacted());
+    if ending.vm {
+        machine::prepare(ending.real_machine);
+    } else if !pid1 {
+        if let Err(e) = process::become_subreaper() {
+            warn!("cannot become a child subreaper, orphans will not be reaped: {e}");
+        }
+    }
+
+    let from_kernel = cmdline_input
+        .as_ref()
+        .is_some_and(|i| i.source == Source::KernelCmdline);
+    let env = app_environment(&config, ending.vm, from_kernel);
+    if let Some(dir) = &config.workdir {
+        if !Path::new(dir).is_dir() {
+            error!("workdir {dir}: no such directory");
+            return ending.finish(EXIT_CONFIG, None);
+        }
+    }
+    let take_terminal = tty::we_are_foreground();
+    let request = process::Spawn {
+        argv: &config.argv,
+        env: &env,
+        workdir: config.workdir.as_deref(),
+        take_terminal,
+    };
+    let app = match process::spawn(&request) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                EXIT_NOT_FOUND
+            } else {
+                EXIT_CANNOT_RUN
+            };
+            error!("cannot run {:?}: {e}", config.argv[0]);
+            return ending.finish(code, None);
+        }
+    };
+    ending.timings.app_exec = Some(clock::since_boot());
+    debug!("started {:?} as pid {app}", config.argv[0]);
+
+    let scope = if pid1 {
+        Scope::WholeNamespace
+    } else {
+        Scope::Descendants
+    };
+    let mut supervisor = Supervisor::new(app, config.grace, scope, take_terminal);
+    let outcome = supervisor.wait_for_app();
+    ending.timings.app_exit = Some(clock::since_boot());
+    if take_terminal {
+        // Back to vminit's group, so the shell that started it gets it back
+        // cleanly (SIGTTOU is blocked, so this works from the background).
+        let _ = tty::set_foreground(tty::own_group());
+    }
+    match outcome.signal() {
+        Some(s) => info!("the application was killed by {}", signal::name(s)),
+        None => debug!("the application exited with {}", outcome.exit_code()),
+    }
+    supervisor.stop_everything();
+    ending.finish(outcome.exit_code(), outcome.signal())
+}
+
+/// Mounts `/proc` if needed and reads the kernel command line.
+fn read_kernel_cmdline() -> Option<Vec<u8>> {
+    if let Err(message) = machine::mount_proc() {
+        warn!("{message}");
+    }
+    match machine::kernel_cmdline() {
+        Ok(line) => Some(line),
+        Err(e) => {
+            warn!("cannot read /proc/cmdline: {e}");
+            None
+        }
+    }
+}
+
+/// Whether vminit's argv is the kernel's init argv: the words after `--`.
+fn started_by_kernel(line: &[u8], words: &[OsString]) -> bool {
+    let tokens = cmdline::tokenize(line);
+    let init_args = tokens.init_args.unwrap_or_default();
+    init_args.len() == words.len()
+        && init_args
+            .iter()
+            .zip(words)
+            .all(|(param, word)| param.word() == word.as_bytes())
+}
+
+/// The command line to read: `--cmdline`, `--cmdline-file`, else the kernel's in VM mode.
+fn cmdline_input(
+    options: &Options,
+    kernel_line: Option<Vec<u8>>,
+) -> Result<Option<CmdlineInput>, ConfigError> {
+    Ok(match &options.cmdline {
+        Some(CmdlineArg::Text(text)) => Some(CmdlineInput {
+            source: Source::CmdlineOption,
+            text: text.clone(),
+        }),
+        Some(CmdlineArg::File(path)) => {
+            let source = Source::CmdlineFile(path.clone());
+            let text =
+                config::read_config_file(path).map_err(|p| ConfigError::new(&source, "", p))?;
+            Some(CmdlineInput { source, text })
+        }
+        None => kernel_line.map(|text| CmdlineInput {
+            source: Source::KernelCmdline,
+            text,
+        }),
+    })
+}
+
+/// The application's environment: vminit's own, less the kernel words vminit
+/// consumed, with the configured variables over it.
+fn app_environment(config: &Config, vm: bool, from_kernel: bool) -> Vec<(OsString, OsString)> {
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+        // The kernel hands init every unknown `key=value` word without a dot
+        // as a variable; `workdir=` and `metadata=` are vminit's.
+        .filter(|(key, _)| !(from_kernel && (key == "workdir" || key == "metadata")))
+        .collect();
+    for (key, value) in &config.env {
+        env.insert(key.into(), value.into());
+    }
+    if vm {
+        env.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.into());
+    }
+    env.into_iter().collect()
+}
+
+/// In VM mode a panic must still end the machine, not the kernel.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        log::always(format_args!("internal error: {info}"));
+        log::always(format_args!("exit_code={EXIT_INTERNAL}"));
+        let action = if PANIC_RESTARTS.load(Ordering::Relaxed) {
+            Shutdown::Reboot
+        } else {
+            Shutdown::Poweroff
+        };
+        let _ = power::end_machine(action);
+        loop {
+            let _ = signal::wait(None);
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_argv_is_recognised() {
+        let words: Vec<OsString> = ["sh", "-c", "echo hi"].iter().map(OsString::from).collect();
+        assert!(started_by_kernel(b"quiet -- sh -c \"echo hi\"\n", &words));
+        assert!(!started_by_kernel(b"quiet -- sh -c echo hi", &words));
+        assert!(!started_by_kernel(b"quiet", &words));
+        assert!(started_by_kernel(b"quiet", &[]));
+    }
+}

@@ -1,0 +1,192 @@
+//! vminit's own settings: the `vminit.NAME=VALUE` kernel command-line keys,
+//! the `"vminit"` object of the metadata file, and the matching options.
+//!
+//! One parser per setting, shared by every source, so that `vminit.grace=5`,
+//! `{"vminit": {"grace": 5}}` and `--grace 5` mean exactly the same thing.
+
+use std::time::Duration;
+
+use crate::error::Problem;
+
+/// Every setting name, as written after `vminit.` or inside `"vminit"`.
+pub const NAMES: &[&str] = &["grace", "verbosity", "log_target", "shutdown"];
+
+/// Default time between SIGTERM and SIGKILL: `docker stop`'s default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Longest grace period accepted.
+pub const MAX_GRACE: Duration = Duration::from_secs(3600);
+
+/// How much vminit says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Verbosity {
+    /// Errors and the final exit line only.
+    Quiet,
+    /// Also warnings and the main steps.
+    #[default]
+    Info,
+    /// Also the resolved configuration (values redacted) and timings.
+    Debug,
+}
+
+/// Where vminit's log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogTarget {
+    /// Standard error: the console in a VM, the terminal in a container.
+    #[default]
+    Console,
+    /// The kernel log, `/dev/kmsg` (read with `dmesg`).
+    Kmsg,
+}
+
+/// What vminit asks the kernel for at the end of a VM's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shutdown {
+    /// `reboot(RB_POWER_OFF)`: ends QEMU and cloud-hypervisor.
+    #[default]
+    Poweroff,
+    /// `reboot(RB_AUTOBOOT)`: what ends a Firecracker VM on x86.
+    Reboot,
+}
+
+/// Settings as one source gave them; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub grace: Option<Duration>,
+    pub verbosity: Option<Verbosity>,
+    pub log_target: Option<LogTarget>,
+    pub shutdown: Option<Shutdown>,
+}
+
+impl Settings {
+    /// Parses and stores `name=value`; `name` is one of [`NAMES`].
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), Problem> {
+        match name {
+            "grace" => self.grace = Some(parse_grace(value)?),
+            "verbosity" => self.verbosity = Some(parse_verbosity(value)?),
+            "log_target" => {
+                self.log_target = Some(match value {
+                    "console" => LogTarget::Console,
+                    "kmsg" => LogTarget::Kmsg,
+                    _ => return Err(Problem::BadSetting("must be console or kmsg")),
+                })
+            }
+            "shutdown" => {
+                self.shutdown = Some(match value {
+                    "poweroff" => Shutdown::Poweroff,
+                    "reboot" => Shutdown::Reboot,
+                    _ => return Err(Problem::BadSetting("must be poweroff or reboot")),
+                })
+            }
+            _ => return Err(Problem::UnknownSetting),
+        }
+        Ok(())
+    }
+
+    /// Overlays `other` (higher precedence) on `self`.
+    pub fn overlay(&mut self, other: &Settings) {
+        self.grace = other.grace.or(self.grace);
+        self.verbosity = other.verbosity.or(self.verbosity);
+        self.log_target = other.log_target.or(self.log_target);
+        self.shutdown = other.shutdown.or(self.shutdown);
+    }
+}
+
+/// Parses a number of seconds with up to three decimals, `0` to `3600`.
+pub fn parse_grace(value: &str) -> Result<Duration, Problem> {
+    const RULE: Problem = Problem::BadSetting(
+        "must be a number of seconds from 0 to 3600, with at most 3 decimals (e.g. 2.5)",
+    );
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || whole.len() > 4
+        || fraction.len() > 3
+        || !digits(whole)
+        || !digits(fraction)
+    {
+        return Err(RULE);
+    }
+    if value.ends_with('.') {
+        return Err(RULE);
+    }
+    let seconds: u64 = whole.parse().map_err(|_| RULE)?;
+    let millis: u64 = format!("{fraction:0<3}").parse().map_err(|_| RULE)?;
+    let grace = Duration::from_secs(seconds) + Duration::from_millis(millis);
+    if grace > MAX_GRACE {
+        return Err(RULE);
+    }
+    Ok(grace)
+}
+
+/// Parses `quiet`, `info` or `debug`.
+pub fn parse_verbosity(value: &str) -> Result<Verbosity, Problem> {
+    match value {
+        "quiet" => Ok(Verbosity::Quiet),
+        "info" => Ok(Verbosity::Info),
+        "debug" => Ok(Verbosity::Debug),
+        _ => Err(Problem::BadSetting("must be quiet, info or debug")),
+    }
+}
+
+impl Verbosity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verbosity::Quiet => "quiet",
+            Verbosity::Info => "info",
+            Verbosity::Debug => "debug",
+        }
+    }
+}
+
+impl LogTarget {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogTarget::Console => "console",
+            LogTarget::Kmsg => "kmsg",
+        }
+    }
+}
+
+impl Shutdown {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shutdown::Poweroff => "poweroff",
+            Shutdown::Reboot => "reboot",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_values() {
+        assert_eq!(parse_grace("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_grace("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_grace("0.001"), Ok(Duration::from_millis(1)));
+        assert_eq!(parse_grace("3600"), Ok(MAX_GRACE));
+        for bad in [
+            "", "-1", "3601", "1.", ".5", "1.0001", "1e3", " 1", "abc", "99999",
+        ] {
+            assert!(parse_grace(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn set_and_overlay() {
+        let mut low = Settings::default();
+        low.set("grace", "3").unwrap();
+        low.set("shutdown", "reboot").unwrap();
+        let mut high = Settings::default();
+        high.set("grace", "1").unwrap();
+        high.set("verbosity", "debug").unwrap();
+        low.overlay(&high);
+        assert_eq!(low.grace, Some(Duration::from_secs(1)));
+        assert_eq!(low.shutdown, Some(Shutdown::Reboot));
+        assert_eq!(low.verbosity, Some(Verbosity::Debug));
+        assert_eq!(low.set("colour", "red"), Err(Problem::UnknownSetting));
+        assert!(low.set("log_target", "file").is_err());
+    }
+}

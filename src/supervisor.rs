@@ -1,0 +1,245 @@
+//! PID 1's duties while the application runs, and after it ends.
+//!
+//! One loop does everything, in one thread: it takes blocked signals one at
+//! a time with `sigtimedwait`, forwards them to the application's process
+//! group, and after every wake-up reaps all exited children with a
+//! `waitpid(-1, WNOHANG)` loop that recognises the application's pid. No
+//! handler, no reaper thread, so no exit status can be stolen or missed,
+//! however many SIGCHLDs coalesce.
+
+use std::time::{Duration, Instant};
+
+use crate::sys::process::{self, Reaped};
+use crate::sys::{signal, tty};
+use crate::{debug, info, warn};
+
+/// How the application ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Killed(i32),
+}
+
+impl Outcome {
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Exited(code) => code,
+            Outcome::Killed(signal) => 128 + signal,
+        }
+    }
+
+    /// The signal that killed the application, if one did.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Outcome::Killed(signal) => Some(signal),
+            Outcome::Exited(_) => None,
+        }
+    }
+}
+
+/// Who vminit is responsible for, which decides how "everything" is signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// PID 1 of its namespace: `kill(-1)` reaches every other process.
+    WholeNamespace,
+    /// A subreaper: only its own descendants, found through `/proc`.
+    Descendants,
+}
+
+/// How long to wait for SIGKILLed processes to be reaped before giving up
+/// on them (a process in uninterruptible sleep cannot die).
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Supervises the application until it ends.
+#[derive(Debug)]
+pub struct Supervisor {
+    app: i32,
+    grace: Duration,
+    scope: Scope,
+    /// Whether vminit handed the terminal to the application.
+    job_control: bool,
+    /// When whatever is alive gets SIGKILL; set by SIGTERM or SIGINT.
+    deadline: Option<Instant>,
+}
+
+impl Supervisor {
+    pub fn new(app: i32, grace: Duration, scope: Scope, job_control: bool) -> Self {
+        Supervisor {
+            app,
+            grace,
+            scope,
+            job_control,
+            deadline: None,
+        }
+    }
+
+    /// Runs until the application has ended and been reaped.
+    pub fn wait_for_app(&mut self) -> Outcome {
+        loop {
+            let timeout = self
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            match signal::wait(timeout) {
+                Ok(Some(signal)) => self.on_signal(signal),
+                Ok(None) => {}
+                Err(error) => warn!("waiting for signals failed: {error}"),
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                info!("grace period over: sending SIGKILL");
+                self.signal_everything(libc::SIGKILL);
+                self.deadline = None;
+            }
+            if let Some(outcome) = self.reap_all() {
+                return outcome;
+            }
+        }
+    }
+
+    fn on_signal(&mut self, signal: i32) {
+        match signal {
+            libc::SIGCHLD => return,
+            libc::SIGTERM | libc::SIGINT if self.deadline.is_none() => {
+                debug!(
+                    "{} starts the {:?} grace period",
+                    signal::name(signal),
+                    self.grace
+                );
+                self.deadline = Some(Instant::now() + self.grace);
+            }
+            libc::SIGCONT if self.job_control && tty::we_are_foreground() => {
+                // We were stopped with the app and are back in the foreground.
+                let _ = tty::set_foreground(self.app);
+            }
+            _ => {}
+        }
+        debug!("forwarding {}", signal::name(signal));
+        self.forward(signal);
+    }
+
+    /// Sends `signal` to the application's group, or to the application
+    /// alone when it has left its group (`setsid`) and the group is gone.
+    fn forward(&self, signal: i32) {
+        if signal::send(-self.app, signal).is_err() {
+            let _ = signal::send(self.app, signal);
+        }
+    }
+
+    /// Reaps every child that has ended; returns the application's outcome
+    /// when it was among them.
+    fn reap_all(&mut self) -> Option<Outcome> {
+        let mut outcome = None;
+        loop {
+            match process::reap() {
+                Ok(Reaped::Exited(pid, code)) if pid == self.app => {
+                    outcome = Some(Outcome::Exited(code))
+                }
+                Ok(Reaped::Killed(pid, signal)) if pid == self.app => {
+                    outcome = Some(Outcome::Killed(signal))
+                }
+                Ok(Reaped::Stopped(pid, signal)) if pid == self.app => self.on_app_stopped(signal),
+                Ok(Reaped::Exited(..) | Reaped::Killed(..) | Reaped::Stopped(..)) => {}
+                Ok(Reaped::Nothing | Reaped::NoChildren) => return outcome,
+                Err(error) => {
+                    warn!("waitpid failed: {error}");
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    /// The application stopped (Ctrl-Z, or a read from the terminal while in
+    /// the background). Outside PID 1, vminit stops too, so that the shell
+    /// that started it sees the job stop and gets its terminal back; SIGCONT
+    /// then resumes both (see `on_signal`).
+    fn on_app_stopped(&mut self, signal: i32) {
+        debug!("the application stopped on {}", signal::name(signal));
+        let stop_too = self.scope == Scope::Descendants && self.job_control;
+        if stop_too && (tty::we_are_foreground() || tty::set_foreground(tty::own_group()).is_ok()) {
+            let _ = signal::send(process::own_pid(), libc::SIGSTOP);
+        }
+    }
+
+    /// After the application ended: SIGTERM (and SIGCONT, so stopped
+    /// processes can act on it) to everything left, then SIGKILL to what is
+    /// still alive when the grace period ends, then reap it all.
+    /// Returns how many processes were still there to be stopped.
+    pub fn stop_everything(mut self) -> usize {
+        if self.reap_leftovers() {
+            return 0;
+        }
+        let left = process::descendants(process::own_pid()).len();
+        info!("stopping {left} remaining process(es)");
+        self.signal_everything(libc::SIGTERM);
+        self.signal_everything(libc::SIGCONT);
+        let deadline = *self.deadline.get_or_insert(Instant::now() + self.grace);
+        if self.wait_until_none_left(deadline, None) {
+            return left;
+        }
+        warn!("processes still running after the grace period: sending SIGKILL");
+        self.signal_everything(libc::SIGKILL);
+        if !self.wait_until_none_left(Instant::now() + KILL_WAIT, Some(libc::SIGKILL)) {
+            warn!("some processes did not die within {KILL_WAIT:?} of SIGKILL");
+        }
+        left
+    }
+
+    /// Reaps what has ended; true when no child is left.
+    fn reap_leftovers(&mut self) -> bool {
+        loop {
+            match process::reap() {
+                Ok(Reaped::NoChildren) => return true,
+                Ok(Reaped::Nothing) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reaps until no child is left (true) or `deadline` passes (false),
+    /// sending `resend` again after each wake-up to catch late forks.
+    fn wait_until_none_left(&mut self, deadline: Instant, resend: Option<i32>) -> bool {
+        const RECHECK: Duration = Duration::from_millis(100);
+        loop {
+            if self.reap_leftovers() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Any signal wakes us; only SIGCHLD matters now, and the app is gone.
+            let _ = signal::wait(Some((deadline - now).min(RECHECK)));
+            if let Some(signal) = resend {
+                self.signal_everything(signal);
+            }
+        }
+    }
+
+    fn signal_everything(&self, signal: i32) {
+        match self.scope {
+            Scope::WholeNamespace => {
+                let _ = signal::send(-1, signal);
+            }
+            Scope::Descendants => {
+                // The app's group members are descendants too: none escapes
+                // the tree, as orphans are reparented to vminit.
+                for pid in process::descendants(process::own_pid()) {
+                    let _ = signal::send(pid, signal);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(Outcome::Exited(3).exit_code(), 3);
+        assert_eq!(Outcome::Killed(9).exit_code(), 137);
+        assert_eq!(Outcome::Killed(15).signal(), Some(15));
+        assert_eq!(Outcome::Exited(0).signal(), None);
+    }
+}

@@ -1,0 +1,238 @@
+//! Starting the application and reaping processes: fork(2)/execve(2) via
+//! `std::process::Command`, setpgid(2), waitpid(2), prctl(2)'s
+//! `PR_SET_CHILD_SUBREAPER`, and the `/proc` views of the process tree
+//! (proc(5): `/proc/PID/task/TID/children`, `/proc/PID/stat`).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, getpid, setpgid};
+
+use super::{signal, tty};
+
+/// What starting the application needs.
+#[derive(Debug)]
+pub struct Spawn<'a> {
+    pub argv: &'a [String],
+    /// The application's whole environment.
+    pub env: &'a [(OsString, OsString)],
+    pub workdir: Option<&'a str>,
+    /// Make the application's group the terminal's foreground group.
+    pub take_terminal: bool,
+}
+
+/// Starts the application in a new process group (its pid is the group id)
+/// with an empty signal mask and default dispositions.
+///
+/// Returns once the child has exec'd (std waits on a close-on-exec pipe), so
+/// the group exists by then and signals sent to it cannot miss; signals that
+/// arrived meanwhile are still pending in vminit, which blocks them all.
+pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
+    let (program, args) = request
+        .argv
+        .split_first()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(request.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = request.workdir {
+        command.current_dir(dir);
+    }
+    let take_terminal = request.take_terminal;
+    // SAFETY: the closure runs in the child between fork and exec, and calls
+    // only async-signal-safe functions (setpgid, sigprocmask, tcsetpgrp,
+    // signal); it allocates nothing and touches no lock.
+    unsafe {
+        command.pre_exec(move || {
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            if take_terminal {
+                // tcsetpgrp from a background group raises SIGTTOU unless it
+                // is blocked: keep it blocked whatever std did to the mask.
+                signal::block(signal::Signal::SIGTTOU)?;
+                // No terminal, or a hang-up meanwhile: run without one.
+                let _ = tty::set_foreground(getpid().as_raw());
+            }
+            signal::reset_for_exec()
+        });
+    }
+    let child = command.spawn()?;
+    // `Child` would only wait(); vminit reaps everything itself, by pid.
+    i32::try_from(child.id()).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// One result of [`reap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child exited with a code.
+    Exited(i32, i32),
+    /// A child was killed by a signal.
+    Killed(i32, i32),
+    /// A child was stopped by a signal.
+    Stopped(i32, i32),
+    /// Children remain, none has news.
+    Nothing,
+    /// No child is left.
+    NoChildren,
+}
+
+/// Collects one child's status without blocking: `waitpid(-1, WNOHANG | WUNTRACED)`.
+pub fn reap() -> io::Result<Reaped> {
+    loop {
+        return match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::Exited(pid, code)) => Ok(Reaped::Exited(pid.as_raw(), code)),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                Ok(Reaped::Killed(pid.as_raw(), signal as i32))
+            }
+            Ok(WaitStatus::Stopped(pid, signal)) => {
+                Ok(Reaped::Stopped(pid.as_raw(), signal as i32))
+            }
+            Ok(WaitStatus::StillAlive) => Ok(Reaped::Nothing),
+            // Continued, ptrace events: not asked for, nothing to collect.
+            Ok(_) => Ok(Reaped::Nothing),
+            Err(Errno::ECHILD) => Ok(Reaped::NoChildren),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => Err(errno.into()),
+        };
+    }
+}
+
+/// vminit's own pid.
+pub fn own_pid() -> i32 {
+    getpid().as_raw()
+}
+
+/// Makes orphans of vminit's descendants its children, so it can reap
+/// them when it is not PID 1.
+pub fn become_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
+}
+
+/// Whether this process is in the initial PID namespace; `None` when
+/// `/proc` is not mounted and so cannot tell.
+pub fn in_initial_pid_namespace() -> Option<bool> {
+    // The kernel's fixed inode number for the initial PID namespace
+    // (PROC_PID_INIT_INO in include/linux/proc_ns.h).
+    const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata("/proc/self/ns/pid").ok()?;
+    Some(metadata.ino() == INITIAL_PID_NS_INODE)
+}
+
+/// Every living descendant of `root` (not `root` itself), found through
+/// `/proc`. Uses the per-task `children` lists when the kernel has them
+/// (CONFIG_PROC_CHILDREN), else scans every `/proc/PID/stat`.
+pub fn descendants(root: i32) -> Vec<i32> {
+    match children_lists(root) {
+        Some(found) => found,
+        None => scan_by_parent(root),
+    }
+}
+
+fn children_lists(root: i32) -> Option<Vec<i32>> {
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+            Ok(tasks) => tasks,
+            // The process is gone meanwhile; `/proc` itself missing is fatal.
+            Err(_) if pid != root => continue,
+            Err(_) => return None,
+        };
+        for task in tasks.flatten() {
+            let path = task.path().join("children");
+            let list = match std::fs::read_to_string(&path) {
+                Ok(list) => list,
+                Err(error) if error.kind() == io::ErrorKind::NotFound && pid == root => {
+                    return None;
+                }
+                Err(_) => continue,
+            };
+            for child in list.split_whitespace().filter_map(|p| p.parse().ok()) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    Some(found)
+}
+
+fn scan_by_parent(root: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut parents = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some(ppid) = parent_from_stat(&stat) {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(parent) = queue.pop() {
+        for &(pid, _) in parents.iter().filter(|(_, ppid)| *ppid == parent) {
+            found.push(pid);
+            queue.push(pid);
+        }
+    }
+    found
+}
+
+/// The parent pid from a `/proc/PID/stat` line; the command name may hold
+/// spaces and parentheses, so fields are counted after its last `)`.
+fn parent_from_stat(stat: &str) -> Option<i32> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_pid_from_stat_lines() {
+        assert_eq!(parent_from_stat("42 (sh) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_from_stat("42 (a) b) c) R 1 2 3"), Some(1));
+        assert_eq!(parent_from_stat("garbage"), None);
+    }
+
+    #[test]
+    fn descendants_sees_a_grandchild() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .spawn()
+            .unwrap();
+        let me = own_pid();
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = descendants(me);
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let child_pid = child.id() as i32;
+        assert!(found.contains(&child_pid), "{found:?}");
+        assert!(found.iter().any(|&p| p != child_pid), "{found:?}");
+        assert_eq!(scan_by_parent(me).len(), found.len());
+        for pid in found {
+            let _ = signal::send(pid, libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+}

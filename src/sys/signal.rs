@@ -1,0 +1,139 @@
+//! Signal masks, synchronous waiting, and sending: sigprocmask(2),
+//! sigtimedwait(2), kill(2), sigaction(2).
+//!
+//! vminit never installs a handler: it blocks every signal before anything
+//! else and takes them one by one with `sigtimedwait`, so a signal that
+//! arrives at any moment (before the app exists, between fork and exec) stays
+//! pending until the supervisor loop reads it. Real-time signals are plain
+//! numbers here, as `nix::sys::signal::Signal` has no variants for them.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+use nix::sys::signal::SigSet;
+pub use nix::sys::signal::Signal;
+
+/// The highest signal number on Linux (`_NSIG - 1`).
+pub const MAX_SIGNAL: i32 = 64;
+
+/// Blocks every signal that can be blocked.
+pub fn block_all() -> io::Result<()> {
+    SigSet::all().thread_set_mask().map_err(io::Error::from)
+}
+
+/// Blocks `signal` in addition to those already blocked.
+pub fn block(signal: Signal) -> io::Result<()> {
+    let mut set = SigSet::empty();
+    set.add(signal);
+    set.thread_block().map_err(io::Error::from)
+}
+
+/// Gives a freshly forked child the state a new program expects: every
+/// disposition back to default and an empty mask. Only async-signal-safe
+/// calls, so it may run between fork and exec.
+pub fn reset_for_exec() -> io::Result<()> {
+    for signal in 1..=MAX_SIGNAL {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition; signals libc
+        // reserves for itself fail with EINVAL, which is ignored.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    SigSet::empty().thread_set_mask().map_err(io::Error::from)
+}
+
+/// Waits for any blocked signal, at most `timeout` (forever with `None`).
+/// Returns the signal's number, or `None` on timeout or interruption.
+pub fn wait(timeout: Option<Duration>) -> io::Result<Option<i32>> {
+    let set = SigSet::all();
+    let mut info = MaybeUninit::<libc::siginfo_t>::uninit();
+    let rc = match timeout {
+        Some(timeout) => {
+            let spec = libc::timespec {
+                tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+            };
+            // SAFETY: all three pointers are valid for the call's duration.
+            unsafe { libc::sigtimedwait(set.as_ref(), info.as_mut_ptr(), &spec) }
+        }
+        // SAFETY: both pointers are valid for the call's duration.
+        None => unsafe { libc::sigwaitinfo(set.as_ref(), info.as_mut_ptr()) },
+    };
+    if rc > 0 {
+        return Ok(Some(rc));
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+        _ => Err(error),
+    }
+}
+
+/// Sends `signal` to `pid` (a process), `-pid` (a process group), or `-1`
+/// (every process the caller may signal but itself), as kill(2) does.
+pub fn send(pid: i32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A signal's conventional name, for log lines.
+pub fn name(signal: i32) -> String {
+    let names = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match usize::try_from(signal).ok().and_then(|i| names.get(i)) {
+        Some(name) if !name.is_empty() => (*name).to_owned(),
+        _ => format!("signal {signal}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(name(libc::SIGSYS), "SIGSYS");
+        assert_eq!(name(40), "signal 40");
+        assert_eq!(name(0), "signal 0");
+    }
+}

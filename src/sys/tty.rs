@@ -1,0 +1,33 @@
+//! The controlling terminal's foreground process group: tcgetpgrp(3),
+//! tcsetpgrp(3), isatty(3), on standard input. See credentials(7) and the
+//! "job control" section of termios(3).
+
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
+
+/// Whether standard input is a terminal whose foreground group is vminit's:
+/// only then may vminit hand the terminal to the application.
+pub fn we_are_foreground() -> bool {
+    isatty(stdin()).unwrap_or(false) && tcgetpgrp(stdin()).ok() == Some(getpgrp())
+}
+
+/// Makes `group` the foreground group of standard input's terminal. The
+/// caller blocks SIGTTOU when it is not in the foreground itself.
+pub fn set_foreground(group: i32) -> io::Result<()> {
+    tcsetpgrp(stdin(), Pid::from_raw(group)).map_err(io::Error::from)
+}
+
+/// Standard input, borrowed without `std::io::stdin()`, which allocates
+/// and so may not run between fork and exec.
+fn stdin() -> BorrowedFd<'static> {
+    // SAFETY: vminit keeps fds 0-2 open for its whole life
+    // (`stdio::ensure_open` fills them first thing), so fd 0 outlives any use.
+    unsafe { BorrowedFd::borrow_raw(0) }
+}
+
+/// vminit's own process group.
+pub fn own_group() -> i32 {
+    getpgrp().as_raw()
+}
