@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_int};
 
 /// The C entry point.
 #[unsafe(no_mangle)]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: the C runtime calls `main` with `argc` valid argument strings.
     let args = unsafe { vminit::sys::args::from_c_main(argc, argv) };
     vminit::run::run(args)
