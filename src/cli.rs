@@ -39,8 +39,8 @@ Options:
       --shutdown ACTION     poweroff or reboot, at the end of a VM (default poweroff)
       --mode MODE           auto, vm or container (default auto)
       --check               validate, print the configuration as JSON, exit
-      --cmdline STRING      with --check: a kernel command line to read
-      --cmdline-file PATH   with --check: a file holding a kernel command line
+      --cmdline STRING      read this kernel command line instead of /proc/cmdline
+      --cmdline-file PATH   read the kernel command line from PATH
   -h, --help                print this help
   -V, --version             print the version
 
@@ -58,7 +58,7 @@ pub enum Mode {
     Container,
 }
 
-/// A command line for `--check` to read.
+/// A command line to read in place of the kernel's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CmdlineArg {
     Text(Vec<u8>),
@@ -197,9 +197,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
             }
         }
     }
-    if options.cmdline.is_some() && !options.check {
-        return Err(usage("--cmdline and --cmdline-file only go with --check"));
-    }
     debug_assert!(settings::NAMES.contains(&"grace"));
     Ok(options)
 }
@@ -255,7 +252,6 @@ mod tests {
         assert!(options.check);
         assert_eq!(options.cmdline, Some(CmdlineArg::Text(b"env.A=1".to_vec())));
         assert_eq!(options.layer.metadata.as_deref(), Some("/m.json"));
-        assert!(parse_words(&["--cmdline", "x", "true"]).is_err());
         assert!(parse_words(&["--check", "--cmdline", "x", "--cmdline-file", "/f"]).is_err());
     }
 

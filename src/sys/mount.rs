@@ -17,9 +17,19 @@ pub struct Mount {
     pub data: &'static str,
 }
 
-/// Whether `path` is a mount point: it sits on another device than its
-/// parent, or it is the root.
+/// Whether `path` (absolute and clean) is a mount point: listed in
+/// `/proc/self/mountinfo` when `/proc` is there (which sees bind mounts),
+/// else sitting on another device than its parent, or the root.
 pub fn is_mountpoint(path: &Path) -> io::Result<bool> {
+    if let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") {
+        let wanted = path.to_string_lossy();
+        // Field 5 of each line is the mount point, octal-escaped.
+        let listed = table
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .any(|point| unescape_octal(point) == wanted);
+        return Ok(listed);
+    }
     let here = std::fs::metadata(path)?;
     let parent = std::fs::metadata(path.join(".."))?;
     Ok(here.dev() != parent.dev() || here.ino() == parent.ino())
@@ -134,6 +144,6 @@ mod tests {
     fn root_and_proc_are_mount_points() {
         assert!(is_mountpoint(Path::new("/")).unwrap());
         assert!(is_mountpoint(Path::new("/proc")).unwrap());
-        assert!(!is_mountpoint(Path::new("/proc/self/fd")).unwrap_or(false));
+        assert!(!is_mountpoint(Path::new("/proc/self")).unwrap());
     }
 }

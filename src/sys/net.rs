@@ -5,6 +5,8 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+// The request argument is `c_ulong` in glibc and `c_int` in musl: `as _` fits both.
+
 /// Sets `IFF_UP` on the interface `name` (e.g. `lo`).
 pub fn interface_up(name: &str) -> io::Result<()> {
     // SAFETY: socket has no memory-safety preconditions.
@@ -25,14 +27,14 @@ pub fn interface_up(name: &str) -> io::Result<()> {
     }
     // SAFETY: `request` is a valid ifreq with a NUL-terminated name; the
     // kernel writes the flags into it.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) } < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
     let flags = unsafe { request.ifr_ifru.ifru_flags };
     request.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     // SAFETY: as above; the kernel only reads the request.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } < 0 {
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

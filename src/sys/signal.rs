@@ -12,6 +12,7 @@ use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use nix::sys::signal::SigSet;
+use nix::sys::time::TimeSpec;
 pub use nix::sys::signal::Signal;
 
 /// The highest signal number on Linux (`_NSIG - 1`).
@@ -51,12 +52,9 @@ pub fn wait(timeout: Option<Duration>) -> io::Result<Option<i32>> {
     let mut info = MaybeUninit::<libc::siginfo_t>::uninit();
     let rc = match timeout {
         Some(timeout) => {
-            let spec = libc::timespec {
-                tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
-            };
+            let spec = TimeSpec::from_duration(timeout);
             // SAFETY: all three pointers are valid for the call's duration.
-            unsafe { libc::sigtimedwait(set.as_ref(), info.as_mut_ptr(), &spec) }
+            unsafe { libc::sigtimedwait(set.as_ref(), info.as_mut_ptr(), spec.as_ref()) }
         }
         // SAFETY: both pointers are valid for the call's duration.
         None => unsafe { libc::sigwaitinfo(set.as_ref(), info.as_mut_ptr()) },
