@@ -34,7 +34,11 @@ fn a_signal_death_is_128_plus_the_signal() {
 fn a_missing_command_is_127_and_named() {
     for result in both(&["--", "no-such-command-xyz", "arg"]) {
         assert_eq!(result.code(), 127, "{result:#?}");
-        assert!(result.stderr.contains("no-such-command-xyz"), "{}", result.stderr);
+        assert!(
+            result.stderr.contains("no-such-command-xyz"),
+            "{}",
+            result.stderr
+        );
         assert!(result.stderr.starts_with("vminit: "), "{}", result.stderr);
     }
 }
@@ -77,8 +81,15 @@ fn bad_configuration_is_2_and_nothing_starts() {
             for line in lines {
                 assert!(line.starts_with("vminit: error: "), "{case:?}: {line}");
             }
-            assert!(!result.stderr.contains("secret-value"), "{case:?}: {}", result.stderr);
-            assert!(!std::path::Path::new(&marker).exists(), "{case:?} started the app");
+            assert!(
+                !result.stderr.contains("secret-value"),
+                "{case:?}: {}",
+                result.stderr
+            );
+            assert!(
+                !std::path::Path::new(&marker).exists(),
+                "{case:?} started the app"
+            );
         }
     }
     assert_eq!(run(vminit(&["--env", "A=1", "--", "true"])).code(), 0);
@@ -88,7 +99,11 @@ fn bad_configuration_is_2_and_nothing_starts() {
 fn no_command_is_a_configuration_error() {
     for result in both(&[]) {
         assert_eq!(result.code(), 2, "{result:#?}");
-        assert!(result.stderr.contains("no command given"), "{}", result.stderr);
+        assert!(
+            result.stderr.contains("no command given"),
+            "{}",
+            result.stderr
+        );
     }
 }
 

@@ -12,8 +12,8 @@ use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use nix::sys::signal::SigSet;
-use nix::sys::time::TimeSpec;
 pub use nix::sys::signal::Signal;
+use nix::sys::time::TimeSpec;
 
 /// The highest signal number on Linux (`_NSIG - 1`).
 pub const MAX_SIGNAL: i32 = 64;
@@ -34,16 +34,31 @@ pub fn block(signal: Signal) -> io::Result<()> {
 /// disposition back to default and an empty mask. Only async-signal-safe
 /// calls, so it may run between fork and exec.
 pub fn reset_for_exec() -> io::Result<()> {
+    // The kernel's own `struct sigaction` all zeroes: SIG_DFL, no flags, no
+    // mask. The raw syscall also reaches the signals libc keeps for itself
+    // (32-34), which an ignoring ancestor may have left ignored.
+    let default_action = [0u64; 4];
     for signal in 1..=MAX_SIGNAL {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL is always a valid disposition; signals libc
-        // reserves for itself fail with EINVAL, which is ignored.
-        unsafe { libc::signal(signal, libc::SIG_DFL) };
+        // SAFETY: the action is a valid, fully initialised kernel sigaction
+        // of the size passed; no old action is asked for.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET_BYTES,
+            )
+        };
     }
     SigSet::empty().thread_set_mask().map_err(io::Error::from)
 }
+
+/// The size of the kernel's signal set (64 signals), as rt_sigaction wants it.
+const KERNEL_SIGSET_BYTES: usize = 8;
 
 /// Waits for any blocked signal, at most `timeout` (forever with `None`).
 /// Returns the signal's number, or `None` on timeout or interruption.

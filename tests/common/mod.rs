@@ -46,7 +46,14 @@ pub fn vminit(args: &[&str]) -> Command {
 pub fn vminit_pid1(args: &[&str]) -> Command {
     let mut command = Command::new("unshare");
     command
-        .args(["--fork", "--pid", "--mount", "--mount-proc", "--kill-child", "--"])
+        .args([
+            "--fork",
+            "--pid",
+            "--mount",
+            "--mount-proc",
+            "--kill-child",
+            "--",
+        ])
         .arg(binary())
         .args(args);
     command
@@ -61,7 +68,10 @@ pub fn run(mut command: Command) -> Run {
 /// Starts `command` with piped stdout and stderr, in its own process group
 /// so that the guard can kill everything it started.
 pub fn spawn(mut command: Command) -> Child {
-    command.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     command.spawn().expect("spawn the command under test")
 }
 
@@ -132,7 +142,10 @@ pub fn wait_for_line(reader: &mut impl std::io::BufRead, marker: &str) -> String
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
             state != Some("Z")
         }
         Err(_) => false,

@@ -1,0 +1,238 @@
+//! Signal forwarding: every catchable signal reaches the app's process
+//! group, none is lost at start-up, and SIGTERM/SIGINT start the grace timer.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use common::{HANG_GUARD, finish, send, spawn, vminit, vminit_pid1, wait_for_line};
+
+/// A bash app that reports each listed signal it receives, then exits on USR2.
+fn reporter(signals: &[&str]) -> String {
+    let mut script = String::new();
+    for signal in signals {
+        script.push_str(&format!("trap 'echo got {signal}' {signal}; "));
+    }
+    script.push_str("trap 'echo bye; exit 0' USR2; echo ready; while :; do sleep 0.05; done");
+    script
+}
+
+#[test]
+fn catchable_signals_reach_the_app_as_a_subreaper() {
+    forward_all(false);
+}
+
+#[test]
+fn catchable_signals_reach_the_app_as_pid1() {
+    forward_all(true);
+}
+
+fn forward_all(pid1: bool) {
+    let names = [
+        "HUP", "INT", "QUIT", "USR1", "PIPE", "ALRM", "TERM", "WINCH", "URG", "PWR", "RTMIN",
+        "RTMIN+3", "RTMAX",
+    ];
+    let numbers = [1, 2, 3, 10, 13, 14, 15, 28, 23, 30, 34, 37, 64];
+    let script = reporter(&names);
+    let args = ["--grace", "30", "--", "bash", "-c", script.as_str()];
+    let mut child = spawn(if pid1 {
+        vminit_pid1(&args)
+    } else {
+        vminit(&args)
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "ready");
+    // As PID 1, vminit is unshare's child: signal it, not unshare.
+    let target = if pid1 {
+        child_of(child.id())
+    } else {
+        child.id()
+    };
+    for (name, number) in names.iter().zip(numbers) {
+        send(target, number);
+        wait_for_line(&mut out, &format!("got {name}"));
+    }
+    send(target, libc::SIGUSR2);
+    wait_for_line(&mut out, "bye");
+    child.stdout = Some(out.into_inner());
+    let result = finish(child, HANG_GUARD);
+    assert_eq!(result.code(), 0, "{result:#?}");
+}
+
+/// The only child of `pid` (vminit under `unshare --fork`).
+pub fn child_of(pid: u32) -> u32 {
+    for _ in 0..500 {
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        if let Ok(list) = std::fs::read_to_string(path) {
+            if let Some(child) = list.split_whitespace().next() {
+                return child.parse().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{pid} has no child");
+}
+
+#[test]
+fn a_sigterm_sent_right_at_start_up_is_not_lost() {
+    // dumb-init lost a SIGTERM that arrived between its fork and the child's
+    // setsid: the child then ran to its end and exited 0. Here every TERM,
+    // whenever it lands, must end the app (143) long before its 30 s sleep.
+    for round in 0..40 {
+        let child = spawn(vminit(&["--grace", "30", "--", "sleep", "30"]));
+        // Before vminit blocks signals, a TERM kills vminit itself (as it
+        // would any init): the window under test opens once they are blocked.
+        wait_until_signals_blocked(child.id());
+        if round % 4 != 0 {
+            std::thread::sleep(Duration::from_micros(round * 150));
+        }
+        send(child.id(), libc::SIGTERM);
+        let result = finish(child, Duration::from_secs(20));
+        assert_eq!(result.code(), 143, "round {round}: {result:#?}");
+    }
+}
+
+/// Waits until vminit has blocked its signals (while it waits in
+/// sigtimedwait the kernel shows them unblocked, but by then it has a child).
+fn wait_until_signals_blocked(pid: u32) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .map(str::trim);
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+        if blocked.is_some_and(|mask| mask != "0000000000000000")
+            || children.is_ok_and(|list| !list.trim().is_empty())
+        {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("{pid} never blocked signals");
+}
+
+#[test]
+fn the_grace_timer_kills_an_app_that_ignores_sigterm() {
+    for pid1 in [false, true] {
+        let args = [
+            "--grace",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; sleep 60; exit 9",
+        ];
+        let mut child = spawn(if pid1 {
+            vminit_pid1(&args)
+        } else {
+            vminit(&args)
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        wait_for_line(&mut out, "ready");
+        let target = if pid1 {
+            child_of(child.id())
+        } else {
+            child.id()
+        };
+        let start = std::time::Instant::now();
+        send(target, libc::SIGTERM);
+        child.stdout = Some(out.into_inner());
+        let result = finish(child, Duration::from_secs(30));
+        assert_eq!(result.code(), 137, "pid1={pid1}: {result:#?}");
+        // A lower bound only: the kill cannot come before the grace ends.
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn sigint_starts_the_grace_timer_too() {
+    let args = [
+        "--grace",
+        "0.5",
+        "--",
+        "sh",
+        "-c",
+        "trap '' INT; echo ready; sleep 60",
+    ];
+    let mut child = spawn(vminit(&args));
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "ready");
+    send(child.id(), libc::SIGINT);
+    child.stdout = Some(out.into_inner());
+    assert_eq!(finish(child, Duration::from_secs(30)).code(), 137);
+}
+
+#[test]
+fn signals_reach_the_whole_process_group() {
+    // The app's background child shares its group and hears SIGHUP too.
+    let script = "trap 'echo parent got HUP' HUP; \
+        (trap 'echo child got HUP; exit 0' HUP; echo child ready; while :; do sleep 0.05; done) & \
+        wait_child=$!; echo ready; wait $wait_child; wait $wait_child; echo done";
+    let mut child = spawn(vminit(&["--", "bash", "-c", script]));
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        seen.push_str(&line);
+    }
+    assert!(
+        seen.contains("child ready") && seen.contains("ready"),
+        "{seen}"
+    );
+    send(child.id(), libc::SIGHUP);
+    child.stdout = Some(out.into_inner());
+    let result = finish(child, HANG_GUARD);
+    assert!(result.stdout.contains("child got HUP"), "{result:#?}");
+    assert!(result.stdout.contains("parent got HUP"), "{result:#?}");
+    assert_eq!(result.code(), 0);
+}
+
+#[test]
+fn the_app_starts_with_an_empty_mask_and_default_dispositions() {
+    // vminit itself starts with signals ignored and blocked (as under nohup
+    // or a careless parent); the app must see none of that. catatonit
+    // started its child with TSTP/TTIN/TTOU blocked.
+    use std::os::unix::process::CommandExt;
+    let mut command = vminit(&["--", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTSTP);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let result = common::run(command);
+    assert_eq!(result.code(), 0, "{result:#?}");
+    assert_eq!(
+        result.stdout,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}
+
+#[test]
+fn the_app_leads_its_own_process_group() {
+    let script = "ps -o pid=,pgid= -p $$; ps -o pgid= -p $PPID";
+    let result = common::run(vminit(&["--", "sh", "-c", script]));
+    let numbers: Vec<i64> = result
+        .stdout
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 3, "{result:#?}");
+    assert_eq!(numbers[0], numbers[1], "app pid == its pgid");
+    assert_ne!(numbers[1], numbers[2], "app's group is not vminit's");
+}
