@@ -120,6 +120,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
         (vm, line) => line.filter(|_| vm),
     };
     ending.real_machine = ending.vm && process::in_initial_pid_namespace() == Some(true);
+    if ending.vm {
+        // Before the configuration, which does not change it: an invalid
+        // configuration still leaves a status file in /run.
+        machine::prepare(ending.real_machine);
+    }
 
     if options.help || options.version {
         let text = if options.help {
@@ -162,9 +167,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 
     log::configure(config.verbosity, config.log_target);
     debug!("configuration: {}", config.redacted());
-    if ending.vm {
-        machine::prepare(ending.real_machine);
-    } else if !pid1 {
+    if !ending.vm && !pid1 {
         if let Err(e) = process::become_subreaper() {
             warn!("cannot become a child subreaper, orphans will not be reaped: {e}");
         }
@@ -207,10 +210,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     } else {
         Scope::Descendants
     };
-    let mut supervisor = Supervisor::new(app, config.grace, scope, take_terminal);
+    let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal());
     let outcome = supervisor.wait_for_app();
     ending.timings.app_exit = Some(clock::since_boot());
-    if take_terminal {
+    if tty::foreground_group() == Some(app) {
         // Back to vminit's group, so the shell that started it gets it back
         // cleanly (SIGTTOU is blocked, so this works from the background).
         let _ = tty::set_foreground(tty::own_group());

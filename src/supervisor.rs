@@ -57,7 +57,7 @@ pub struct Supervisor {
     app: i32,
     grace: Duration,
     scope: Scope,
-    /// Whether vminit handed the terminal to the application.
+    /// Whether standard input is a terminal, so job control applies.
     job_control: bool,
     /// When whatever is alive gets SIGKILL; set by SIGTERM or SIGINT.
     deadline: Option<Instant>,
@@ -148,16 +148,21 @@ impl Supervisor {
         }
     }
 
-    /// The application stopped (Ctrl-Z, or a read from the terminal while in
-    /// the background). Outside PID 1, vminit stops too, so that the shell
-    /// that started it sees the job stop and gets its terminal back; SIGCONT
-    /// then resumes both (see `on_signal`).
+    /// The application stopped. When a terminal stopped it (Ctrl-Z, or a
+    /// read or write from the background) and vminit is not PID 1, vminit
+    /// takes the terminal back and stops too, so the shell that started it
+    /// sees its job stop; `fg` or `bg` then sends SIGCONT, which resumes both
+    /// (see `on_signal`). dumb-init does the same.
     fn on_app_stopped(&mut self, signal: i32) {
         debug!("the application stopped on {}", signal::name(signal));
-        let stop_too = self.scope == Scope::Descendants && self.job_control;
-        if stop_too && (tty::we_are_foreground() || tty::set_foreground(tty::own_group()).is_ok()) {
-            let _ = signal::send(process::own_pid(), libc::SIGSTOP);
+        let by_terminal = matches!(signal, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU);
+        if !(by_terminal && self.job_control && self.scope == Scope::Descendants) {
+            return;
         }
+        if tty::foreground_group() == Some(self.app) {
+            let _ = tty::set_foreground(tty::own_group());
+        }
+        let _ = signal::send(process::own_pid(), libc::SIGSTOP);
     }
 
     /// After the application ended: SIGTERM (and SIGCONT, so stopped

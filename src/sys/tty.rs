@@ -7,10 +7,20 @@ use std::os::fd::BorrowedFd;
 
 use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
+/// Whether standard input is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    isatty(stdin()).unwrap_or(false)
+}
+
+/// The foreground process group of standard input's terminal, if any.
+pub fn foreground_group() -> Option<i32> {
+    tcgetpgrp(stdin()).ok().map(Pid::as_raw)
+}
+
 /// Whether standard input is a terminal whose foreground group is vminit's:
 /// only then may vminit hand the terminal to the application.
 pub fn we_are_foreground() -> bool {
-    isatty(stdin()).unwrap_or(false) && tcgetpgrp(stdin()).ok() == Some(getpgrp())
+    stdin_is_terminal() && foreground_group() == Some(getpgrp().as_raw())
 }
 
 /// Makes `group` the foreground group of standard input's terminal. The

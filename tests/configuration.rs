@@ -1,0 +1,217 @@
+//! Configuration through the public interface: `--check` output, the
+//! metadata file, precedence, the kernel command-line rules, validation
+//! messages, and what the app's environment and working directory are.
+
+mod common;
+
+use common::{run, vminit, vminit_pid1};
+use serde_json::Value;
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vminit-cfg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn check(args: &[&str]) -> (i32, Value, String) {
+    let mut all = vec!["--check"];
+    all.extend_from_slice(args);
+    let result = run(vminit(&all));
+    let json = serde_json::from_str(&result.stdout).unwrap_or(Value::Null);
+    (result.code(), json, result.stderr)
+}
+
+#[test]
+fn check_prints_the_effective_configuration() {
+    let dir = tempdir("check");
+    let metadata = dir.join("meta.json");
+    std::fs::write(
+        &metadata,
+        r#"{"argv": ["/bin/app", "from metadata"], "env": {"A": "meta", "B": "meta"},
+            "working_dir": "/meta", "vminit": {"grace": 3}}"#,
+    )
+    .unwrap();
+    let line = format!(
+        "console=ttyS0 quiet metadata={} env.B=\"cmd line\" env.C=x=y workdir=/cmd vminit.grace=2.5",
+        metadata.display()
+    );
+    let (code, json, stderr) = check(&["--cmdline", &line, "--env", "D=option"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        json["argv"],
+        serde_json::json!(["/bin/app", "from metadata"])
+    );
+    assert_eq!(
+        json["env"],
+        serde_json::json!({"A": "meta", "B": "cmd line", "C": "x=y", "D": "option"})
+    );
+    assert_eq!(json["workdir"], "/cmd");
+    assert_eq!(json["vminit"]["grace"], 2.5);
+
+    // Options beat the command line; the command line's argv beats metadata's.
+    let (code, json, _) = check(&[
+        "--cmdline",
+        &format!("{line} -- echo hi"),
+        "--grace",
+        "1",
+        "-w",
+        "/opt",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(json["argv"], serde_json::json!(["echo", "hi"]));
+    assert_eq!(json["workdir"], "/opt");
+    assert_eq!(json["vminit"]["grace"], 1.0);
+    let (_, json, _) = check(&["--cmdline", &line, "--", "mine", "x"]);
+    assert_eq!(json["argv"], serde_json::json!(["mine", "x"]));
+}
+
+#[test]
+fn check_reads_a_cmdline_file_and_inherits_nothing() {
+    let dir = tempdir("cmdline-file");
+    let file = dir.join("cmdline");
+    std::fs::write(
+        &file,
+        "env.GREETING=\"hello world\" \"env.X=a b\" -- sh -c \"echo x\"\n",
+    )
+    .unwrap();
+    let mut command = vminit(&["--check", "--cmdline-file", file.to_str().unwrap()]);
+    command.env("INHERITED", "1");
+    let result = run(command);
+    assert_eq!(result.code(), 0, "{result:#?}");
+    let json: Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(
+        json["env"],
+        serde_json::json!({"GREETING": "hello world", "X": "a b"})
+    );
+    assert_eq!(json["argv"], serde_json::json!(["sh", "-c", "echo x"]));
+    assert_eq!(json["workdir"], Value::Null);
+}
+
+#[test]
+fn check_lists_every_error_on_one_line_each_and_never_a_value() {
+    let dir = tempdir("errors");
+    let metadata = dir.join("bad.json");
+    std::fs::write(
+        &metadata,
+        r#"{"env": {"lower_ok": "s3cret", "9bad": "s3cret"}, "colour": 1}"#,
+    )
+    .unwrap();
+    let line = format!(
+        "env.-x=s3cret workdir=/a/./b metadata={} vminit.grace=-1",
+        metadata.display()
+    );
+    let (code, json, stderr) = check(&["--cmdline", &line, "--", "true"]);
+    assert_eq!(code, 2);
+    assert_eq!(json, Value::Null, "nothing on stdout");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "{stderr}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("vminit: error: ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    let path = metadata.display().to_string();
+    for needle in [
+        "--cmdline: env.-x: is not a valid variable name".to_owned(),
+        "--cmdline: workdir: must be a clean path: no '.' component".to_owned(),
+        "--cmdline: vminit.grace: must be a number of seconds".to_owned(),
+        format!("metadata file {path}: env.9bad: is not a valid variable name"),
+        format!("metadata file {path}: colour: is not a known field"),
+    ] {
+        assert!(stderr.contains(&needle), "missing {needle:?} in {stderr}");
+    }
+}
+
+#[test]
+fn malformed_and_oversized_metadata_are_refused() {
+    let dir = tempdir("malformed");
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, "{\"env\": {\"K\": \"s3cret\"").unwrap();
+    let (code, _, stderr) = check(&["--metadata", broken.to_str().unwrap(), "--", "true"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not valid JSON"), "{stderr}");
+    assert!(!stderr.contains("s3cret"));
+    let big = dir.join("big.json");
+    std::fs::write(
+        &big,
+        format!("{{\"env\": {{\"K\": \"{}\"}}}}", "x".repeat(1 << 20)),
+    )
+    .unwrap();
+    let (code, _, stderr) = check(&["--metadata", big.to_str().unwrap(), "--", "true"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("more than the 1 MiB allowed"), "{stderr}");
+}
+
+#[test]
+fn the_app_gets_the_configured_environment_over_the_inherited_one() {
+    let mut command = vminit(&[
+        "-e",
+        "A=option",
+        "--cmdline",
+        "env.B=\"two words\" env.A=cmd",
+        "--",
+        "env",
+    ]);
+    command.env("A", "inherited").env("KEEP", "me");
+    let result = run(command);
+    assert_eq!(result.code(), 0, "{result:#?}");
+    let env: Vec<&str> = result.stdout.lines().collect();
+    assert!(env.contains(&"A=option"), "{env:?}");
+    assert!(env.contains(&"B=two words"), "{env:?}");
+    assert!(env.contains(&"KEEP=me"), "{env:?}");
+}
+
+#[test]
+fn the_app_runs_in_the_working_directory() {
+    let dir = tempdir("workdir");
+    let path = dir.to_str().unwrap();
+    let result = run(vminit_pid1(&["--workdir", path, "--", "pwd"]));
+    assert_eq!(result.stdout.trim(), path, "{result:#?}");
+    let metadata = dir.join("m.json");
+    std::fs::write(
+        &metadata,
+        format!(r#"{{"working_dir": "{path}", "argv": ["pwd"]}}"#),
+    )
+    .unwrap();
+    let result = run(vminit(&["--metadata", metadata.to_str().unwrap()]));
+    assert_eq!(result.stdout.trim(), path, "{result:#?}");
+}
+
+#[test]
+fn debug_logging_shows_the_configuration_with_values_redacted() {
+    let result = run(vminit(&["-v", "-e", "TOKEN=hunter2", "--", "true"]));
+    assert_eq!(result.code(), 0);
+    assert!(
+        result.stderr.contains("vminit: configuration: "),
+        "{}",
+        result.stderr
+    );
+    assert!(result.stderr.contains("TOKEN"), "{}", result.stderr);
+    assert!(!result.stderr.contains("hunter2"), "{}", result.stderr);
+    let quiet = run(vminit(&["-q", "--", "sh", "-c", "sleep 5 & exit 0"]));
+    assert_eq!(quiet.stderr, "", "quiet prints nothing on success");
+}
+
+#[test]
+fn closed_stdio_does_not_stop_vminit() {
+    // Rust's runtime aborts when fds 0-2 are closed and /dev/null cannot be
+    // opened; vminit fills them itself, and the app still runs.
+    use std::os::unix::process::CommandExt;
+    let dir = tempdir("closed-stdio");
+    let marker = dir.join("ran");
+    let script = format!("echo ok > {}; exit 6", marker.display());
+    let mut command = vminit(&["--", "sh", "-c", &script]);
+    // SAFETY: close is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            for fd in 0..=2 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let status = command.status().unwrap();
+    assert_eq!(status.code(), Some(6));
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ok\n");
+}

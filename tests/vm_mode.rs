@@ -1,0 +1,141 @@
+//! VM mode without a VM: `--mode vm` as PID 1 of a PID namespace runs the
+//! whole VM path (mounts, exit line, status file, reboot(2)). Inside a PID
+//! namespace, reboot(2) ends the namespace, its init dying of SIGINT for a
+//! power-off and of SIGHUP for a restart, which is what these tests see.
+//! The real-VM tests live with the QEMU harness.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Run, binary, run};
+use serde_json::Value;
+
+/// Runs vminit in VM mode as PID 1 of new namespaces, with /run bound to a
+/// fresh host directory so the status file can be read afterwards. Without
+/// `--cmdline`, vminit would read this host's own kernel command line.
+fn vm(name: &str, args: &[&str]) -> (Run, PathBuf) {
+    let run_dir = std::env::temp_dir().join(format!("vminit-vm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--fork",
+            "--pid",
+            "--mount",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg("mount --bind \"$0\" /run && exec \"$@\"")
+        .arg(&run_dir)
+        .arg(binary())
+        .args(["--mode", "vm"]);
+    if !args.contains(&"--cmdline") {
+        command.args(["--cmdline", "console=ttyS0"]);
+    }
+    command.args(args);
+    (run(command), run_dir.join("vminit/status.json"))
+}
+
+fn exit_lines(result: &Run) -> Vec<&str> {
+    result
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("vminit: exit_code="))
+        .collect()
+}
+
+fn status(path: &PathBuf) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("status file")).unwrap()
+}
+
+#[test]
+fn the_vm_reports_the_exit_code_once_and_powers_off() {
+    let (result, status_file) = vm("exit", &["--cmdline", "env.A=1 -- sh -c \"exit 5\""]);
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=5"], "{result:#?}");
+    assert_eq!(
+        result.status.signal(),
+        Some(libc::SIGINT),
+        "power-off: {result:#?}"
+    );
+    let status = status(&status_file);
+    assert_eq!(status["exit_code"], 5);
+    assert_eq!(status["signal"], Value::Null);
+    let t = &status["timings"];
+    let at = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{k} in {t}"));
+    assert!(at("init_start_us") <= at("app_exec_us"), "{t}");
+    assert!(at("app_exec_us") <= at("app_exit_us"), "{t}");
+    assert!(at("app_exit_us") <= at("poweroff_us"), "{t}");
+}
+
+#[test]
+fn restart_is_used_when_asked() {
+    let (result, _) = vm("reboot", &["--cmdline", "vminit.shutdown=reboot -- true"]);
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=0"], "{result:#?}");
+    assert_eq!(
+        result.status.signal(),
+        Some(libc::SIGHUP),
+        "restart: {result:#?}"
+    );
+}
+
+#[test]
+fn signal_deaths_and_missing_commands_are_reported() {
+    let (result, status_file) = vm("signal", &["--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(
+        exit_lines(&result),
+        ["vminit: exit_code=137"],
+        "{result:#?}"
+    );
+    assert_eq!(status(&status_file)["signal"], 9);
+    let (result, _) = vm("missing", &["--", "no-such-command-xyz"]);
+    assert_eq!(
+        exit_lines(&result),
+        ["vminit: exit_code=127"],
+        "{result:#?}"
+    );
+    assert!(result.stderr.contains("no-such-command-xyz"));
+}
+
+#[test]
+fn bad_configuration_still_powers_off_with_2() {
+    let (result, status_file) = vm("bad", &["--cmdline", "env.1X=s3cret workdir=rel -- true"]);
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=2"], "{result:#?}");
+    assert_eq!(result.status.signal(), Some(libc::SIGINT), "{result:#?}");
+    assert!(result.stderr.contains("env.1X"), "{}", result.stderr);
+    assert!(!result.stderr.contains("s3cret"));
+    assert_eq!(status(&status_file)["exit_code"], 2);
+    let (result, _) = vm("no-command", &[]);
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=2"], "{result:#?}");
+}
+
+#[test]
+fn the_app_finds_what_it_needs_and_a_path() {
+    let script = "test -d /proc/self && test -d /sys/kernel && test -c /dev/null && \
+        test -d /dev/pts && test -d /dev/shm && test -d /run && echo \"PATH=$PATH pid=$$\"";
+    let mut command_env = vec!["--", "/bin/sh", "-c", script];
+    command_env.insert(0, "-q");
+    let (result, _) = vm("mounts", &command_env);
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=0"], "{result:#?}");
+    assert!(result.stdout.contains("PATH=/"), "{result:#?}");
+    assert!(
+        !result.stdout.contains("pid=1\n"),
+        "the app is not PID 1: {result:#?}"
+    );
+}
+
+#[test]
+fn vm_mode_needs_pid_1() {
+    let result = run(common::vminit(&["--mode", "vm", "--", "true"]));
+    assert_eq!(result.code(), 2, "{result:#?}");
+    assert!(
+        result.stderr.contains("needs vminit to be PID 1"),
+        "{}",
+        result.stderr
+    );
+}
