@@ -30,8 +30,12 @@ impl fmt::Display for Source {
             Source::Options => f.write_str("option"),
             Source::KernelCmdline => f.write_str("kernel command line"),
             Source::CmdlineOption => f.write_str("--cmdline"),
-            Source::CmdlineFile(path) => write!(f, "cmdline file {}", path.display()),
-            Source::Metadata(path) => write!(f, "metadata file {}", path.display()),
+            Source::CmdlineFile(path) => {
+                write!(f, "cmdline file {}", escape(&path.to_string_lossy()))
+            }
+            Source::Metadata(path) => {
+                write!(f, "metadata file {}", escape(&path.to_string_lossy()))
+            }
         }
     }
 }
@@ -63,7 +67,7 @@ pub enum Problem {
     ArgNul(usize),
     #[error("the program name is empty")]
     ProgramEmpty,
-    #[error("needs a value, as in {0}=VALUE")]
+    #[error("needs a value, as in {}=VALUE", shorten(.0))]
     MissingValue(String),
     #[error("is not a vminit setting (known: {known})", known = crate::settings::NAMES.join(", "))]
     UnknownSetting,
@@ -91,7 +95,7 @@ pub enum Problem {
         "is {0} bytes long, more than the 2047 an x86 kernel keeps (it drops the rest silently): use the metadata file"
     )]
     CmdlineTooLong(usize),
-    #[error("{0}")]
+    #[error("{}", escape(.0))]
     Usage(String),
 }
 
@@ -116,14 +120,27 @@ impl ConfigError {
     }
 }
 
-/// Quotes control characters and cuts `text` to at most 64 characters.
+/// Writes control characters as escapes (`\n`, `\x1b`), so that every
+/// message stays on one line and cannot drive the terminal.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes control characters and cuts `text` to at most 64 characters.
 pub fn shorten(text: &str) -> String {
     const MAX: usize = 64;
-    let mut out: String = text
-        .chars()
-        .take(MAX)
-        .flat_map(char::escape_debug)
-        .collect();
+    let cut: String = text.chars().take(MAX).collect();
+    let mut out = escape(&cut);
     if text.chars().nth(MAX).is_some() {
         out.push('…');
     }
@@ -154,5 +171,12 @@ mod tests {
         let place = shorten(&"K".repeat(1000));
         assert_eq!(place.chars().count(), 65);
         assert_eq!(shorten("a\nb"), "a\\nb");
+        assert_eq!(escape("é\u{1b}[2J\u{85}"), "é\\x1b[2J\\x85");
+        let error = ConfigError::new(
+            &Source::KernelCmdline,
+            "env.A\n",
+            Problem::MissingValue("env.A\n".into()),
+        );
+        assert!(!error.to_string().contains('\n'), "{error}");
     }
 }

@@ -1,0 +1,38 @@
+//! Inputs the fuzzers found or that seed them, replayed through the parsers
+//! on every test run: `fuzz/seeds/*` and `fuzz/regressions/*`.
+
+use std::path::Path;
+
+use vminit::error::Source;
+use vminit::{cmdline, metadata};
+
+fn inputs(kind: &str) -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut found = Vec::new();
+    for dir in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(kind)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            found.push(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    assert!(!found.is_empty(), "no {kind} inputs");
+    found
+}
+
+#[test]
+fn cmdline_inputs_parse_without_panic_and_errors_are_one_line() {
+    for line in inputs("cmdline") {
+        let (_, errors) = cmdline::parse(&line, &Source::CmdlineOption);
+        assert!(errors.iter().all(|e| !e.to_string().contains('\n')));
+    }
+}
+
+#[test]
+fn metadata_inputs_parse_without_panic_and_errors_are_one_line() {
+    for contents in inputs("metadata") {
+        let (_, errors) = metadata::parse(&contents, &Source::Metadata("/m.json".into()));
+        assert!(errors.iter().all(|e| !e.to_string().contains('\n')));
+    }
+}

@@ -1,0 +1,45 @@
+//! `cargo xtask`: vminit's tooling, written in Rust with std only so that it
+//! builds in seconds on a fresh machine.
+//!
+//! ```text
+//! cargo xtask build            the static, size-tuned binary (prints its path)
+//! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz
+//! ```
+
+mod build;
+mod cmd;
+mod fuzz;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+Usage: cargo xtask <COMMAND>
+
+Commands:
+  build            build the static vminit (musl, std rebuilt for size); prints its path
+  test [--quick]   install what is missing, then run every check and test
+                   (--quick: skip the fuzz runs)
+  help             print this
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build::static_binary().map(|path| println!("{}", path.display())),
+        Some("test") => test::run(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

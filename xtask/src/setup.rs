@@ -1,0 +1,57 @@
+//! Installing what the builds and tests need on a fresh Debian machine:
+//! Debian packages (as root, with apt-get) and rustup components.
+
+use std::process::Command;
+
+use crate::cmd;
+
+/// The static build's target.
+pub const TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Makes sure every `(command, Debian package)` pair is installed, installing
+/// missing packages with apt-get when running as root on Debian.
+pub fn packages(needs: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter(|(program, _)| !cmd::exists(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
+    if !is_root() || !cmd::exists("apt-get") {
+        return Err(format!(
+            "missing packages; on Debian, run as root: apt-get update && {install}"
+        ));
+    }
+    let _ = cmd::run(Command::new("apt-get").args(["update", "-qq"]));
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Makes sure the musl target and the standard library's source (for the
+/// size-tuned rebuild of std) are installed.
+pub fn rust() -> Result<(), String> {
+    let targets = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !targets.lines().any(|t| t.trim() == TARGET) {
+        cmd::run(Command::new("rustup").args(["target", "add", TARGET]))?;
+    }
+    let components =
+        cmd::output(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    if !components.lines().any(|c| c.starts_with("rust-src")) {
+        cmd::run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    cmd::output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}

@@ -1,0 +1,43 @@
+//! `cargo xtask test`: the whole check, as CI runs it. Installs what is
+//! missing, then: formatting, clippy (host and musl), the static build, unit
+//! and integration tests against the static binary, and the fuzz targets.
+
+use crate::{build, cmd, fuzz, setup};
+
+/// Commands the integration tests use, and the Debian packages with them.
+const TEST_TOOLS: &[(&str, &str)] = &[
+    ("unshare", "util-linux"),
+    ("ps", "procps"),
+    ("perl", "perl-base"),
+    ("bash", "bash"),
+    ("awk", "mawk"),
+];
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(other) = args.iter().find(|a| *a != "--quick") {
+        return Err(format!("unknown option {other:?} for test"));
+    }
+    setup::packages(TEST_TOOLS)?;
+    setup::rust()?;
+
+    cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
+    let clippy = ["clippy", "--workspace", "--all-targets", "--quiet"];
+    cmd::run(cmd::cargo().args(clippy).args(["--", "-D", "warnings"]))?;
+    cmd::run(
+        cmd::cargo()
+            .args(clippy)
+            .args(["--target", setup::TARGET, "--", "-D", "warnings"]),
+    )?;
+
+    let binary = build::static_binary()?;
+    // Every integration test runs the static release binary, as shipped.
+    cmd::run(
+        cmd::cargo()
+            .args(["test", "--workspace"])
+            .env("VMINIT_BIN", &binary),
+    )?;
+
+    fuzz::check(if quick { None } else { Some(fuzz::CI_SECONDS) })?;
+    Ok(())
+}
