@@ -6,6 +6,11 @@
 //! arrives at any moment (before the app exists, between fork and exec) stays
 //! pending until the supervisor loop reads it. Real-time signals are plain
 //! numbers here, as `nix::sys::signal::Signal` has no variants for them.
+//!
+//! Masks are the kernel's 64-bit sets, passed with raw `rt_sig*` syscalls:
+//! libc's `sigfillset` leaves out the signals libc keeps for itself (musl:
+//! 32-34, glibc: 32-33), and one of those arriving unblocked would kill PID 1
+//! with its default action. A program's SIGRTMIN under glibc is 34.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -18,9 +23,35 @@ use nix::sys::time::TimeSpec;
 /// The highest signal number on Linux (`_NSIG - 1`).
 pub const MAX_SIGNAL: i32 = 64;
 
-/// Blocks every signal that can be blocked.
+/// Every signal, 1 to 64, in the kernel's representation.
+const ALL_SIGNALS: u64 = u64::MAX;
+
+/// The size of the kernel's signal set, as the `rt_sig*` calls want it.
+const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// Sets the signal mask to `set` (the kernel ignores SIGKILL and SIGSTOP).
+fn set_mask(set: u64) -> io::Result<()> {
+    // SAFETY: `set` is a valid kernel sigset of the size passed; the old
+    // mask is not asked for.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &set,
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Blocks every signal that can be blocked, libc's reserved ones included.
 pub fn block_all() -> io::Result<()> {
-    SigSet::all().thread_set_mask().map_err(io::Error::from)
+    set_mask(ALL_SIGNALS)
 }
 
 /// Blocks `signal` in addition to those already blocked.
@@ -54,28 +85,31 @@ pub fn reset_for_exec() -> io::Result<()> {
             )
         };
     }
-    SigSet::empty().thread_set_mask().map_err(io::Error::from)
+    set_mask(0)
 }
-
-/// The size of the kernel's signal set (64 signals), as rt_sigaction wants it.
-const KERNEL_SIGSET_BYTES: usize = 8;
 
 /// Waits for any blocked signal, at most `timeout` (forever with `None`).
 /// Returns the signal's number, or `None` on timeout or interruption.
 pub fn wait(timeout: Option<Duration>) -> io::Result<Option<i32>> {
-    let set = SigSet::all();
+    let set = ALL_SIGNALS;
     let mut info = MaybeUninit::<libc::siginfo_t>::uninit();
-    let rc = match timeout {
-        Some(timeout) => {
-            let spec = TimeSpec::from_duration(timeout);
-            // SAFETY: all three pointers are valid for the call's duration.
-            unsafe { libc::sigtimedwait(set.as_ref(), info.as_mut_ptr(), spec.as_ref()) }
-        }
-        // SAFETY: both pointers are valid for the call's duration.
-        None => unsafe { libc::sigwaitinfo(set.as_ref(), info.as_mut_ptr()) },
+    let spec = timeout.map(TimeSpec::from_duration);
+    let spec_ptr = spec
+        .as_ref()
+        .map_or(std::ptr::null(), |s| s.as_ref() as *const libc::timespec);
+    // SAFETY: the set, the siginfo buffer and the timespec (or NULL, to wait
+    // forever) are valid for the call's duration.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &set,
+            info.as_mut_ptr(),
+            spec_ptr,
+            KERNEL_SIGSET_BYTES,
+        )
     };
     if rc > 0 {
-        return Ok(Some(rc));
+        return Ok(i32::try_from(rc).ok());
     }
     let error = io::Error::last_os_error();
     match error.raw_os_error() {

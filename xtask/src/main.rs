@@ -2,6 +2,7 @@
 //! builds in seconds on a fresh machine.
 //!
 //! ```text
+//! cargo xtask run [OPTIONS] -- COMMAND [ARGS...]   boot a microVM running COMMAND
 //! cargo xtask build            the static, size-tuned binary (prints its path)
 //! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz
 //! ```
@@ -9,8 +10,14 @@
 mod build;
 mod cmd;
 mod fuzz;
+mod initramfs;
+mod kernel;
+mod qemu;
+mod run;
 mod setup;
 mod test;
+mod vm;
+mod vm_tests;
 
 use std::process::ExitCode;
 
@@ -18,6 +25,12 @@ const USAGE: &str = "\
 Usage: cargo xtask <COMMAND>
 
 Commands:
+  run [OPTIONS] -- COMMAND [ARGS...]
+                   boot a microVM (QEMU microvm, stock Debian kernel) with vminit as
+                   /init running COMMAND; exits with its status. Options:
+                   --env K=V, --workdir DIR, --metadata FILE, --add HOST:GUEST,
+                   --kernel PATH, --cmdline EXTRA
+  test-vm          only the VM test suite
   build            build the static vminit (musl, std rebuilt for size); prints its path
   test [--quick]   install what is missing, then run every check and test
                    (--quick: skip the fuzz runs)
@@ -29,6 +42,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build") => build::static_binary().map(|path| println!("{}", path.display())),
         Some("test") => test::run(&args[1..]),
+        Some("test-vm") => vm_tests::run(),
+        Some("run") => match run::run(&args[1..]) {
+            Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(e) => Err(e),
+        },
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

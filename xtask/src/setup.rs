@@ -37,6 +37,26 @@ pub fn packages(needs: &[(&str, &str)]) -> Result<(), String> {
     )
 }
 
+/// Installs Debian packages (as root, with apt-get), or says how.
+pub fn install(packages: &[&str]) -> Result<(), String> {
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        packages.join(" ")
+    );
+    if !is_root() || !cmd::exists("apt-get") {
+        return Err(format!(
+            "missing packages; on Debian, run as root: apt-get update && {install}"
+        ));
+    }
+    let _ = cmd::run(Command::new("apt-get").args(["update", "-qq"]));
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
 /// Makes sure the musl target and the standard library's source (for the
 /// size-tuned rebuild of std) are installed.
 pub fn rust() -> Result<(), String> {

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: the whole check, as CI runs it. Installs what is
 //! missing, then: formatting, clippy (host and musl), the static build, unit
-//! and integration tests against the static binary, and the fuzz targets.
+//! and integration tests against the static binary, the fuzz targets, and
+//! the VM suite (real boots in QEMU).
 
-use crate::{build, cmd, fuzz, setup};
+use crate::{build, cmd, fuzz, setup, vm_tests};
 
 /// Commands the integration tests use, and the Debian packages with them.
 const TEST_TOOLS: &[(&str, &str)] = &[
@@ -39,5 +40,5 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
 
     fuzz::check(if quick { None } else { Some(fuzz::CI_SECONDS) })?;
-    Ok(())
+    vm_tests::run()
 }

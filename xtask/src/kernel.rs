@@ -1,0 +1,112 @@
+//! A stock kernel to boot: Debian's `linux-image-amd64`, fetched with
+//! `apt-get download` and unpacked with `dpkg -x` (no root needed when the
+//! package lists are present), cached under `~/.cache/vminit/kernel/`.
+//!
+//! On other systems, pass `--kernel PATH`: any x86-64 bzImage with
+//! devtmpfs, the 8250 serial console and gzip initramfs support built in.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cmd;
+
+/// The kernel package's metapackage.
+const METAPACKAGE: &str = "linux-image-amd64";
+
+/// vminit's cache directory (`$XDG_CACHE_HOME/vminit` or `~/.cache/vminit`).
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join("vminit")
+}
+
+/// The path of a bootable kernel: `explicit` if given, else the cached
+/// Debian kernel, downloading it on first use.
+pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(format!("--kernel {}: no such file", path.display()))
+        };
+    }
+    let dir = cache_dir().join("kernel");
+    if let Some(found) = find_vmlinuz(&dir) {
+        return Ok(found);
+    }
+    if !cmd::exists("apt-get") || !cmd::exists("dpkg") {
+        return Err(
+            "no kernel: pass --kernel PATH (an x86-64 bzImage with devtmpfs, \
+                    serial 8250 and gzip initramfs support built in); on Debian or Ubuntu \
+                    vminit fetches linux-image-amd64 itself"
+                .into(),
+        );
+    }
+    fetch(&dir)?;
+    find_vmlinuz(&dir).ok_or_else(|| format!("no vmlinuz under {}", dir.display()))
+}
+
+fn find_vmlinuz(dir: &Path) -> Option<PathBuf> {
+    let boot = dir.join("root/boot");
+    let entries = std::fs::read_dir(boot).ok()?;
+    entries.flatten().map(|e| e.path()).find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+    })
+}
+
+fn fetch(dir: &Path) -> Result<(), String> {
+    let downloads = dir.join("debs");
+    std::fs::create_dir_all(&downloads).map_err(|e| e.to_string())?;
+    let download = |package: &str| {
+        cmd::run(
+            Command::new("apt-get")
+                .args(["download", "-q", package])
+                .current_dir(&downloads),
+        )
+    };
+    if download(METAPACKAGE).is_err() {
+        // Fresh machines have no package lists yet.
+        cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
+        download(METAPACKAGE)?;
+    }
+    let meta = deb_named(&downloads, METAPACKAGE)?;
+    let depends = cmd::output(
+        Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&meta)
+            .arg("Depends"),
+    )?;
+    let image = depends
+        .split([',', ' '])
+        .find(|word| word.starts_with("linux-image-"))
+        .ok_or_else(|| format!("{METAPACKAGE} depends on no linux-image package: {depends}"))?
+        .to_owned();
+    download(&image)?;
+    let deb = deb_named(&downloads, &image)?;
+    let root = dir.join("root");
+    cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+    // Keep the unpacked tree (modules too); drop the archives.
+    let _ = std::fs::remove_dir_all(&downloads);
+    Ok(())
+}
+
+fn deb_named(dir: &Path, package: &str) -> Result<PathBuf, String> {
+    let prefix = format!("{package}_");
+    std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .ok_or_else(|| {
+            format!(
+                "apt-get download left no {package} package in {}",
+                dir.display()
+            )
+        })
+}

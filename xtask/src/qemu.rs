@@ -1,0 +1,286 @@
+//! Booting a kernel and initramfs in QEMU's `microvm` machine, reading its
+//! serial console, and talking to its QMP monitor.
+//!
+//! Facts from these machines that shape the command line: under TCG the TSC
+//! calibration hangs some boots unless `tsc_early_khz` is given, and
+//! `-M microvm` also needs `pit=on,pic=on,rtc=on`; `-no-reboot` turns both
+//! power-off and restart into QEMU's exit; `panic=-1` turns a kernel panic
+//! into a restart, hence an exit, instead of a hang.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::cmd;
+
+/// Kernel parameters every boot gets, before the caller's.
+/// (`pci=off`: microvm has no PCI bus; the kernel would only complain.)
+pub const BASE_CMDLINE: &str = "console=ttyS0 tsc_early_khz=1000000 panic=-1 pci=off quiet";
+
+/// How QEMU runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// One boot's settings.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// Appended after [`BASE_CMDLINE`].
+    pub cmdline: String,
+    pub accel: Accel,
+    /// A QMP socket to create, for sending keys.
+    pub qmp: Option<PathBuf>,
+    pub memory_mb: u32,
+}
+
+impl Boot {
+    pub fn command(&self) -> Command {
+        let mut command = Command::new("qemu-system-x86_64");
+        command
+            .args(["-M", "microvm,pit=on,pic=on,rtc=on"])
+            .args([
+                "-accel",
+                if self.accel == Accel::Kvm {
+                    "kvm"
+                } else {
+                    "tcg"
+                },
+            ])
+            .args(["-m", &format!("{}M", self.memory_mb), "-smp", "1"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+            ])
+            .args(["-serial", "stdio"])
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .arg("-initrd")
+            .arg(&self.initrd)
+            .arg("-append")
+            .arg(format!("{BASE_CMDLINE} {}", self.cmdline));
+        if let Some(socket) = &self.qmp {
+            // i8042: the keyboard controller that carries Ctrl-Alt-Del.
+            command
+                .args(["-device", "i8042", "-qmp"])
+                .arg(format!("unix:{},server=on,wait=off", socket.display()));
+        }
+        command
+    }
+}
+
+/// What a finished boot printed and how it ended.
+#[derive(Debug, Clone, Default)]
+pub struct Console {
+    pub lines: Vec<String>,
+    pub wall: Duration,
+    pub timed_out: bool,
+}
+
+impl Console {
+    /// The status from vminit's `vminit: exit_code=N` line.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("vminit: exit_code="))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    pub fn exit_lines(&self) -> usize {
+        self.lines
+            .iter()
+            .filter(|l| l.starts_with("vminit: exit_code="))
+            .count()
+    }
+
+    pub fn has(&self, needle: &str) -> bool {
+        self.lines.iter().any(|l| l.contains(needle))
+    }
+
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+
+    pub fn kernel_panicked(&self) -> bool {
+        self.has("Kernel panic")
+    }
+}
+
+/// Boots and collects the console until QEMU exits or `timeout` passes
+/// (then QEMU is killed). `on_line` sees each line as it arrives, and may
+/// act on the running guest (e.g. send keys over QMP).
+pub fn run(
+    boot: &Boot,
+    timeout: Duration,
+    echo: bool,
+    mut on_line: impl FnMut(&str),
+) -> Result<Console, String> {
+    let start = Instant::now();
+    let mut child = boot
+        .command()
+        .stdin(if echo {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned();
+            if send.send(text).is_err() {
+                break;
+            }
+            line.clear();
+        }
+    });
+    let mut console = Console::default();
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        match receive.recv_timeout(left) {
+            Ok(line) => {
+                if echo {
+                    println!("{line}");
+                }
+                on_line(&line);
+                console.lines.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                console.timed_out = true;
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    console.wall = start.elapsed();
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() && !console.timed_out && console.lines.is_empty() {
+        return Err(format!("qemu-system-x86_64 failed ({status}): {errors}"));
+    }
+    Ok(console)
+}
+
+/// Presses Ctrl-Alt-Del through QMP.
+pub fn send_ctrl_alt_del(socket: &Path) -> Result<(), String> {
+    let stream =
+        UnixStream::connect(socket).map_err(|e| format!("QMP {}: {e}", socket.display()))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .map_err(|e| format!("QMP greeting: {e}"))?;
+    let keys = r#"{"execute": "send-key", "arguments": {"keys": [
+        {"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"},
+        {"type": "qcode", "data": "delete"}]}}"#;
+    for request in [r#"{"execute": "qmp_capabilities"}"#, keys] {
+        writer
+            .write_all(format!("{}\n", request.replace('\n', " ")).as_bytes())
+            .map_err(|e| e.to_string())?;
+        loop {
+            line.clear();
+            reader
+                .read_line(&mut line)
+                .map_err(|e| format!("QMP reply: {e}"))?;
+            if line.contains("\"return\"") {
+                break;
+            }
+            if line.contains("\"error\"") {
+                return Err(format!("QMP refused {request}: {line}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// KVM when it really runs guests here, else TCG. `/dev/kvm` can exist
+/// while nested guests spin forever (as on these machines), so KVM is
+/// only used when the CPU shows vmx/svm and a probe boot of `probe` ends.
+pub fn accel(probe: impl FnOnce() -> Option<Boot>) -> Accel {
+    static CHOSEN: OnceLock<Accel> = OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let virtualisation = flags.lines().any(|l| {
+            l.starts_with("flags") && l.split_whitespace().any(|f| f == "vmx" || f == "svm")
+        });
+        let device = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        if !(virtualisation && device) {
+            return Accel::Tcg;
+        }
+        let Some(mut boot) = probe() else {
+            return Accel::Tcg;
+        };
+        boot.accel = Accel::Kvm;
+        match run(&boot, Duration::from_secs(20), false, |_| {}) {
+            Ok(console) if console.exit_code().is_some() => Accel::Kvm,
+            _ => {
+                eprintln!("KVM is present but a probe boot did not finish: using TCG");
+                Accel::Tcg
+            }
+        }
+    })
+}
+
+/// Installs QEMU when missing (as root on Debian), else says how.
+pub fn ensure_installed() -> Result<(), String> {
+    crate::setup::packages(&[("qemu-system-x86_64", "qemu-system-x86")])?;
+    if cmd::exists("qemu-system-x86_64") {
+        Ok(())
+    } else {
+        Err("qemu-system-x86_64 is missing: apt-get install qemu-system-x86".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_is_read_from_the_last_exit_line() {
+        let console = Console {
+            lines: vec![
+                "vminit: exit_code=3".into(),
+                "noise".into(),
+                "vminit: exit_code=7\r".into(),
+            ],
+            ..Console::default()
+        };
+        assert_eq!(console.exit_code(), Some(7));
+        assert_eq!(console.exit_lines(), 2);
+        assert_eq!(Console::default().exit_code(), None);
+    }
+}

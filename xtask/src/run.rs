@@ -1,0 +1,214 @@
+//! `cargo xtask run`: boots a microVM with vminit as `/init` and one command,
+//! streams its console, and exits with the command's exit status.
+//!
+//! ```text
+//! cargo xtask run [--env K=V]... [--workdir DIR] [--metadata FILE] [--add HOST:GUEST]...
+//!                 [--kernel PATH] [--cmdline EXTRA] -- COMMAND [ARGS...]
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::initramfs::Console;
+use crate::qemu::{self, Boot};
+use crate::vm::{self, Kit};
+
+/// Longest a `run` may take before QEMU is stopped: a guard, not a limit
+/// anyone should meet.
+const GUARD: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Default)]
+struct Request {
+    env: Vec<(String, String)>,
+    workdir: Option<String>,
+    metadata: Option<PathBuf>,
+    add: Vec<(PathBuf, String)>,
+    kernel: Option<PathBuf>,
+    cmdline: Vec<String>,
+    argv: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Request, String> {
+    let mut request = Request::default();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let mut value = |name: &str| words.next().cloned().ok_or(format!("{name} needs a value"));
+        match word.as_str() {
+            "--env" | "-e" => {
+                let pair = value("--env")?;
+                let (key, val) = pair.split_once('=').ok_or("--env takes KEY=VALUE")?;
+                request.env.push((key.to_owned(), val.to_owned()));
+            }
+            "--workdir" | "-w" => request.workdir = Some(value("--workdir")?),
+            "--metadata" => request.metadata = Some(value("--metadata")?.into()),
+            "--add" => {
+                let pair = value("--add")?;
+                let (host, guest) = pair.split_once(':').ok_or("--add takes HOST:GUEST")?;
+                if !guest.starts_with('/') {
+                    return Err(format!("--add {pair}: the guest path must be absolute"));
+                }
+                request.add.push((host.into(), guest.to_owned()));
+            }
+            "--kernel" => request.kernel = Some(value("--kernel")?.into()),
+            "--cmdline" => request.cmdline.push(value("--cmdline")?),
+            "--" => {
+                request.argv = words.cloned().collect();
+                break;
+            }
+            other => {
+                return Err(format!(
+                    "unknown option {other:?} for run (the command goes after --)"
+                ));
+            }
+        }
+    }
+    if request.argv.is_empty() && request.metadata.is_none() {
+        return Err("give a command after --, e.g. cargo xtask run -- sh -c 'echo hello from a microVM; uname -a'".into());
+    }
+    Ok(request)
+}
+
+pub fn run(args: &[String]) -> Result<i32, String> {
+    let request = parse(args)?;
+    let kit = Kit::prepare(request.kernel.as_deref())?;
+
+    let mut files = Vec::new();
+    for (host, guest) in &request.add {
+        let data = std::fs::read(host).map_err(|e| format!("--add {}: {e}", host.display()))?;
+        files.push((guest.clone(), data, 0o755));
+    }
+    let mut cmdline = request.cmdline.join(" ");
+    let mut push = |words: &str| {
+        if !cmdline.is_empty() {
+            cmdline.push(' ');
+        }
+        cmdline.push_str(words);
+    };
+    if let Some(dir) = &request.workdir {
+        push(&format!("workdir={dir}"));
+    }
+    let fits = vm::cmdline_for(&request.env, &request.argv);
+    if request.metadata.is_some() || fits.is_none() {
+        // The user's file, with what did not fit on the command line merged in.
+        let mut metadata = match &request.metadata {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--metadata {}: {e}", path.display()))?;
+                MetadataText(text)
+            }
+            None => MetadataText("{}".into()),
+        };
+        let mut tail = String::new();
+        match &fits {
+            Some(words) => tail.push_str(words),
+            None => metadata.merge(&request.env, &request.argv)?,
+        }
+        files.push((vm::GUEST_METADATA.into(), metadata.0.into_bytes(), 0o644));
+        push(&format!("metadata={}", vm::GUEST_METADATA));
+        if !tail.is_empty() {
+            push(&tail);
+        }
+    } else if let Some(words) = fits {
+        push(&words);
+    }
+
+    let initrd = kit.image("run", Console::Nodes, files)?;
+    let boot = Boot {
+        kernel: kit.kernel.clone(),
+        initrd,
+        cmdline,
+        accel: qemu::accel(|| None),
+        qmp: None,
+        memory_mb: 512,
+    };
+    eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
+    let console = qemu::run(&boot, GUARD, true, |_| {})?;
+    match console.exit_code() {
+        Some(code) => Ok(code),
+        None if console.kernel_panicked() => Err("the kernel panicked (see above)".into()),
+        None => Err("the VM ended without vminit's exit line".into()),
+    }
+}
+
+/// A metadata file's text, edited without a JSON library: xtask stays
+/// dependency-free, and only `env` and `argv` are added, as JSON strings.
+struct MetadataText(String);
+
+impl MetadataText {
+    fn merge(&mut self, env: &[(String, String)], argv: &[String]) -> Result<(), String> {
+        let text = self.0.trim();
+        let body = text
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or("--metadata: expected a JSON object")?
+            .trim();
+        let mut fields = Vec::new();
+        if !body.is_empty() {
+            fields.push(body.to_owned());
+        }
+        if !env.is_empty() {
+            if body.contains("\"env\"") {
+                return Err("--env does not fit on the kernel command line and --metadata has env too: put it all in the file".into());
+            }
+            let pairs: Vec<String> = env
+                .iter()
+                .map(|(k, v)| format!("{}: {}", json_string(k), json_string(v)))
+                .collect();
+            fields.push(format!("\"env\": {{{}}}", pairs.join(", ")));
+        }
+        if !argv.is_empty() {
+            if body.contains("\"argv\"") {
+                return Err("the command does not fit on the kernel command line and --metadata has argv too".into());
+            }
+            let words: Vec<String> = argv.iter().map(|w| json_string(w)).collect();
+            fields.push(format!("\"argv\": [{}]", words.join(", ")));
+        }
+        self.0 = format!("{{{}}}", fields.join(", "));
+        Ok(())
+    }
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_gets_what_did_not_fit() {
+        let mut text = MetadataText(r#"{"working_dir": "/app"}"#.into());
+        text.merge(
+            &[("K".into(), "say \"hi\"".into())],
+            &["sh".into(), "-c".into(), "echo \"x\"\n".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            text.0,
+            r#"{"working_dir": "/app", "env": {"K": "say \"hi\""}, "argv": ["sh", "-c", "echo \"x\"\u000a"]}"#
+        );
+    }
+
+    #[test]
+    fn options() {
+        let args: Vec<String> = ["--env", "A=1", "-w", "/tmp", "--", "ls", "-l"]
+            .map(String::from)
+            .to_vec();
+        let request = parse(&args).unwrap();
+        assert_eq!(request.argv, ["ls", "-l"]);
+        assert_eq!(request.workdir.as_deref(), Some("/tmp"));
+        assert!(parse(&["--bogus".to_owned()]).is_err());
+        assert!(parse(&[]).is_err());
+    }
+}

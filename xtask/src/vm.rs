@@ -1,0 +1,130 @@
+//! Guest images: what every boot needs (the static vminit, busybox, a
+//! kernel, QEMU), and how a command and its environment are put on a kernel
+//! command line, or in a metadata file when the command line cannot hold them.
+
+use std::path::{Path, PathBuf};
+
+use crate::initramfs::{self, Console, Contents};
+use crate::{build, cmd, kernel, qemu, setup};
+
+/// Where the guest finds a metadata file that xtask wrote for it.
+pub const GUEST_METADATA: &str = "/etc/vminit/metadata.json";
+
+/// Everything a boot needs, prepared once.
+#[derive(Debug, Clone)]
+pub struct Kit {
+    pub vminit: PathBuf,
+    pub busybox: PathBuf,
+    pub kernel: PathBuf,
+}
+
+impl Kit {
+    /// Builds vminit and fetches or installs the rest.
+    pub fn prepare(kernel: Option<&Path>) -> Result<Kit, String> {
+        qemu::ensure_installed()?;
+        let busybox = static_busybox()?;
+        let vminit = build::static_binary()?;
+        let kernel = kernel::kernel(kernel)?;
+        Ok(Kit {
+            vminit,
+            busybox,
+            kernel,
+        })
+    }
+
+    /// Writes an initramfs with `files` to `target/vm/NAME.cpio.gz`.
+    pub fn image(
+        &self,
+        name: &str,
+        console: Console,
+        files: Vec<(String, Vec<u8>, u32)>,
+    ) -> Result<PathBuf, String> {
+        let contents = Contents {
+            vminit: &self.vminit,
+            busybox: &self.busybox,
+            console,
+            files,
+        };
+        let bytes = initramfs::build(&contents)?;
+        let dir = cmd::root().join("target/vm");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("{name}.cpio.gz"));
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// Debian's busybox-static, checked to be static (the plain `busybox`
+/// package is dynamic and useless in an initramfs without libc).
+fn static_busybox() -> Result<PathBuf, String> {
+    let path = PathBuf::from(initramfs::BUSYBOX);
+    let is_static = std::fs::read(&path).is_ok_and(|elf| build::has_interpreter(&elf) == Ok(false));
+    if !is_static {
+        setup::install(&["busybox-static"])?;
+    }
+    let elf = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if build::has_interpreter(&elf)? {
+        return Err(format!(
+            "{} is not static: apt-get install busybox-static",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// `word` as the kernel will hand it back, or `None` if no quoting can
+/// carry it (a `"`, NBSP bytes that the kernel treats as spaces, a `--`).
+pub fn quote(word: &str) -> Option<String> {
+    if word.contains('"') || word.as_bytes().contains(&0xa0) || word == "--" || word.contains('\0')
+    {
+        return None;
+    }
+    if word.is_empty() || word.bytes().any(|b| b.is_ascii_whitespace()) {
+        Some(format!("\"{word}\""))
+    } else {
+        Some(word.to_owned())
+    }
+}
+
+/// The kernel command-line words for env and argv, or `None` when they do
+/// not fit (unquotable words, more than 31 init args, over ~1.5 KiB).
+pub fn cmdline_for(env: &[(String, String)], argv: &[String]) -> Option<String> {
+    let mut words = Vec::new();
+    for (key, value) in env {
+        words.push(format!("env.{key}={}", quote(value)?));
+    }
+    if !argv.is_empty() {
+        if argv.len() > 31 {
+            return None;
+        }
+        words.push("--".into());
+        for word in argv {
+            words.push(quote(word)?);
+        }
+    }
+    let line = words.join(" ");
+    (line.len() < 1500).then_some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_round_trips_through_the_vminit_tokenizer() {
+        let env = vec![
+            ("A".to_owned(), "x y".to_owned()),
+            ("B".to_owned(), "a=b".to_owned()),
+        ];
+        let argv: Vec<String> = ["sh", "-c", "echo hello; uname -a", ""]
+            .map(String::from)
+            .to_vec();
+        let line = cmdline_for(&env, &argv).unwrap();
+        assert_eq!(
+            line,
+            "env.A=\"x y\" env.B=a=b -- sh -c \"echo hello; uname -a\" \"\""
+        );
+        assert_eq!(quote("say \"hi\""), None);
+        assert_eq!(cmdline_for(&[], &vec!["a".to_owned(); 32]), None);
+    }
+}
