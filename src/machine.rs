@@ -178,18 +178,17 @@ impl Report {
         })
     }
 
+    /// One debug line with every timing, in microseconds since boot
+    /// (`-` for what did not happen), for people and for `cargo xtask bench-vm`.
     fn log_timings(&self) {
+        let micros = |t: Option<Duration>| t.map_or("-".to_owned(), |t| t.as_micros().to_string());
         let t = &self.timings;
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let span = |from: Option<Duration>, to: Option<Duration>| match (from, to) {
-            (Some(a), Some(b)) => format!("{:.3} ms", ms(b.saturating_sub(a))),
-            _ => "-".to_owned(),
-        };
         debug!(
-            "timings: init started {:.3} ms after boot; start to app exec {}; app exit to power-off {}",
-            ms(t.init_start),
-            span(Some(t.init_start), t.app_exec),
-            span(t.app_exit, t.poweroff),
+            "timings: init_start_us={} app_exec_us={} app_exit_us={} poweroff_us={}",
+            micros(Some(t.init_start)),
+            micros(t.app_exec),
+            micros(t.app_exit),
+            micros(t.poweroff),
         );
     }
 }

@@ -166,7 +166,6 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 
     log::configure(config.verbosity, config.log_target);
-    debug!("configuration: {}", config.redacted());
     if !ending.vm && !pid1 {
         if let Err(e) = process::become_subreaper() {
             warn!("cannot become a child subreaper, orphans will not be reaped: {e}");
@@ -203,7 +202,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     };
     ending.timings.app_exec = Some(clock::since_boot());
-    debug!("started {:?} as pid {app}", config.argv[0]);
+    // Logged after the start, so that writing to a slow console does not
+    // delay the app.
+    debug!("started pid {app} with configuration {}", config.redacted());
 
     let scope = if pid1 {
         Scope::WholeNamespace
@@ -218,9 +219,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         // cleanly (SIGTTOU is blocked, so this works from the background).
         let _ = tty::set_foreground(tty::own_group());
     }
-    match outcome.signal() {
-        Some(s) => info!("the application was killed by {}", signal::name(s)),
-        None => debug!("the application exited with {}", outcome.exit_code()),
+    if let Some(s) = outcome.signal() {
+        info!("the application was killed by {}", signal::name(s));
     }
     supervisor.stop_everything();
     ending.finish(outcome.exit_code(), outcome.signal())

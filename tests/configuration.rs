@@ -183,7 +183,7 @@ fn debug_logging_shows_the_configuration_with_values_redacted() {
     let result = run(vminit(&["-v", "-e", "TOKEN=hunter2", "--", "true"]));
     assert_eq!(result.code(), 0);
     assert!(
-        result.stderr.contains("vminit: configuration: "),
+        result.stderr.contains("with configuration {"),
         "{}",
         result.stderr
     );

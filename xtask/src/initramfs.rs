@@ -112,6 +112,8 @@ pub enum Console {
 #[derive(Debug, Clone)]
 pub struct Contents<'a> {
     pub vminit: &'a Path,
+    /// An `/init` to use instead of vminit (the benchmark's shell baseline).
+    pub init_script: Option<&'a str>,
     pub busybox: &'a Path,
     pub console: Console,
     /// Extra files: (guest path, contents, mode).
@@ -128,7 +130,10 @@ pub fn build(contents: &Contents<'_>) -> Result<Vec<u8>, String> {
     ] {
         archive.dir(dir);
     }
-    archive.file("init", 0o755, &read(contents.vminit)?);
+    match contents.init_script {
+        Some(script) => archive.file("init", 0o755, script.as_bytes()),
+        None => archive.file("init", 0o755, &read(contents.vminit)?),
+    }
     archive.file("bin/busybox", 0o755, &read(contents.busybox)?);
     for applet in applets(contents.busybox)? {
         if applet != "busybox" && applet != "init" && applet != "linuxrc" {

@@ -7,6 +7,7 @@
 //! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz
 //! ```
 
+mod bench_vm;
 mod build;
 mod cmd;
 mod fuzz;
@@ -15,6 +16,7 @@ mod kernel;
 mod qemu;
 mod run;
 mod setup;
+mod stats;
 mod test;
 mod vm;
 mod vm_tests;
@@ -31,6 +33,8 @@ Commands:
                    --env K=V, --workdir DIR, --metadata FILE, --add HOST:GUEST,
                    --kernel PATH, --cmdline EXTRA
   test-vm          only the VM test suite
+  bench-vm [--boots N] [--kernel PATH]
+                   boot timings of vminit against a shell-script init, side by side
   build            build the static vminit (musl, std rebuilt for size); prints its path
   test [--quick]   install what is missing, then run every check and test
                    (--quick: skip the fuzz runs)
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Some("build") => build::static_binary().map(|path| println!("{}", path.display())),
         Some("test") => test::run(&args[1..]),
         Some("test-vm") => vm_tests::run(),
+        Some("bench-vm") => bench_vm::run(&args[1..]),
         Some("run") => match run::run(&args[1..]) {
             Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => Err(e),

@@ -39,8 +39,20 @@ impl Kit {
         console: Console,
         files: Vec<(String, Vec<u8>, u32)>,
     ) -> Result<PathBuf, String> {
+        self.image_with_init(name, None, console, files)
+    }
+
+    /// Like [`Kit::image`], with a script as `/init` instead of vminit.
+    pub fn image_with_init(
+        &self,
+        name: &str,
+        init_script: Option<&str>,
+        console: Console,
+        files: Vec<(String, Vec<u8>, u32)>,
+    ) -> Result<PathBuf, String> {
         let contents = Contents {
             vminit: &self.vminit,
+            init_script,
             busybox: &self.busybox,
             console,
             files,

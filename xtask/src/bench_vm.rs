@@ -1,0 +1,273 @@
+//! `cargo xtask bench-vm [--boots N] [--kernel PATH]`: boot timings of
+//! vminit against a busybox shell script that does the same job (mount,
+//! run the app, sync, power off), on the same kernel, alternating boots in
+//! one run. Prints medians side by side and writes `target/bench/vm.csv`.
+//!
+//! Both inits are timed on one clock, the kernel's printk timestamps: the
+//! app writes a line to `/dev/kmsg` first and last thing, and the kernel
+//! prints `reboot: Power down` when the power-off request is carried out.
+//! vminit also reports its own `CLOCK_BOOTTIME` timings (debug level).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::initramfs::Console as ConsoleNodes;
+use crate::qemu::{self, Boot, Console};
+use crate::vm::Kit;
+use crate::{cmd, stats};
+
+/// The app both inits run: two kmsg marks, at priority 2 so that `quiet`
+/// still prints them on the console.
+const APP: &str = "echo '<2>bench: app start' > /dev/kmsg; echo '<2>bench: app end' > /dev/kmsg";
+
+/// The baseline: what a hand-written shell init does for the same job.
+const BASELINE_INIT: &str = r#"#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run
+ip link set lo up
+sh -c "echo '<2>bench: app start' > /dev/kmsg; echo '<2>bench: app end' > /dev/kmsg"
+echo "baseline: exit_code=$?"
+sync
+poweroff -f
+"#;
+
+/// How one table row reads a sample.
+type Metric = fn(&Sample) -> f64;
+
+/// One boot's measurements, in milliseconds.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    /// Kernel start to the app's first line (printk clock).
+    boot_to_app: f64,
+    /// The app's last line to the kernel's power-down line (printk clock).
+    app_end_to_power_down: f64,
+    /// Host wall time of the whole QEMU run.
+    wall: f64,
+    /// vminit's own: kernel start to vminit's start, its start to the app's
+    /// exec, and the app's exit to its power-off request (CLOCK_BOOTTIME).
+    vminit: Option<(f64, f64, f64)>,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut boots = 10usize;
+    let mut kernel = None;
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--boots" => {
+                boots = words
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--boots takes a count")?;
+            }
+            "--kernel" => {
+                kernel = Some(std::path::PathBuf::from(
+                    words.next().ok_or("--kernel takes a path")?,
+                ))
+            }
+            other => return Err(format!("unknown option {other:?} for bench-vm")),
+        }
+    }
+    let kit = Kit::prepare(kernel.as_deref())?;
+    let vminit_image = kit.image("bench-vminit", ConsoleNodes::Nodes, Vec::new())?;
+    let baseline_image = kit.image_with_init(
+        "bench-baseline",
+        Some(BASELINE_INIT),
+        ConsoleNodes::Nodes,
+        Vec::new(),
+    )?;
+    let accel = qemu::accel(|| None);
+    let boot = |initrd: &std::path::Path, cmdline: String| Boot {
+        kernel: kit.kernel.clone(),
+        initrd: initrd.to_path_buf(),
+        cmdline,
+        accel,
+        qmp: None,
+        memory_mb: 256,
+    };
+    let vminit_boot = boot(
+        &vminit_image,
+        format!("vminit.verbosity=debug -- sh -c \"{APP}\""),
+    );
+    let baseline_boot = boot(&baseline_image, String::new());
+
+    let mut vminit = Vec::new();
+    let mut baseline = Vec::new();
+    for round in 0..boots {
+        eprintln!("round {}/{boots}", round + 1);
+        // Alternate, so that drift in the machine's load hits both alike.
+        vminit.push(measure(&vminit_boot, true)?);
+        baseline.push(measure(&baseline_boot, false)?);
+    }
+    let table = render(&vminit, &baseline, accel, &kit);
+    print!("{table}");
+    let dir = cmd::root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut csv = String::from(
+        "init,boot,boot_to_app_ms,app_end_to_power_down_ms,wall_ms,vminit_start_ms,vminit_start_to_exec_ms,vminit_exit_to_poweroff_ms\n",
+    );
+    for (name, samples) in [("vminit", &vminit), ("baseline", &baseline)] {
+        for (i, s) in samples.iter().enumerate() {
+            let (a, b, c) = s.vminit.map_or(
+                (String::new(), String::new(), String::new()),
+                |(a, b, c)| (a.to_string(), b.to_string(), c.to_string()),
+            );
+            let _ = writeln!(
+                csv,
+                "{name},{i},{},{},{},{a},{b},{c}",
+                s.boot_to_app, s.app_end_to_power_down, s.wall
+            );
+        }
+    }
+    std::fs::write(dir.join("vm.csv"), csv).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("vm.md"), &table).map_err(|e| e.to_string())?;
+    eprintln!("raw numbers: target/bench/vm.csv; table: target/bench/vm.md");
+    Ok(())
+}
+
+fn measure(boot: &Boot, is_vminit: bool) -> Result<Sample, String> {
+    let console = qemu::run(boot, Duration::from_secs(120), false, |_| {})?;
+    let stamp = |needle: &str| -> Result<f64, String> {
+        console
+            .lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .and_then(|l| printk_seconds(l))
+            .map(|s| s * 1000.0)
+            .ok_or_else(|| format!("no timestamped {needle:?} line:\n{}", console.text()))
+    };
+    let start = stamp("bench: app start")?;
+    let end = stamp("bench: app end")?;
+    let down = stamp("reboot: Power down")?;
+    let vminit = if is_vminit {
+        Some(vminit_timings(&console)?)
+    } else {
+        None
+    };
+    Ok(Sample {
+        boot_to_app: start,
+        app_end_to_power_down: down - end,
+        wall: console.wall.as_secs_f64() * 1000.0,
+        vminit,
+    })
+}
+
+/// Seconds from a console line's `[    1.234567]` printk prefix.
+fn printk_seconds(line: &str) -> Option<f64> {
+    let inner = line.trim_start().strip_prefix('[')?.split(']').next()?;
+    inner.trim().parse().ok()
+}
+
+/// vminit's debug line `timings: init_start_us=… app_exec_us=… app_exit_us=… poweroff_us=…`.
+fn vminit_timings(console: &Console) -> Result<(f64, f64, f64), String> {
+    let line = console
+        .lines
+        .iter()
+        .find_map(|l| l.split("vminit: timings: ").nth(1))
+        .ok_or_else(|| format!("no vminit timings line:\n{}", console.text()))?;
+    let field = |name: &str| -> Result<f64, String> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|us| us / 1000.0)
+            .ok_or_else(|| format!("no {name} in {line:?}"))
+    };
+    let start = field("init_start_us")?;
+    Ok((
+        start,
+        field("app_exec_us")? - start,
+        field("poweroff_us")? - field("app_exit_us")?,
+    ))
+}
+
+fn render(vminit: &[Sample], baseline: &[Sample], accel: qemu::Accel, kit: &Kit) -> String {
+    let median = |samples: &[Sample], f: fn(&Sample) -> f64| {
+        stats::median(&samples.iter().map(f).collect::<Vec<_>>())
+    };
+    let spread = |samples: &[Sample], f: fn(&Sample) -> f64| {
+        let values: Vec<f64> = samples.iter().map(f).collect();
+        format!("{:.1}–{:.1}", stats::min(&values), stats::max(&values))
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "VM boot timings, {} boots each, alternating; QEMU microvm ({accel:?}), kernel {}\n",
+        vminit.len(),
+        kit.kernel
+            .file_name()
+            .map_or("?".into(), |n| n.to_string_lossy())
+    );
+    let _ = writeln!(
+        out,
+        "| median (min–max), ms | vminit | shell baseline | vminit / baseline |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    let rows: [(&str, Metric); 3] = [
+        ("kernel start → app's first line", |s| s.boot_to_app),
+        ("app's last line → kernel power-down", |s| {
+            s.app_end_to_power_down
+        }),
+        ("host wall time, whole boot", |s| s.wall),
+    ];
+    for (name, f) in rows {
+        let (a, b) = (median(vminit, f), median(baseline, f));
+        let _ = writeln!(
+            out,
+            "| {name} | {a:.1} ({}) | {b:.1} ({}) | {:.2} |",
+            spread(vminit, f),
+            spread(baseline, f),
+            a / b
+        );
+    }
+    let own: Vec<(f64, f64, f64)> = vminit.iter().filter_map(|s| s.vminit).collect();
+    let column = |i: usize| -> Vec<f64> { own.iter().map(|t| [t.0, t.1, t.2][i]).collect() };
+    let _ = writeln!(
+        out,
+        "\nvminit's own timings (CLOCK_BOOTTIME), median (min–max), ms:\n"
+    );
+    for (i, name) in [
+        "kernel start → vminit start",
+        "vminit start → app exec",
+        "app exit → power-off request",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let values = column(i);
+        let _ = writeln!(
+            out,
+            "- {name}: {:.3} ({:.3}–{:.3})",
+            stats::median(&values),
+            stats::min(&values),
+            stats::max(&values)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_console_lines() {
+        assert_eq!(
+            printk_seconds("[    4.995640] reboot: Power down"),
+            Some(4.99564)
+        );
+        assert_eq!(printk_seconds("no stamp"), None);
+        let console = Console {
+            lines: vec!["vminit: timings: init_start_us=1500000 app_exec_us=1500800 app_exit_us=1600000 poweroff_us=1601000".into()],
+            ..Console::default()
+        };
+        let (start, exec, off) = vminit_timings(&console).unwrap();
+        assert_eq!(start, 1500.0);
+        assert!((exec - 0.8).abs() < 1e-9 && (off - 1.0).abs() < 1e-9);
+    }
+}
