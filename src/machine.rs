@@ -193,12 +193,14 @@ impl Report {
     }
 }
 
-/// Ends the VM: sync, unmount disks, write the status file, print the one
+/// Ends the VM: sync and unmount disks, write the status file, print the one
 /// `vminit: exit_code=N` line, and power off (or restart). Never returns:
 /// PID 1 exiting is a kernel panic, so if the kernel refuses, vminit waits.
 pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
-    mount::sync();
+    // Inside a PID namespace (`--mode vm` in tests) the disks are the
+    // host's, not this "machine's": nothing to flush or unmount.
     if real_machine {
+        mount::sync();
         for target in mount::unmount_disks() {
             warn!("{target} stays mounted read-write");
         }

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use crate::cmd;
 
 /// Kernel parameters every boot gets, before the caller's.
-/// (`pci=off`: microvm has no PCI bus; the kernel would only complain.)
-pub const BASE_CMDLINE: &str = "console=ttyS0 tsc_early_khz=1000000 panic=-1 pci=off quiet";
+pub const BASE_CMDLINE: &str = "console=ttyS0 tsc_early_khz=1000000 panic=-1 quiet";
 
 /// How QEMU runs the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
