@@ -78,8 +78,10 @@ const DEV_LINKS: &[(&str, &str)] = &[
     ("/proc/self/fd/2", "/dev/stderr"),
 ];
 
-fn mount_if_missing(m: &Mount) -> Result<(), String> {
-    match mount::is_mountpoint(Path::new(m.target)) {
+/// Mounts `m` unless something is mounted there already (`table`: the
+/// mount points from `/proc/self/mountinfo`, when `/proc` is there).
+fn mount_if_missing(m: &Mount, table: Option<&[String]>) -> Result<(), String> {
+    match mount::is_mountpoint(Path::new(m.target), table) {
         Ok(true) => return Ok(()),
         Ok(false) => {}
         // Missing directory: mount_fs creates it.
@@ -100,7 +102,9 @@ pub fn open_console_if_closed() {
     if stdio::fill_from("/dev/console").is_ok() {
         return;
     }
-    if mount_if_missing(&DEV).is_ok() && stdio::fill_from("/dev/console").is_ok() {
+    let table = mount::mount_points();
+    if mount_if_missing(&DEV, table.as_deref()).is_ok() && stdio::fill_from("/dev/console").is_ok()
+    {
         return;
     }
     let _ = stdio::fill_from("/dev/null");
@@ -108,7 +112,7 @@ pub fn open_console_if_closed() {
 
 /// Mounts `/proc`, which reading the kernel command line needs.
 pub fn mount_proc() -> Result<(), String> {
-    mount_if_missing(&PROC)
+    mount_if_missing(&PROC, mount::mount_points().as_deref())
 }
 
 /// Reads the kernel command line.
@@ -121,8 +125,10 @@ pub fn kernel_cmdline() -> std::io::Result<Vec<u8>> {
 /// `real_machine` is false when forced into VM mode inside a PID namespace,
 /// where the kernel refuses (or would misapply) machine-wide settings.
 pub fn prepare(real_machine: bool) {
+    // Read once: nothing mounted below was a mount point before.
+    let table = mount::mount_points();
     for m in MOUNTS {
-        if let Err(message) = mount_if_missing(m) {
+        if let Err(message) = mount_if_missing(m, table.as_deref()) {
             warn!("{message}");
         }
     }

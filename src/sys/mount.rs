@@ -17,18 +17,27 @@ pub struct Mount {
     pub data: &'static str,
 }
 
-/// Whether `path` (absolute and clean) is a mount point: listed in
-/// `/proc/self/mountinfo` when `/proc` is there (which sees bind mounts),
-/// else sitting on another device than its parent, or the root.
-pub fn is_mountpoint(path: &Path) -> io::Result<bool> {
-    if let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") {
-        let wanted = path.to_string_lossy();
-        // Field 5 of each line is the mount point, octal-escaped.
-        let listed = table
+/// The mount points listed in `/proc/self/mountinfo`, or `None` without
+/// `/proc`. Read once and passed to [`is_mountpoint`]: the table can be long.
+pub fn mount_points() -> Option<Vec<String>> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // Field 5 of each line is the mount point, octal-escaped.
+    Some(
+        table
             .lines()
             .filter_map(|line| line.split(' ').nth(4))
-            .any(|point| unescape_octal(point) == wanted);
-        return Ok(listed);
+            .map(unescape_octal)
+            .collect(),
+    )
+}
+
+/// Whether `path` (absolute and clean) is a mount point: listed in `table`
+/// (from [`mount_points`], which sees bind mounts too) when there is one,
+/// else sitting on another device than its parent, or the root.
+pub fn is_mountpoint(path: &Path, table: Option<&[String]>) -> io::Result<bool> {
+    if let Some(table) = table {
+        let wanted = path.to_string_lossy();
+        return Ok(table.iter().any(|point| *point == wanted));
     }
     let here = std::fs::metadata(path)?;
     let parent = std::fs::metadata(path.join(".."))?;
@@ -142,8 +151,11 @@ mod tests {
 
     #[test]
     fn root_and_proc_are_mount_points() {
-        assert!(is_mountpoint(Path::new("/")).unwrap());
-        assert!(is_mountpoint(Path::new("/proc")).unwrap());
-        assert!(!is_mountpoint(Path::new("/proc/self")).unwrap());
+        let table = mount_points().expect("/proc is mounted");
+        for table in [Some(table.as_slice()), None] {
+            assert!(is_mountpoint(Path::new("/"), table).unwrap());
+            assert!(is_mountpoint(Path::new("/proc"), table).unwrap());
+            assert!(!is_mountpoint(Path::new("/proc/self"), table).unwrap());
+        }
     }
 }
