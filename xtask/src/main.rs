@@ -7,6 +7,8 @@
 //! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz
 //! ```
 
+mod bench;
+mod bench_helper;
 mod bench_vm;
 mod build;
 mod cmd;
@@ -33,6 +35,7 @@ Commands:
                    --env K=V, --workdir DIR, --metadata FILE, --add HOST:GUEST,
                    --kernel PATH, --cmdline EXTRA
   test-vm          only the VM test suite
+  bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side
   build            build the static vminit (musl, std rebuilt for size); prints its path
@@ -48,6 +51,8 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("test-vm") => vm_tests::run(),
         Some("bench-vm") => bench_vm::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("bench-helper") => bench_helper::run(&args[1..]),
         Some("run") => match run::run(&args[1..]) {
             Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => Err(e),

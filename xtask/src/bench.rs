@@ -1,0 +1,624 @@
+//! `cargo xtask bench [--runs N]`: vminit against tini, dumb-init and
+//! catatonit, side by side in one run, with vminit's ratio to each.
+//!
+//! - Binary size (bytes as shipped, all stripped) and whether it is static.
+//! - Idle memory: VmRSS of the init as PID 1 of a fresh PID namespace while
+//!   it supervises a sleeping child.
+//! - Start-up overhead: wall time of `INIT -- /bin/true` minus `/bin/true`
+//!   alone, medians over many runs taken in turn (A B C D E A B …) so that
+//!   drift in the machine's load hits every command alike.
+//! - Reaping: time for the init (PID 1) to reap 10,000 zombies reparented to
+//!   it at once, and how many are left.
+//! - Signal forwarding: time from `kill(init, SIGUSR1)` to the child's
+//!   handler acknowledging through a FIFO; median and p99 over 1,000
+//!   signals, and how many were lost.
+//!
+//! Writes `target/bench/peers.csv` (raw numbers), `peers.md` (the table)
+//! and `peers.svg` (a chart of the ratios).
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{build, cmd, setup, stats};
+
+/// One init under test.
+#[derive(Debug, Clone)]
+struct Init {
+    name: &'static str,
+    path: PathBuf,
+    /// Arguments before `--` (tini's `-s`: subreaper, as vminit and
+    /// catatonit are by default outside PID 1; also silences its warning).
+    args: &'static [&'static str],
+}
+
+impl Init {
+    fn command(&self, app: &[&str]) -> Command {
+        let mut command = Command::new(&self.path);
+        command.args(self.args).arg("--").args(app);
+        command
+    }
+
+    fn as_pid1(&self, app: &[impl AsRef<std::ffi::OsStr>]) -> Command {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--fork", "--pid", "--mount-proc", "--kill-child", "--"])
+            .arg(&self.path)
+            .args(self.args)
+            .arg("--")
+            .args(app);
+        command
+    }
+}
+
+/// Everything measured for one init.
+#[derive(Debug, Clone, Default)]
+struct Results {
+    size: u64,
+    is_static: bool,
+    rss_kb: Vec<f64>,
+    startup_ms: Vec<f64>,
+    reap_ms: Vec<f64>,
+    zombies_left: u64,
+    signal_us: Vec<f64>,
+    signals_lost: usize,
+}
+
+const PEER_PACKAGES: &[(&str, &str)] = &[
+    ("tini-static", "tini"),
+    ("dumb-init", "dumb-init"),
+    ("catatonit", "catatonit"),
+];
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut runs = 400usize;
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--runs" => {
+                runs = words
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n >= 10)
+                    .ok_or("--runs takes a count of at least 10")?
+            }
+            other => return Err(format!("unknown option {other:?} for bench")),
+        }
+    }
+    setup::packages(PEER_PACKAGES)?;
+    setup::packages(&[("unshare", "util-linux")])?;
+    let vminit = build::static_binary()?;
+    let which = |program: &str| -> Result<PathBuf, String> {
+        let out = cmd::output(Command::new("sh").args(["-c", &format!("command -v {program}")]))?;
+        Ok(PathBuf::from(out.trim()))
+    };
+    let inits = vec![
+        Init {
+            name: "vminit",
+            path: vminit,
+            args: &[],
+        },
+        Init {
+            name: "tini-static",
+            path: which("tini-static")?,
+            args: &["-s"],
+        },
+        Init {
+            name: "dumb-init",
+            path: which("dumb-init")?,
+            args: &[],
+        },
+        Init {
+            name: "catatonit",
+            path: which("catatonit")?,
+            args: &[],
+        },
+    ];
+    let helper = std::env::current_exe().map_err(|e| e.to_string())?;
+
+    let mut results: Vec<Results> = vec![Results::default(); inits.len()];
+    for (init, result) in inits.iter().zip(results.iter_mut()) {
+        let bytes =
+            std::fs::read(&init.path).map_err(|e| format!("{}: {e}", init.path.display()))?;
+        result.size = bytes.len() as u64;
+        result.is_static = !build::has_interpreter(&bytes)?;
+    }
+    eprintln!("idle memory…");
+    for _ in 0..5 {
+        for (init, result) in inits.iter().zip(results.iter_mut()) {
+            result.rss_kb.push(idle_rss_kb(init)?);
+        }
+    }
+    eprintln!("start-up overhead ({runs} runs each, in turn)…");
+    startup(&inits, &mut results, runs)?;
+    eprintln!("reaping 10,000 zombies…");
+    for _ in 0..3 {
+        for (init, result) in inits.iter().zip(results.iter_mut()) {
+            let (ms, left) = reap(init, &helper, 10_000)?;
+            result.reap_ms.push(ms);
+            result.zombies_left = result.zombies_left.max(left);
+        }
+    }
+    eprintln!("forwarding 1,000 signals…");
+    for (init, result) in inits.iter().zip(results.iter_mut()) {
+        let (latencies, lost) = forward_signals(init, &helper, 1000)?;
+        result.signal_us = latencies;
+        result.signals_lost = lost;
+    }
+
+    let table = render(&inits, &results, runs);
+    print!("{table}");
+    let dir = cmd::root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("peers.md"), &table).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("peers.csv"), csv(&inits, &results)).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("peers.svg"), svg(&inits, &results)).map_err(|e| e.to_string())?;
+    eprintln!("wrote target/bench/peers.md, peers.csv, peers.svg");
+    Ok(())
+}
+
+/// VmRSS of the init, as PID 1 of a new PID namespace, supervising `sleep`.
+fn idle_rss_kb(init: &Init) -> Result<f64, String> {
+    let mut child = init
+        .as_pid1(&["sleep", "30"])
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let result = (|| {
+        let pid = child_of(child.id())?;
+        // Let it settle: started its child and gone to sleep waiting.
+        std::thread::sleep(Duration::from_millis(300));
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("no VmRSS for {}", init.name))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+/// `INIT -- /bin/true` minus `/bin/true`, medians of runs taken in turn.
+fn startup(inits: &[Init], results: &mut [Results], runs: usize) -> Result<(), String> {
+    let time = |command: &mut Command| -> Result<f64, String> {
+        let start = Instant::now();
+        let status = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+        if status.success() {
+            Ok(elapsed)
+        } else {
+            Err(format!("{command:?} failed: {status}"))
+        }
+    };
+    let mut bare = Vec::with_capacity(runs);
+    let mut with: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); inits.len()];
+    for _ in 0..runs {
+        bare.push(time(&mut Command::new("/bin/true"))?);
+        for (init, samples) in inits.iter().zip(with.iter_mut()) {
+            samples.push(time(&mut init.command(&["/bin/true"]))?);
+        }
+    }
+    let base = stats::median(&bare);
+    for (result, samples) in results.iter_mut().zip(with) {
+        // Per-run overhead against the median of the bare runs.
+        result.startup_ms = samples.iter().map(|s| s - base).collect();
+    }
+    Ok(())
+}
+
+/// Runs the helper's `orphans` mode under the init as PID 1; returns the
+/// reaping time and the zombies left, as the helper reports them.
+fn reap(init: &Init, helper: &Path, count: u32) -> Result<(f64, u64), String> {
+    let count = count.to_string();
+    let helper = helper.to_string_lossy();
+    let output = init
+        .as_pid1(&[&*helper, "bench-helper", "orphans", &count])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "{}: no {name} in {text:?} {}",
+                    init.name,
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })
+    };
+    Ok((field("reap_ms=")?, field("left=")? as u64))
+}
+
+/// Sends `count` SIGUSR1 to the init (PID 1) one at a time, each waiting for
+/// the child's acknowledgement; returns latencies (µs) and the signals lost.
+fn forward_signals(init: &Init, helper: &Path, count: usize) -> Result<(Vec<f64>, usize), String> {
+    let fifo = std::env::temp_dir().join(format!(
+        "vminit-bench-{}-{}.fifo",
+        init.name,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&fifo);
+    let path = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(path.as_ptr(), 0o600) } != 0 {
+        return Err(format!("mkfifo: {}", std::io::Error::last_os_error()));
+    }
+    let helper = helper.to_string_lossy();
+    let fifo_arg = fifo.to_string_lossy();
+    let mut child: Child = init
+        .as_pid1(&[&*helper, "bench-helper", "echo-signal", &*fifo_arg])
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let result = (|| {
+        let mut acks = std::fs::File::open(&fifo).map_err(|e| e.to_string())?;
+        let mut byte = [0u8; 1];
+        // The helper writes one byte once its handler is installed.
+        acks.read_exact(&mut byte)
+            .map_err(|e| format!("helper never started: {e}"))?;
+        let pid = child_of(child.id())? as i32;
+        let mut latencies = Vec::with_capacity(count);
+        let mut lost = 0;
+        for _ in 0..count {
+            let start = Instant::now();
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGUSR1) };
+            if read_byte(&mut acks, Duration::from_secs(2)) {
+                latencies.push(start.elapsed().as_secs_f64() * 1e6);
+            } else {
+                lost += 1;
+            }
+        }
+        Ok((latencies, lost))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&fifo);
+    result
+}
+
+/// Reads one byte from `file`, giving up after `timeout`: a lost signal
+/// must not hang the benchmark.
+fn read_byte(file: &mut std::fs::File, timeout: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, for the duration of the call.
+    if unsafe { libc::poll(&mut poll, 1, millis) } != 1 {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    matches!(file.read(&mut byte), Ok(1))
+}
+
+/// The only child of `pid` (the init under `unshare --fork`).
+fn child_of(pid: u32) -> Result<u32, String> {
+    for _ in 0..500 {
+        let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+        if let Some(child) = list
+            .ok()
+            .as_deref()
+            .and_then(|l| l.split_whitespace().next())
+        {
+            return child.parse().map_err(|_| "bad pid".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(format!("{pid} has no child"))
+}
+
+/// One row of the table: a metric's value per init, and how to compare.
+struct Row {
+    name: &'static str,
+    values: Vec<f64>,
+    /// Shown instead of the number, e.g. "708,080 (static)".
+    shown: Vec<String>,
+    /// Only static peers compete on size; `None`: every peer counts.
+    competitors: Option<Vec<bool>>,
+}
+
+fn rows(results: &[Results]) -> Vec<Row> {
+    let p99 = |v: &[f64]| quantile(v, 0.99);
+    let row = |name, values: Vec<f64>, shown: Vec<String>| Row {
+        name,
+        values,
+        shown,
+        competitors: None,
+    };
+    let median_of = |f: fn(&Results) -> &Vec<f64>| {
+        results
+            .iter()
+            .map(|r| stats::median(f(r)))
+            .collect::<Vec<_>>()
+    };
+    let mut rows = Vec::new();
+    let sizes: Vec<f64> = results.iter().map(|r| r.size as f64).collect();
+    rows.push(Row {
+        name: "binary size, bytes",
+        shown: results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} ({})",
+                    thousands(r.size),
+                    if r.is_static { "static" } else { "dynamic" }
+                )
+            })
+            .collect(),
+        values: sizes,
+        competitors: Some(results.iter().map(|r| r.is_static).collect()),
+    });
+    let rss = median_of(|r| &r.rss_kb);
+    rows.push(row(
+        "idle RSS as PID 1, kB (median of 5)",
+        rss.clone(),
+        rss.iter().map(|v| format!("{v:.0}")).collect(),
+    ));
+    let startup = median_of(|r| &r.startup_ms);
+    rows.push(row(
+        "start-up overhead on /bin/true, ms (median)",
+        startup.clone(),
+        results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.3} (p10 {:.3}, p90 {:.3})",
+                    stats::median(&r.startup_ms),
+                    quantile(&r.startup_ms, 0.1),
+                    quantile(&r.startup_ms, 0.9)
+                )
+            })
+            .collect(),
+    ));
+    let reap = median_of(|r| &r.reap_ms);
+    rows.push(row(
+        "reap 10,000 zombies as PID 1, ms (median of 3)",
+        reap.clone(),
+        results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.1} ({}–{}), {} left",
+                    stats::median(&r.reap_ms),
+                    fmt1(stats::min(&r.reap_ms)),
+                    fmt1(stats::max(&r.reap_ms)),
+                    r.zombies_left
+                )
+            })
+            .collect(),
+    ));
+    let signal = median_of(|r| &r.signal_us);
+    rows.push(row(
+        "signal to child's handler, µs (median; p99)",
+        signal.clone(),
+        results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.1}; {:.1}; {} lost",
+                    stats::median(&r.signal_us),
+                    p99(&r.signal_us),
+                    r.signals_lost
+                )
+            })
+            .collect(),
+    ));
+    rows
+}
+
+fn fmt1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `q` quantile (0..=1) by nearest rank.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// The best (lowest) peer value of a row, among those that compete.
+fn best_peer(row: &Row) -> f64 {
+    row.values
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| row.competitors.as_ref().is_none_or(|c| c[*i]))
+        .map(|(_, v)| *v)
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn render(inits: &[Init], results: &[Results], runs: usize) -> String {
+    let mut out = String::new();
+    let machine = machine_line();
+    let _ = writeln!(
+        out,
+        "Peers side by side, one run on {machine}; start-up: {runs} runs of each, taken in turn.\n"
+    );
+    let _ = write!(out, "| | ");
+    let _ = writeln!(
+        out,
+        "{} | vminit ÷ best peer |",
+        inits.iter().map(|i| i.name).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(out, "|---|{}---|", "---|".repeat(inits.len()));
+    let rows = rows(results);
+    for row in &rows {
+        let best = best_peer(row);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} |",
+            row.name,
+            row.shown.join(" | "),
+            row.values[0] / best
+        );
+    }
+    let _ = writeln!(out, "\nTargets:\n");
+    let vm = &results[0];
+    let checks = [
+        (
+            "binary at most 480 KiB, static, smaller than every static peer",
+            vm.is_static && vm.size <= 480 * 1024 && rows[0].values[0] < best_peer(&rows[0]),
+        ),
+        (
+            "idle RSS below every peer's",
+            rows[1].values[0] < best_peer(&rows[1]),
+        ),
+        (
+            "start-up overhead no worse than the fastest peer's (ratio ≤ 1.0)",
+            rows[2].values[0] <= best_peer(&rows[2]),
+        ),
+        (
+            "reaping: no zombie left, at least the best peer's rate",
+            vm.zombies_left == 0 && rows[3].values[0] <= best_peer(&rows[3]),
+        ),
+        (
+            "forwarding: no signal lost, at least the best peer's rate (median latency)",
+            vm.signals_lost == 0 && rows[4].values[0] <= best_peer(&rows[4]),
+        ),
+    ];
+    for (name, met) in checks {
+        let _ = writeln!(out, "- {}: {name}", if met { "MET" } else { "MISSED" });
+    }
+    out
+}
+
+fn machine_line() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let date = cmd::output(Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default();
+    format!(
+        "{} ({cores} cores), Linux {}, {}",
+        cpu,
+        kernel.trim(),
+        date.trim()
+    )
+}
+
+fn csv(inits: &[Init], results: &[Results]) -> String {
+    let mut out = String::from("init,metric,sample,value\n");
+    for (init, r) in inits.iter().zip(results) {
+        let _ = writeln!(out, "{},size_bytes,0,{}", init.name, r.size);
+        let _ = writeln!(out, "{},static,0,{}", init.name, u8::from(r.is_static));
+        let series: [(&str, &Vec<f64>); 4] = [
+            ("idle_rss_kb", &r.rss_kb),
+            ("startup_overhead_ms", &r.startup_ms),
+            ("reap_10000_ms", &r.reap_ms),
+            ("signal_latency_us", &r.signal_us),
+        ];
+        for (metric, values) in series {
+            for (i, v) in values.iter().enumerate() {
+                let _ = writeln!(out, "{},{metric},{i},{v}", init.name);
+            }
+        }
+        let _ = writeln!(out, "{},zombies_left,0,{}", init.name, r.zombies_left);
+        let _ = writeln!(out, "{},signals_lost,0,{}", init.name, r.signals_lost);
+    }
+    out
+}
+
+/// A bar chart: one group per metric, one bar per init, each scaled to the
+/// largest in its group (shorter is better everywhere).
+fn svg(inits: &[Init], results: &[Results]) -> String {
+    let rows = rows(results);
+    let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
+    let (label_w, bar_w, bar_h, gap) = (150.0, 420.0, 16.0, 28.0);
+    let group_h = bar_h * inits.len() as f64 + gap + 14.0;
+    let height = 40.0 + group_h * rows.len() as f64;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">vminit and its peers (shorter is better)</text>\n",
+        label_w + bar_w + 120.0
+    );
+    for (g, row) in rows.iter().enumerate() {
+        let top = 40.0 + group_h * g as f64;
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{}</text>",
+            top + 12.0,
+            row.name
+        );
+        let max = row
+            .values
+            .iter()
+            .copied()
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE);
+        for (i, init) in inits.iter().enumerate() {
+            let y = top + 18.0 + bar_h * i as f64;
+            let w = (row.values[i] / max * bar_w).max(1.0);
+            let _ = writeln!(
+                out,
+                "<text x=\"10\" y=\"{}\">{}</text>",
+                y + 12.0,
+                init.name
+            );
+            let _ = writeln!(
+                out,
+                "<rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/>",
+                bar_h - 3.0,
+                colours[i % colours.len()]
+            );
+            let _ = writeln!(
+                out,
+                "<text x=\"{:.1}\" y=\"{}\">{}</text>",
+                label_w + w + 5.0,
+                y + 12.0,
+                format_value(row.values[i])
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn format_value(v: f64) -> String {
+    if v >= 1000.0 {
+        thousands(v.round() as u64)
+    } else if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
