@@ -45,6 +45,9 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
         command.current_dir(dir);
     }
     let take_terminal = request.take_terminal;
+    // Read before fork: only these need resetting in the child (all of them
+    // when /proc cannot tell).
+    let ignored = signal::ignored().unwrap_or(u64::MAX);
     // SAFETY: the closure runs in the child between fork and exec, and calls
     // only async-signal-safe functions (setpgid, sigprocmask, tcsetpgrp,
     // signal); it allocates nothing and touches no lock.
@@ -58,7 +61,7 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
                 // No terminal, or a hang-up meanwhile: run without one.
                 let _ = tty::set_foreground(getpid().as_raw());
             }
-            signal::reset_for_exec()
+            signal::reset_for_exec(ignored)
         });
     }
     let child = command.spawn()?;

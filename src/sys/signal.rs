@@ -61,16 +61,29 @@ pub fn block(signal: Signal) -> io::Result<()> {
     set.thread_block().map_err(io::Error::from)
 }
 
+/// The signals this process ignores, as a kernel set (bit N-1 for signal
+/// N), from `SigIgn` in `/proc/self/status`; `None` without `/proc`.
+pub fn ignored() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(mask.trim(), 16).ok()
+}
+
 /// Gives a freshly forked child the state a new program expects: every
-/// disposition back to default and an empty mask. Only async-signal-safe
-/// calls, so it may run between fork and exec.
-pub fn reset_for_exec() -> io::Result<()> {
+/// disposition in `ignored` back to default and an empty mask. (vminit
+/// installs no handler, and exec resets handled signals by itself: only
+/// ignored ones survive it.) Only async-signal-safe calls, so it may run
+/// between fork and exec.
+pub fn reset_for_exec(ignored: u64) -> io::Result<()> {
     // The kernel's own `struct sigaction` all zeroes: SIG_DFL, no flags, no
     // mask. The raw syscall also reaches the signals libc keeps for itself
     // (32-34), which an ignoring ancestor may have left ignored.
     let default_action = [0u64; 4];
     for signal in 1..=MAX_SIGNAL {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+        if ignored & (1 << (signal - 1)) == 0 || signal == libc::SIGKILL || signal == libc::SIGSTOP
+        {
             continue;
         }
         // SAFETY: the action is a valid, fully initialised kernel sigaction
@@ -175,6 +188,13 @@ pub fn name(signal: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ignored_signals_are_read_from_proc() {
+        // The test runner may ignore some signals, but never SIGKILL.
+        let mask = ignored().expect("/proc is mounted");
+        assert_eq!(mask & (1 << (libc::SIGKILL - 1)), 0);
+    }
 
     #[test]
     fn names() {
