@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::sys::process::{self, Reaped};
 use crate::sys::{signal, tty};
-use crate::{debug, info, warn};
+use crate::{debug, info, log, warn};
 
 /// How the application ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,9 @@ impl Supervisor {
             }
             _ => {}
         }
-        debug!("forwarding {}", signal::name(signal));
+        if log::enabled(log::Level::Debug) {
+            debug!("forwarding {}", signal::name(signal));
+        }
         self.forward(signal);
     }
 
@@ -129,8 +131,10 @@ impl Supervisor {
     /// when it was among them.
     fn reap_all(&mut self) -> Option<Outcome> {
         let mut outcome = None;
+        // Stops matter only for job control, outside PID 1 (see on_app_stopped).
+        let stops = self.job_control && self.scope == Scope::Descendants;
         loop {
-            match process::reap() {
+            match process::reap(stops) {
                 Ok(Reaped::Exited(pid, code)) if pid == self.app => {
                     outcome = Some(Outcome::Exited(code))
                 }
@@ -192,7 +196,7 @@ impl Supervisor {
     /// Reaps what has ended; true when no child is left.
     fn reap_leftovers(&mut self) -> bool {
         loop {
-            match process::reap() {
+            match process::reap(false) {
                 Ok(Reaped::NoChildren) => return true,
                 Ok(Reaped::Nothing) | Err(_) => return false,
                 Ok(_) => {}

@@ -21,8 +21,20 @@ struct OnPty {
     child: std::process::Child,
 }
 
-fn on_pty(pid1: bool, args: &[&str]) -> OnPty {
+/// A new pty whose fds close on exec: tests run in parallel threads, and a
+/// child that another test forks meanwhile must not inherit this terminal.
+fn new_pty() -> nix::pty::OpenptyResult {
+    use std::os::fd::AsRawFd;
     let pty = nix::pty::openpty(None, None).expect("openpty");
+    for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+        // SAFETY: fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    pty
+}
+
+fn on_pty(pid1: bool, args: &[&str]) -> OnPty {
+    let pty = new_pty();
     let slave = File::from(pty.slave);
     let mut command = if pid1 {
         let mut c = Command::new("unshare");
@@ -114,7 +126,14 @@ fn ctrl_c_reaches_the_foreground_app_and_gives_130() {
     for pid1 in [false, true] {
         let mut pty = on_pty(
             pid1,
-            &["--grace", "30", "--", "sh", "-c", "echo ready; sleep 30"],
+            &[
+                "--grace",
+                "30",
+                "--",
+                "sh",
+                "-c",
+                "echo ready; exec sleep 30",
+            ],
         );
         pty.expect("ready");
         pty.type_keys(b"\x03");
@@ -224,7 +243,7 @@ fn a_background_app_that_reads_the_terminal_stops_and_fg_resumes_it() {
 
 /// An interactive bash (without vminit) on a pty, for typing vminit commands into.
 fn on_pty_shell() -> OnPty {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let pty = new_pty();
     let slave = File::from(pty.slave);
     let mut command = Command::new("bash");
     command

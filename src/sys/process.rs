@@ -84,10 +84,16 @@ pub enum Reaped {
     NoChildren,
 }
 
-/// Collects one child's status without blocking: `waitpid(-1, WNOHANG | WUNTRACED)`.
-pub fn reap() -> io::Result<Reaped> {
+/// Collects one child's status without blocking: `waitpid(-1, WNOHANG)`,
+/// with `WUNTRACED` when `stops` asks for stopped children too.
+pub fn reap(stops: bool) -> io::Result<Reaped> {
+    let flags = if stops {
+        WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED
+    } else {
+        WaitPidFlag::WNOHANG
+    };
     loop {
-        return match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+        return match waitpid(None, Some(flags)) {
             Ok(WaitStatus::Exited(pid, code)) => Ok(Reaped::Exited(pid.as_raw(), code)),
             Ok(WaitStatus::Signaled(pid, signal, _)) => {
                 Ok(Reaped::Killed(pid.as_raw(), signal as i32))
