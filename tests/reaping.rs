@@ -41,18 +41,13 @@ fn orphaned_zombies_are_reaped_as_a_subreaper() {
 fn the_orphan_check_sees_zombies_when_nobody_reaps() {
     // The same script under a PID 1 that never reaps (perl forks it and
     // sleeps) reports zombies: the check above can fail.
-    let mut command = std::process::Command::new("unshare");
+    let mut command = common::pid1_namespace();
     command
         .args([
-            "--fork",
-            "--pid",
-            "--mount",
-            "--mount-proc",
-            "--kill-child",
             "perl",
             "-e",
+            "if (!fork) { exec 'sh', '-c', $ARGV[0] } sleep 3",
         ])
-        .arg("if (!fork) { exec 'sh', '-c', $ARGV[0] } sleep 3")
         .arg(orphan_script(20, false));
     let result = run(command);
     assert_eq!(result.stdout.trim(), "zombies=20", "{result:#?}");

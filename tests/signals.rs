@@ -6,7 +6,9 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use common::{HANG_GUARD, finish, send, spawn, vminit, vminit_pid1, wait_for_line};
+use std::process::{Child, ChildStdout};
+
+use common::{HANG_GUARD, finish, send, spawn, vminit, vminit_pid, vminit_pid1, wait_for_line};
 
 /// A bash app that reports each listed signal it receives, then exits on USR2.
 fn reporter(signals: &[&str]) -> String {
@@ -36,19 +38,7 @@ fn forward_all(pid1: bool) {
     let numbers = [1, 2, 3, 10, 13, 14, 15, 28, 23, 30, 34, 37, 64];
     let script = reporter(&names);
     let args = ["--grace", "30", "--", "bash", "-c", script.as_str()];
-    let mut child = spawn(if pid1 {
-        vminit_pid1(&args)
-    } else {
-        vminit(&args)
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    wait_for_line(&mut out, "ready");
-    // As PID 1, vminit is unshare's child: signal it, not unshare.
-    let target = if pid1 {
-        child_of(child.id())
-    } else {
-        child.id()
-    };
+    let (mut child, mut out, target) = start_until_ready(pid1, &args);
     for (name, number) in names.iter().zip(numbers) {
         send(target, number);
         wait_for_line(&mut out, &format!("got {name}"));
@@ -60,18 +50,18 @@ fn forward_all(pid1: bool) {
     assert_eq!(result.code(), 0, "{result:#?}");
 }
 
-/// The only child of `pid` (vminit under `unshare --fork`).
-pub fn child_of(pid: u32) -> u32 {
-    for _ in 0..500 {
-        let path = format!("/proc/{pid}/task/{pid}/children");
-        if let Ok(list) = std::fs::read_to_string(path) {
-            if let Some(child) = list.split_whitespace().next() {
-                return child.parse().unwrap();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{pid} has no child");
+/// Starts vminit (as PID 1 or not) on an app that prints "ready", waits
+/// for that line, and returns vminit's pid as seen from here.
+fn start_until_ready(pid1: bool, args: &[&str]) -> (Child, BufReader<ChildStdout>, u32) {
+    let mut child = spawn(if pid1 {
+        vminit_pid1(args)
+    } else {
+        vminit(args)
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "ready");
+    let target = vminit_pid(&child, pid1);
+    (child, out, target)
 }
 
 #[test]
@@ -125,18 +115,7 @@ fn the_grace_timer_kills_an_app_that_ignores_sigterm() {
             "-c",
             "trap '' TERM; echo ready; sleep 60; exit 9",
         ];
-        let mut child = spawn(if pid1 {
-            vminit_pid1(&args)
-        } else {
-            vminit(&args)
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        wait_for_line(&mut out, "ready");
-        let target = if pid1 {
-            child_of(child.id())
-        } else {
-            child.id()
-        };
+        let (mut child, out, target) = start_until_ready(pid1, &args);
         let start = std::time::Instant::now();
         send(target, libc::SIGTERM);
         child.stdout = Some(out.into_inner());

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{HANG_GUARD, binary};
+use common::{HANG_GUARD, binary, vminit, vminit_pid1};
 
 /// vminit on a new pty as the session's controlling terminal.
 struct OnPty {
@@ -33,26 +33,21 @@ fn new_pty() -> nix::pty::OpenptyResult {
     pty
 }
 
+/// vminit ARGS on a new pty, as PID 1 of a namespace or not.
 fn on_pty(pid1: bool, args: &[&str]) -> OnPty {
+    spawn_on_pty(if pid1 {
+        vminit_pid1(args)
+    } else {
+        vminit(args)
+    })
+}
+
+/// Starts `command` as a session leader whose controlling terminal is a
+/// new pty, and collects what the pty prints.
+fn spawn_on_pty(mut command: Command) -> OnPty {
     let pty = new_pty();
     let slave = File::from(pty.slave);
-    let mut command = if pid1 {
-        let mut c = Command::new("unshare");
-        c.args([
-            "--fork",
-            "--pid",
-            "--mount",
-            "--mount-proc",
-            "--kill-child",
-            "--",
-        ])
-        .arg(binary());
-        c
-    } else {
-        Command::new(binary())
-    };
     command
-        .args(args)
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave);
@@ -65,7 +60,7 @@ fn on_pty(pid1: bool, args: &[&str]) -> OnPty {
             Ok(())
         });
     }
-    let child = command.spawn().expect("spawn vminit on a pty");
+    let child = command.spawn().expect("spawn on a pty");
     drop(command); // closes the parent's copies of the slave
     let master = File::from(pty.master);
     let mut reader = master.try_clone().unwrap();
@@ -243,40 +238,7 @@ fn a_background_app_that_reads_the_terminal_stops_and_fg_resumes_it() {
 
 /// An interactive bash (without vminit) on a pty, for typing vminit commands into.
 fn on_pty_shell() -> OnPty {
-    let pty = new_pty();
-    let slave = File::from(pty.slave);
-    let mut command = Command::new("bash");
-    command
-        .args(["--norc", "--noprofile", "-i"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave);
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn().unwrap();
-    drop(command);
-    let master = File::from(pty.master);
-    let mut reader = master.try_clone().unwrap();
-    let (send, output) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            if send.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    OnPty {
-        master,
-        output,
-        seen: String::new(),
-        child,
-    }
+    let mut bash = Command::new("bash");
+    bash.args(["--norc", "--noprofile", "-i"]);
+    spawn_on_pty(bash)
 }

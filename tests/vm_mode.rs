@@ -8,7 +8,6 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::{Run, binary, run};
 use serde_json::Value;
@@ -20,17 +19,9 @@ fn vm(name: &str, args: &[&str]) -> (Run, PathBuf) {
     let run_dir = std::env::temp_dir().join(format!("vminit-vm-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir).unwrap();
-    let mut command = Command::new("unshare");
+    let mut command = common::pid1_namespace();
     command
-        .args([
-            "--fork",
-            "--pid",
-            "--mount",
-            "--mount-proc",
-            "--kill-child",
-            "sh",
-            "-c",
-        ])
+        .args(["sh", "-c"])
         .arg("mount --bind \"$0\" /run && exec \"$@\"")
         .arg(&run_dir)
         .arg(binary())

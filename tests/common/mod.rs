@@ -42,21 +42,46 @@ pub fn vminit(args: &[&str]) -> Command {
     command
 }
 
-/// `vminit ARGS` as PID 1 of a new PID and mount namespace with its own /proc.
-pub fn vminit_pid1(args: &[&str]) -> Command {
+/// `unshare` ready to run a program as PID 1 of a new PID and mount
+/// namespace with its own /proc (killed when unshare dies); add the program.
+pub fn pid1_namespace() -> Command {
     let mut command = Command::new("unshare");
+    command.args([
+        "--fork",
+        "--pid",
+        "--mount",
+        "--mount-proc",
+        "--kill-child",
+        "--",
+    ]);
     command
-        .args([
-            "--fork",
-            "--pid",
-            "--mount",
-            "--mount-proc",
-            "--kill-child",
-            "--",
-        ])
-        .arg(binary())
-        .args(args);
+}
+
+/// `vminit ARGS` as PID 1 of a new PID and mount namespace.
+pub fn vminit_pid1(args: &[&str]) -> Command {
+    let mut command = pid1_namespace();
+    command.arg(binary()).args(args);
     command
+}
+
+/// vminit's pid as seen from here: under `unshare`, its child.
+pub fn vminit_pid(child: &Child, pid1: bool) -> u32 {
+    if !pid1 {
+        return child.id();
+    }
+    let pid = child.id();
+    for _ in 0..500 {
+        let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+        if let Some(found) = list
+            .ok()
+            .as_deref()
+            .and_then(|l| l.split_whitespace().next())
+        {
+            return found.parse().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{pid} has no child");
 }
 
 /// Runs `command` to its end with piped output, killing it after `HANG_GUARD`.

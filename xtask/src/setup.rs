@@ -19,22 +19,7 @@ pub fn packages(needs: &[(&str, &str)]) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let install = format!(
-        "apt-get install -y --no-install-recommends {}",
-        missing.join(" ")
-    );
-    if !is_root() || !cmd::exists("apt-get") {
-        return Err(format!(
-            "missing packages; on Debian, run as root: apt-get update && {install}"
-        ));
-    }
-    let _ = cmd::run(Command::new("apt-get").args(["update", "-qq"]));
-    cmd::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    install(&missing)
 }
 
 /// Installs Debian packages (as root, with apt-get), or says how.
