@@ -37,6 +37,13 @@ Options:
       --verbosity LEVEL     quiet, info or debug (default info)
       --log-target TARGET   console or kmsg (default console)
       --shutdown ACTION     poweroff or reboot, at the end of a VM (default poweroff)
+  -u, --user USER[:GROUP]   run the application as this user (id or name from
+                            the image's /etc/passwd), with its groups and HOME
+      --rlimit NAME=SOFT[:HARD]
+                            a resource limit for the application (repeatable),
+                            e.g. nofile=1024:4096, core=0
+      --no-new-privs        set PR_SET_NO_NEW_PRIVS for the application
+      --hostname NAME       set the host name (VM mode)
       --mode MODE           auto, vm or container (default auto)
       --check               validate, print the configuration as JSON, exit
       --cmdline STRING      read this kernel command line instead of /proc/cmdline
@@ -150,6 +157,30 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
                 let text = string_value(&mut parser, "--shutdown")?;
                 checked("--shutdown", options.layer.settings.set("shutdown", &text))?;
             }
+            Long("hostname") => {
+                let text = string_value(&mut parser, "--hostname")?;
+                checked("--hostname", options.layer.settings.set("hostname", &text))?;
+            }
+            Short('u') | Long("user") => {
+                let text = string_value(&mut parser, "--user")?;
+                checked("--user", options.layer.settings.set("user", &text))?;
+            }
+            Long("no-new-privs") => options.layer.settings.no_new_privs = Some(true),
+            Long("rlimit") => {
+                let text = string_value(&mut parser, "--rlimit")?;
+                let Some((name, limit)) = text.split_once('=') else {
+                    return Err(ConfigError::new(
+                        &Source::Options,
+                        "--rlimit",
+                        Problem::MissingValue("NAME".into()),
+                    ));
+                };
+                let place = format!("--rlimit {name}");
+                checked(
+                    &place,
+                    options.layer.settings.set(&format!("rlimit.{name}"), limit),
+                )?;
+            }
             Long("mode") => {
                 options.mode = match string_value(&mut parser, "--mode")?.as_str() {
                     "auto" => Mode::Auto,
@@ -243,6 +274,35 @@ mod tests {
         let options = parse_words(&["--", "-v", "x"]).unwrap();
         assert_eq!(options.layer.argv.unwrap(), ["-v", "x"]);
         assert_eq!(options.layer.settings.verbosity, None);
+    }
+
+    #[test]
+    fn identity_and_limit_options() {
+        let options = parse_words(&[
+            "-u",
+            "app:video",
+            "--rlimit",
+            "nofile=10:20",
+            "--no-new-privs",
+            "--hostname",
+            "h",
+            "x",
+        ])
+        .unwrap();
+        let settings = options.layer.settings;
+        assert_eq!(settings.user.unwrap().to_string(), "app:video");
+        assert_eq!(settings.rlimits["nofile"].to_string(), "10:20");
+        assert_eq!(settings.no_new_privs, Some(true));
+        assert_eq!(settings.hostname.as_deref(), Some("h"));
+        let error = parse_words(&["--rlimit", "files=1", "x"]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("option: --rlimit files: is not a resource limit"),
+            "{error}"
+        );
+        assert!(parse_words(&["--rlimit", "nofile", "x"]).is_err());
+        assert!(parse_words(&["--user", "a b", "x"]).is_err());
     }
 
     #[test]

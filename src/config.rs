@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::error::{ConfigError, Problem, Source};
+use crate::identity::UserSpec;
+use crate::limits::Limit;
 use crate::settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
 use crate::{cmdline, metadata};
 
@@ -41,6 +43,10 @@ pub struct Config {
     pub verbosity: Verbosity,
     pub log_target: LogTarget,
     pub shutdown: Shutdown,
+    pub hostname: Option<String>,
+    pub user: Option<UserSpec>,
+    pub no_new_privs: bool,
+    pub rlimits: BTreeMap<&'static str, Limit>,
 }
 
 /// A command line to read configuration from, and where it came from.
@@ -75,6 +81,10 @@ pub fn merge(layers: &[&Layer]) -> Config {
         verbosity: settings.verbosity.unwrap_or_default(),
         log_target: settings.log_target.unwrap_or_default(),
         shutdown: settings.shutdown.unwrap_or_default(),
+        hostname: settings.hostname,
+        user: settings.user,
+        no_new_privs: settings.no_new_privs.unwrap_or(false),
+        rlimits: settings.rlimits,
     }
 }
 
@@ -156,6 +166,10 @@ impl Config {
                 "verbosity": self.verbosity.name(),
                 "log_target": self.log_target.name(),
                 "shutdown": self.shutdown.name(),
+                "hostname": self.hostname,
+                "user": self.user.as_ref().map(ToString::to_string),
+                "no_new_privs": self.no_new_privs,
+                "rlimit": self.rlimits.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
             },
         })
     }

@@ -9,6 +9,8 @@ pub mod cli;
 pub mod cmdline;
 pub mod config;
 pub mod error;
+pub mod identity;
+pub mod limits;
 pub mod log;
 pub mod machine;
 pub mod metadata;

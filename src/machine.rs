@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::settings::Shutdown;
 use crate::sys::mount::{self, Mount};
-use crate::sys::{clock, net, power, signal, stdio};
+use crate::sys::{clock, net, power, process, signal, stdio};
 use crate::{debug, error, log, warn};
 
 /// Where the status record is written.
@@ -147,6 +147,24 @@ pub fn prepare(real_machine: bool) {
         if let Err(e) = power::ctrl_alt_del_sends_sigint() {
             warn!("cannot turn Ctrl-Alt-Del into SIGINT: {e}");
         }
+    }
+}
+
+/// Sets the host name: in VM mode only, and inside a PID namespace
+/// (`--mode vm` in tests) only with a UTS namespace of its own, so that
+/// vminit never renames the host it runs on.
+pub fn set_hostname(name: &str, vm: bool, real_machine: bool) {
+    if !vm {
+        warn!("hostname is only set in VM mode (a container runtime sets its own)");
+        return;
+    }
+    if !real_machine && process::in_initial_uts_namespace() != Some(false) {
+        warn!("hostname not set: no UTS namespace of its own");
+        return;
+    }
+    match nix::unistd::sethostname(name) {
+        Ok(()) => debug!("hostname set to {name}"),
+        Err(e) => warn!("cannot set the hostname: {e}"),
     }
 }
 

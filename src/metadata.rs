@@ -104,15 +104,30 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
 }
 
 /// Applies one `"vminit"` entry; numbers are accepted where the setting is one.
+/// `"rlimit": {"nofile": "1024:4096", "core": 0}` is the one nested setting.
 fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(), Problem> {
-    if !settings::NAMES.contains(&name) {
+    if name == "rlimit" {
+        let Some(limits) = value.as_object() else {
+            return Err(Problem::WrongType("an object of resource limits"));
+        };
+        for (resource, limit) in limits {
+            set_setting(settings, &format!("rlimit.{resource}"), limit)?;
+        }
+        return Ok(());
+    }
+    let numeric = name == "grace" || name.starts_with("rlimit.");
+    if !settings::NAMES.contains(&name) && !name.starts_with("rlimit.") {
         return Err(Problem::UnknownSetting);
     }
     match value {
         Value::String(text) => settings.set(name, text),
         // `Number`'s Display writes the shortest form that reads back the same.
-        Value::Number(number) if name == "grace" => settings.set(name, &number.to_string()),
-        _ if name == "grace" => Err(Problem::WrongType("a number or a string")),
+        Value::Number(number) if numeric => settings.set(name, &number.to_string()),
+        Value::Bool(flag) if name == "no_new_privs" => {
+            settings.set(name, if *flag { "true" } else { "false" })
+        }
+        _ if numeric => Err(Problem::WrongType("a number or a string")),
+        _ if name == "no_new_privs" => Err(Problem::WrongType("true or false")),
         _ => Err(Problem::WrongType("a string")),
     }
 }
@@ -130,7 +145,9 @@ mod tests {
     #[test]
     fn full_file() {
         let json = br#"{"argv": ["/bin/app", "a b", ""], "env": {"K": "V", "_x": "1=2"},
-            "working_dir": "/app", "vminit": {"grace": 1.5, "verbosity": "debug", "shutdown": "reboot"}}"#;
+            "working_dir": "/app", "vminit": {"grace": 1.5, "verbosity": "debug", "shutdown": "reboot",
+            "hostname": "box", "user": "1000:1000", "no_new_privs": true,
+            "rlimit": {"nofile": "64:128", "core": 0}}}"#;
         let (layer, errors) = parse(json, &source());
         assert_eq!(errors, []);
         assert_eq!(layer.argv.unwrap(), ["/bin/app", "a b", ""]);

@@ -15,9 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::cli::{self, CmdlineArg, Mode, Options};
 use crate::config::{self, CmdlineInput, Config};
 use crate::error::{ConfigError, Source};
+use crate::identity::{self, Identity, IdentityError, UserSpec};
 use crate::machine::{self, Report, Timings};
 use crate::settings::Shutdown;
 use crate::supervisor::{Scope, Supervisor};
+use crate::sys::credentials::{self, RawLimit};
 use crate::sys::{clock, power, process, signal, stdio, tty};
 use crate::{cmdline, debug, error, info, log, warn};
 
@@ -172,10 +174,41 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
 
+    if let Some(name) = &config.hostname {
+        machine::set_hostname(name, ending.vm, ending.real_machine);
+    }
+    let identity = match &config.user {
+        Some(spec) => match resolve_user(spec) {
+            Ok(identity) => Some(identity),
+            Err(e) => {
+                error!("{e}");
+                return ending.finish(EXIT_CONFIG, None);
+            }
+        },
+        None => None,
+    };
     let from_kernel = cmdline_input
         .as_ref()
         .is_some_and(|i| i.source == Source::KernelCmdline);
-    let env = app_environment(&config, ending.vm, from_kernel);
+    let mut env = app_environment(&config, ending.vm, from_kernel);
+    if let Some(identity) = &identity {
+        // The user's home, unless the configuration says otherwise.
+        if !config.env.contains_key("HOME") {
+            env.retain(|(key, _)| key != "HOME");
+            env.push(("HOME".into(), identity.home.clone().into()));
+        }
+    }
+    let limits: Vec<RawLimit> = config
+        .rlimits
+        .iter()
+        .filter_map(|(name, limit)| {
+            Some(RawLimit {
+                resource: credentials::resource_number(name)?,
+                soft: limit.soft.unwrap_or(credentials::INFINITY),
+                hard: limit.hard.unwrap_or(credentials::INFINITY),
+            })
+        })
+        .collect();
     if let Some(dir) = &config.workdir {
         if !Path::new(dir).is_dir() {
             error!("workdir {dir}: no such directory");
@@ -188,6 +221,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
         env: &env,
         workdir: config.workdir.as_deref(),
         take_terminal,
+        limits: &limits,
+        user: identity
+            .as_ref()
+            .map(|i| (i.uid, i.gid, i.groups.as_slice())),
+        no_new_privs: config.no_new_privs,
     };
     let app = match process::spawn(&request) {
         Ok(pid) => pid,
@@ -224,6 +262,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     supervisor.stop_everything();
     ending.finish(outcome.exit_code(), outcome.signal())
+}
+
+/// Resolves a user against the image's `/etc/passwd` and `/etc/group`
+/// (a missing file reads as empty: numeric ids still work).
+fn resolve_user(spec: &UserSpec) -> Result<Identity, IdentityError> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    identity::resolve(spec, &passwd, &group)
 }
 
 /// Mounts `/proc` if needed and reads the kernel command line.

@@ -4,12 +4,24 @@
 //! One parser per setting, shared by every source, so that `vminit.grace=5`,
 //! `{"vminit": {"grace": 5}}` and `--grace 5` mean exactly the same thing.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::Problem;
+use crate::identity::{self, UserSpec};
+use crate::limits::{self, Limit};
 
 /// Every setting name, as written after `vminit.` or inside `"vminit"`.
-pub const NAMES: &[&str] = &["grace", "verbosity", "log_target", "shutdown"];
+pub const NAMES: &[&str] = &[
+    "grace",
+    "verbosity",
+    "log_target",
+    "shutdown",
+    "hostname",
+    "user",
+    "no_new_privs",
+    "rlimit.NAME",
+];
 
 /// Default time between SIGTERM and SIGKILL: `docker stop`'s default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -55,6 +67,11 @@ pub struct Settings {
     pub verbosity: Option<Verbosity>,
     pub log_target: Option<LogTarget>,
     pub shutdown: Option<Shutdown>,
+    pub hostname: Option<String>,
+    pub user: Option<UserSpec>,
+    pub no_new_privs: Option<bool>,
+    /// Per resource; a higher layer replaces a resource's limit whole.
+    pub rlimits: BTreeMap<&'static str, Limit>,
 }
 
 impl Settings {
@@ -77,7 +94,22 @@ impl Settings {
                     _ => return Err(Problem::BadSetting("must be poweroff or reboot")),
                 })
             }
-            _ => return Err(Problem::UnknownSetting),
+            "hostname" => self.hostname = Some(parse_hostname(value)?),
+            "user" => self.user = Some(identity::parse_user(value)?),
+            "no_new_privs" => {
+                self.no_new_privs = Some(match value {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => return Err(Problem::BadSetting("must be true or false (or 1, 0)")),
+                })
+            }
+            _ => match name.strip_prefix("rlimit.") {
+                Some(resource) => {
+                    let resource = limits::resource(resource)?;
+                    self.rlimits.insert(resource, limits::parse_limit(value)?);
+                }
+                None => return Err(Problem::UnknownSetting),
+            },
         }
         Ok(())
     }
@@ -88,6 +120,32 @@ impl Settings {
         self.verbosity = other.verbosity.or(self.verbosity);
         self.log_target = other.log_target.or(self.log_target);
         self.shutdown = other.shutdown.or(self.shutdown);
+        self.hostname = other.hostname.clone().or(self.hostname.take());
+        self.user = other.user.clone().or(self.user.take());
+        self.no_new_privs = other.no_new_privs.or(self.no_new_privs);
+        self.rlimits
+            .extend(other.rlimits.iter().map(|(k, v)| (*k, *v)));
+    }
+}
+
+/// Checks a host name: dot-separated labels of `[A-Za-z0-9-]`, none empty or
+/// starting or ending with `-`, at most 64 bytes in all (RFC 1123, and the
+/// kernel's limit).
+pub fn parse_hostname(value: &str) -> Result<String, Problem> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if value.len() <= 64 && value.split('.').all(label_ok) {
+        Ok(value.to_owned())
+    } else {
+        Err(Problem::BadSetting(
+            "must be a host name: labels of letters, digits and '-' joined by '.', at most 64 bytes",
+        ))
     }
 }
 
@@ -161,6 +219,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn identity_and_limit_settings() {
+        let mut low = Settings::default();
+        low.set("hostname", "web-1.example").unwrap();
+        low.set("user", "app:video").unwrap();
+        low.set("no_new_privs", "true").unwrap();
+        low.set("rlimit.nofile", "1024:4096").unwrap();
+        low.set("rlimit.core", "0").unwrap();
+        let mut high = Settings::default();
+        high.set("rlimit.nofile", "10").unwrap();
+        high.set("no_new_privs", "0").unwrap();
+        low.overlay(&high);
+        assert_eq!(low.hostname.as_deref(), Some("web-1.example"));
+        assert_eq!(low.no_new_privs, Some(false));
+        assert_eq!(
+            low.rlimits["nofile"],
+            Limit {
+                soft: Some(10),
+                hard: Some(10)
+            }
+        );
+        assert_eq!(
+            low.rlimits["core"],
+            Limit {
+                soft: Some(0),
+                hard: Some(0)
+            }
+        );
+        for bad in ["", "-a", "a-", "a..b", "a_b", &"a".repeat(65)] {
+            assert!(parse_hostname(bad).is_err(), "{bad:?}");
+        }
+        assert!(low.set("no_new_privs", "maybe").is_err());
+    }
+
+    #[test]
     fn grace_values() {
         assert_eq!(parse_grace("0"), Ok(Duration::ZERO));
         assert_eq!(parse_grace("5"), Ok(Duration::from_secs(5)));
@@ -187,6 +279,8 @@ mod tests {
         assert_eq!(low.shutdown, Some(Shutdown::Reboot));
         assert_eq!(low.verbosity, Some(Verbosity::Debug));
         assert_eq!(low.set("colour", "red"), Err(Problem::UnknownSetting));
+        assert_eq!(low.set("rlimit", "1"), Err(Problem::UnknownSetting));
+        assert!(low.set("rlimit.files", "1").is_err());
         assert!(low.set("log_target", "file").is_err());
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod clock;
+pub mod credentials;
 pub mod mount;
 pub mod net;
 pub mod power;

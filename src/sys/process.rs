@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, setpgid};
 
+use super::credentials::{self, RawLimit};
 use super::{signal, tty};
 
 /// What starting the application needs.
@@ -23,6 +24,11 @@ pub struct Spawn<'a> {
     pub workdir: Option<&'a str>,
     /// Make the application's group the terminal's foreground group.
     pub take_terminal: bool,
+    /// Resource limits to set, before dropping privileges.
+    pub limits: &'a [RawLimit],
+    /// (uid, gid, supplementary groups) to become.
+    pub user: Option<(u32, u32, &'a [u32])>,
+    pub no_new_privs: bool,
 }
 
 /// Starts the application in a new process group (its pid is the group id)
@@ -48,11 +54,21 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
     // Read before fork: only these need resetting in the child (all of them
     // when /proc cannot tell).
     let ignored = signal::ignored().unwrap_or(u64::MAX);
+    let limits = request.limits.to_vec();
+    let user = request
+        .user
+        .map(|(uid, gid, groups)| (uid, gid, groups.to_vec()));
+    let no_new_privs = request.no_new_privs;
     // SAFETY: the closure runs in the child between fork and exec, and calls
-    // only async-signal-safe functions (setpgid, sigprocmask, tcsetpgrp,
-    // signal); it allocates nothing and touches no lock.
+    // only async-signal-safe functions and raw syscalls (setpgid,
+    // sigprocmask, tcsetpgrp, rt_sigaction, prlimit64, set*id, prctl); it
+    // allocates nothing (what it needs was copied before the fork) and
+    // touches no lock.
     unsafe {
         command.pre_exec(move || {
+            for limit in &limits {
+                credentials::set_limit(limit)?;
+            }
             setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             if take_terminal {
                 // tcsetpgrp from a background group raises SIGTTOU unless it
@@ -60,6 +76,12 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
                 signal::block(signal::Signal::SIGTTOU)?;
                 // No terminal, or a hang-up meanwhile: run without one.
                 let _ = tty::set_foreground(getpid().as_raw());
+            }
+            if let Some((uid, gid, groups)) = &user {
+                credentials::become_user(*uid, *gid, groups)?;
+            }
+            if no_new_privs {
+                credentials::no_new_privs()?;
             }
             signal::reset_for_exec(ignored)
         });
@@ -131,6 +153,16 @@ pub fn in_initial_pid_namespace() -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     let metadata = std::fs::metadata("/proc/self/ns/pid").ok()?;
     Some(metadata.ino() == INITIAL_PID_NS_INODE)
+}
+
+/// Whether this process is in the initial UTS (host name) namespace;
+/// `None` without `/proc`.
+pub fn in_initial_uts_namespace() -> Option<bool> {
+    // PROC_UTS_INIT_INO in include/linux/proc_ns.h.
+    const INITIAL_UTS_NS_INODE: u64 = 0xEFFF_FFFE;
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata("/proc/self/ns/uts").ok()?;
+    Some(metadata.ino() == INITIAL_UTS_NS_INODE)
 }
 
 /// Every living descendant of `root` (not `root` itself), found through

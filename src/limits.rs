@@ -1,0 +1,134 @@
+//! Resource limits for the application (getrlimit(2)): `NAME=SOFT[:HARD]`,
+//! each a number or `unlimited`, applied in the child before exec.
+
+use crate::error::Problem;
+
+/// The resources, by the names `ulimit` and prlimit(1) use, lower case.
+pub const RESOURCES: &[&str] = &[
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// A soft and a hard limit; `None` is unlimited (`RLIM_INFINITY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let one = |v: Option<u64>| v.map_or("unlimited".to_owned(), |v| v.to_string());
+        write!(f, "{}:{}", one(self.soft), one(self.hard))
+    }
+}
+
+/// Checks a resource name against [`RESOURCES`].
+pub fn resource(name: &str) -> Result<&'static str, Problem> {
+    RESOURCES
+        .iter()
+        .find(|r| **r == name)
+        .copied()
+        .ok_or(Problem::BadSetting(
+            "is not a resource limit (known: as, core, cpu, data, fsize, locks, memlock, msgqueue, \
+             nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack)",
+        ))
+}
+
+/// Parses `SOFT[:HARD]` (HARD defaults to SOFT); soft must not exceed hard.
+pub fn parse_limit(value: &str) -> Result<Limit, Problem> {
+    const RULE: Problem = Problem::BadSetting(
+        "must be SOFT[:HARD], each a number or unlimited, with SOFT at most HARD",
+    );
+    let one = |text: &str| -> Result<Option<u64>, Problem> {
+        match text {
+            "unlimited" | "infinity" => Ok(None),
+            _ if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse().map(Some).map_err(|_| RULE)
+            }
+            _ => Err(RULE),
+        }
+    };
+    let (soft, hard) = match value.split_once(':') {
+        Some((soft, hard)) => (one(soft)?, one(hard)?),
+        None => {
+            let both = one(value)?;
+            (both, both)
+        }
+    };
+    let soft_fits = match (soft, hard) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(s), Some(h)) => s <= h,
+    };
+    if soft_fits {
+        Ok(Limit { soft, hard })
+    } else {
+        Err(RULE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(
+            parse_limit("1024:4096"),
+            Ok(Limit {
+                soft: Some(1024),
+                hard: Some(4096)
+            })
+        );
+        assert_eq!(
+            parse_limit("0"),
+            Ok(Limit {
+                soft: Some(0),
+                hard: Some(0)
+            })
+        );
+        assert_eq!(
+            parse_limit("unlimited"),
+            Ok(Limit {
+                soft: None,
+                hard: None
+            })
+        );
+        assert_eq!(
+            parse_limit("10:unlimited"),
+            Ok(Limit {
+                soft: Some(10),
+                hard: None
+            })
+        );
+        for bad in [
+            "",
+            "x",
+            "-1",
+            "5:4",
+            "unlimited:5",
+            "1:2:3",
+            " 1",
+            "99999999999999999999999",
+        ] {
+            assert!(parse_limit(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(resource("nofile"), Ok("nofile"));
+        assert!(resource("files").is_err());
+    }
+}
