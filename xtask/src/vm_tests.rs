@@ -49,6 +49,18 @@ while :; do sleep 1; done
         r#"{"argv": ["/tests/show-env.sh"], "env": {"A": "meta", "B": "meta"}, "working_dir": "/tests"}"#,
     ),
     ("/tests/broken.json", r#"{"env": {"K": "s3cret-in-json""#),
+    (
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n",
+    ),
+    ("/etc/group", "root:x:0:\napp:x:1000:\nvideo:x:44:app\n"),
+    (
+        "/tests/who-am-i.sh",
+        r#"#!/bin/sh
+echo "id=[$(id)] home=[$HOME] host=[$(hostname)] nofile=[$(ulimit -n)]"
+grep NoNewPrivs /proc/self/status
+"#,
+    ),
 ];
 
 /// One boot and what must hold of it.
@@ -117,6 +129,24 @@ fn cases() -> Vec<Case> {
                 } else {
                     Ok(())
                 }
+            },
+        },
+        Case {
+            name: "user_by_name_groups_home_hostname_limits_and_no_new_privs",
+            image: ConsoleNodes::Nodes,
+            cmdline: "vminit.user=app vminit.hostname=vm-test vminit.rlimit.nofile=64:128 \
+                      vminit.no_new_privs=1 -- /tests/who-am-i.sh",
+            ctrl_alt_del_after: None,
+            check: |c| {
+                expect(c, 0)?;
+                require(
+                    c,
+                    &[
+                        "id=[uid=1000(app) gid=1000(app) groups=44(video),1000(app)]",
+                        "home=[/home/app] host=[vm-test] nofile=[64]",
+                        "NoNewPrivs:\t1",
+                    ],
+                )
             },
         },
         Case {
