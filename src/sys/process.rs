@@ -8,8 +8,6 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::errno::Errno;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid, setpgid};
 
 use super::credentials::{self, RawLimit};
@@ -108,28 +106,43 @@ pub enum Reaped {
 
 /// Collects one child's status without blocking: `waitpid(-1, WNOHANG)`,
 /// with `WUNTRACED` when `stops` asks for stopped children too.
+///
+/// libc's waitpid directly, with the status decoded here: nix's wrapper
+/// turns a death by a real-time signal (32-64, which its `Signal` cannot
+/// hold) into an error after the zombie is already reaped, losing the status.
 pub fn reap(stops: bool) -> io::Result<Reaped> {
     let flags = if stops {
-        WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED
+        libc::WNOHANG | libc::WUNTRACED
     } else {
-        WaitPidFlag::WNOHANG
+        libc::WNOHANG
     };
     loop {
-        return match waitpid(None, Some(flags)) {
-            Ok(WaitStatus::Exited(pid, code)) => Ok(Reaped::Exited(pid.as_raw(), code)),
-            Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                Ok(Reaped::Killed(pid.as_raw(), signal as i32))
-            }
-            Ok(WaitStatus::Stopped(pid, signal)) => {
-                Ok(Reaped::Stopped(pid.as_raw(), signal as i32))
-            }
-            Ok(WaitStatus::StillAlive) => Ok(Reaped::Nothing),
-            // Continued, ptrace events: not asked for, nothing to collect.
-            Ok(_) => Ok(Reaped::Nothing),
-            Err(Errno::ECHILD) => Ok(Reaped::NoChildren),
-            Err(Errno::EINTR) => continue,
-            Err(errno) => Err(errno.into()),
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for the call's duration.
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        return match pid {
+            0 => Ok(Reaped::Nothing),
+            -1 => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ECHILD) => Ok(Reaped::NoChildren),
+                Some(libc::EINTR) => continue,
+                _ => Err(io::Error::last_os_error()),
+            },
+            pid => Ok(decode(pid, status)),
         };
+    }
+}
+
+/// A wait status as wait(2) describes it.
+fn decode(pid: i32, status: i32) -> Reaped {
+    if libc::WIFEXITED(status) {
+        Reaped::Exited(pid, libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Reaped::Killed(pid, libc::WTERMSIG(status))
+    } else if libc::WIFSTOPPED(status) {
+        Reaped::Stopped(pid, libc::WSTOPSIG(status))
+    } else {
+        // Continued: not asked for; nothing was collected.
+        Reaped::Nothing
     }
 }
 
@@ -244,6 +257,15 @@ fn parent_from_stat(stat: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_statuses_decode() {
+        assert_eq!(decode(7, 3 << 8), Reaped::Exited(7, 3));
+        assert_eq!(decode(7, 9), Reaped::Killed(7, 9));
+        // Real-time signals too: nix's decoder loses these.
+        assert_eq!(decode(7, 40), Reaped::Killed(7, 40));
+        assert_eq!(decode(7, (20 << 8) | 0x7f), Reaped::Stopped(7, 20));
+    }
 
     #[test]
     fn parent_pid_from_stat_lines() {
