@@ -104,6 +104,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Ok(options) => options,
             Err(e) => {
                 error!("{e}");
+                ending.shutdown = requested_shutdown(None, kernel_line.as_deref());
                 return ending.finish(EXIT_CONFIG, None);
             }
         }
@@ -138,6 +139,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
         return ending.finish(0, None);
     }
 
+    // Even when the configuration is invalid, end the machine the way it asks.
+    ending.shutdown = requested_shutdown(Some(&options.layer), kernel_line.as_deref());
+    PANIC_RESTARTS.store(ending.shutdown == Shutdown::Reboot, Ordering::Relaxed);
     let cmdline_input = match cmdline_input(&options, kernel_line) {
         Ok(input) => input,
         Err(e) => {
@@ -264,6 +268,23 @@ pub fn run(args: Vec<OsString>) -> i32 {
     ending.finish(outcome.exit_code(), outcome.signal())
 }
 
+/// The shutdown action the options and the kernel command line ask for,
+/// read leniently: used when the configuration as a whole is invalid, so
+/// that a Firecracker VM (which ends only on a restart) still ends.
+fn requested_shutdown(
+    options: Option<&crate::config::Layer>,
+    kernel_line: Option<&[u8]>,
+) -> Shutdown {
+    let mut settings = crate::settings::Settings::default();
+    if let Some(line) = kernel_line {
+        settings.overlay(&cmdline::parse(line, &Source::KernelCmdline).0.settings);
+    }
+    if let Some(layer) = options {
+        settings.overlay(&layer.settings);
+    }
+    settings.shutdown.unwrap_or_default()
+}
+
 /// Resolves a user against the image's `/etc/passwd` and `/etc/group`
 /// (a missing file reads as empty: numeric ids still work).
 fn resolve_user(spec: &UserSpec) -> Result<Identity, IdentityError> {
@@ -286,15 +307,30 @@ fn read_kernel_cmdline() -> Option<Vec<u8>> {
     }
 }
 
-/// Whether vminit's argv is the kernel's init argv: the words after `--`.
+/// Whether vminit's argv is what the kernel gives init: every unknown bare
+/// word before `--` (no `=`, no `.`; e.g. Firecracker's default
+/// `nomodules`), then the words after `--`. Which bare words the kernel
+/// knows (`quiet`, `ro`, …) and keeps cannot be told from here, so any
+/// in-order selection of them counts.
 fn started_by_kernel(line: &[u8], words: &[OsString]) -> bool {
     let tokens = cmdline::tokenize(line);
     let init_args = tokens.init_args.unwrap_or_default();
-    init_args.len() == words.len()
-        && init_args
-            .iter()
-            .zip(words)
-            .all(|(param, word)| param.word() == word.as_bytes())
+    let Some(split) = words.len().checked_sub(init_args.len()) else {
+        return false;
+    };
+    let (prefix, rest) = words.split_at(split);
+    let rest_matches = init_args
+        .iter()
+        .zip(rest)
+        .all(|(param, word)| param.word() == word.as_bytes());
+    let mut bare = tokens
+        .params
+        .iter()
+        .filter(|p| p.value.is_none() && !p.name.contains(&b'.'))
+        .map(|p| p.name);
+    // Each prefix word must be the next bare word, or a later one.
+    let prefix_matches = prefix.iter().all(|word| bare.any(|b| b == word.as_bytes()));
+    rest_matches && prefix_matches
 }
 
 /// The command line to read: `--cmdline`, `--cmdline-file`, else the kernel's in VM mode.
@@ -366,5 +402,16 @@ mod tests {
         assert!(!started_by_kernel(b"quiet -- sh -c echo hi", &words));
         assert!(!started_by_kernel(b"quiet", &words));
         assert!(started_by_kernel(b"quiet", &[]));
+        // Unknown bare words before `--` reach init first (Firecracker's
+        // `nomodules`); the kernel keeps the ones it knows (`quiet`).
+        let mut with_bare: Vec<OsString> = vec!["nomodules".into()];
+        with_bare.extend(words.iter().cloned());
+        let line = b"quiet nomodules pci=off 8250.nr_uarts=0 -- sh -c \"echo hi\"";
+        assert!(started_by_kernel(line, &with_bare));
+        assert!(started_by_kernel(b"nomodules", &["nomodules".into()]));
+        assert!(!started_by_kernel(
+            line,
+            &["--grace".into(), "1".into(), "sh".into()]
+        ));
     }
 }

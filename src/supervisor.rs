@@ -81,7 +81,10 @@ impl Supervisor {
                 .deadline
                 .map(|d| d.saturating_duration_since(Instant::now()));
             match signal::wait(timeout) {
-                Ok(Some(signal)) => self.on_signal(signal),
+                // Not the app's (a log write to a closed pipe raises SIGPIPE);
+                // and not logged, which could raise it again.
+                Ok(Some(received)) if received.from_self => {}
+                Ok(Some(received)) => self.on_signal(received.signal),
                 Ok(None) => {}
                 Err(error) => warn!("waiting for signals failed: {error}"),
             }

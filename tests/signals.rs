@@ -215,3 +215,29 @@ fn the_app_leads_its_own_process_group() {
     assert_eq!(numbers[0], numbers[1], "app pid == its pgid");
     assert_ne!(numbers[1], numbers[2], "app's group is not vminit's");
 }
+
+#[test]
+fn vminit_keeps_its_own_sigpipe() {
+    // At debug level vminit logs each forwarded signal; with its stderr a
+    // pipe nobody reads, each log line raises SIGPIPE on vminit itself,
+    // which must not reach the app (nor loop).
+    // The app's own stderr goes elsewhere: bash reports its killed jobs there.
+    let script = "exec 2>/dev/null; trap 'echo got-usr1' USR1; trap 'echo got-pipe; exit 6' PIPE; \
+        trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut command = vminit(&["-v", "--grace", "30", "--", "bash", "-c", script]);
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    drop(child.stderr.take());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "ready");
+    send(child.id(), libc::SIGUSR1);
+    wait_for_line(&mut out, "got-usr1");
+    send(child.id(), libc::SIGTERM);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{rest}");
+    assert!(!rest.contains("got-pipe"), "{rest}");
+}

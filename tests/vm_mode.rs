@@ -121,6 +121,22 @@ fn the_app_finds_what_it_needs_and_a_path() {
 }
 
 #[test]
+fn invalid_configuration_still_ends_the_machine_the_way_asked() {
+    // Firecracker on x86 ends a VM only on a restart: an error must not
+    // fall back to a power-off that leaves it halted.
+    let (result, _) = vm(
+        "bad-reboot",
+        &["--shutdown", "reboot", "--cmdline", "env.1X=y -- true"],
+    );
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=2"], "{result:#?}");
+    assert_eq!(
+        result.status.signal(),
+        Some(libc::SIGHUP),
+        "restart: {result:#?}"
+    );
+}
+
+#[test]
 fn vm_mode_needs_pid_1() {
     let result = run(common::vminit(&["--mode", "vm", "--", "true"]));
     assert_eq!(result.code(), 2, "{result:#?}");

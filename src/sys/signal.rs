@@ -101,9 +101,18 @@ pub fn reset_for_exec(ignored: u64) -> io::Result<()> {
     set_mask(0)
 }
 
+/// One signal taken by [`wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub signal: i32,
+    /// Raised by vminit itself, as the kernel raises SIGPIPE for a write
+    /// to a closed pipe (`SI_USER` from our own pid): not for the app.
+    pub from_self: bool,
+}
+
 /// Waits for any blocked signal, at most `timeout` (forever with `None`).
-/// Returns the signal's number, or `None` on timeout or interruption.
-pub fn wait(timeout: Option<Duration>) -> io::Result<Option<i32>> {
+/// Returns it, or `None` on timeout or interruption.
+pub fn wait(timeout: Option<Duration>) -> io::Result<Option<Received>> {
     let set = ALL_SIGNALS;
     let mut info = MaybeUninit::<libc::siginfo_t>::uninit();
     let spec = timeout.map(TimeSpec::from_duration);
@@ -122,7 +131,14 @@ pub fn wait(timeout: Option<Duration>) -> io::Result<Option<i32>> {
         )
     };
     if rc > 0 {
-        return Ok(i32::try_from(rc).ok());
+        // SAFETY: a successful rt_sigtimedwait filled in the siginfo.
+        let info = unsafe { info.assume_init() };
+        // SAFETY: si_pid is valid to read for SI_USER, checked first.
+        let from_self =
+            info.si_code == libc::SI_USER && unsafe { info.si_pid() } == std::process::id() as i32;
+        return Ok(i32::try_from(rc)
+            .ok()
+            .map(|signal| Received { signal, from_self }));
     }
     let error = io::Error::last_os_error();
     match error.raw_os_error() {
