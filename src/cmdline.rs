@@ -170,7 +170,10 @@ pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
             continue;
         }
         let Some(value) = param.value else {
-            fail(name, Problem::MissingValue(name.to_owned()));
+            // Only the part that could be a key: in `env.TOKEN:hunter2` (a
+            // typo for `=`) the rest is a secret.
+            let shown = key_prefix(name);
+            fail(shown, Problem::MissingValue(shown.to_owned()));
             continue;
         };
         let Ok(value) = std::str::from_utf8(value) else {
@@ -215,6 +218,16 @@ pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
         layer.argv = Some(argv);
     }
     (layer, errors)
+}
+
+/// `name` up to the first character that cannot be in a key (after the
+/// `env.`/`vminit.` prefix).
+fn key_prefix(name: &str) -> &str {
+    let start = name.find('.').map_or(0, |dot| dot + 1);
+    let end = name[start..]
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .map_or(name.len(), |i| start + i);
+    &name[..end]
 }
 
 /// Whether a parameter name is one vminit consumes.
@@ -309,7 +322,7 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_key_never_the_value() {
-        let line = b"env.1X=secret1 env.OK env.N=a\xffb workdir=app/ metadata=/a/../b \
+        let line = b"env.1X=secret1 env.OK:secret2 env.N=a\xffb workdir=app/ metadata=/a/../b \
             vminit.nope=1 vminit.grace=soon";
         let (_, errors) = parse(line, &Source::KernelCmdline);
         let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -114,6 +114,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Mode::Vm => true,
         Mode::Container => false,
     };
+    if auto_vm && !ending.vm {
+        // Returning from main here would be the kernel's "Attempted to kill init".
+        ending.vm = true;
+        error!(
+            "option: --mode container cannot be used by a machine's PID 1 (its exit panics the kernel)"
+        );
+        ending.shutdown = requested_shutdown(Some(&options.layer), kernel_line.as_deref());
+        return ending.finish(EXIT_CONFIG, None);
+    }
     if ending.vm && !pid1 {
         error!("option: --mode vm needs vminit to be PID 1");
         return EXIT_CONFIG;
@@ -122,7 +131,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         (true, None) => read_kernel_cmdline(),
         (vm, line) => line.filter(|_| vm),
     };
-    ending.real_machine = ending.vm && process::in_initial_pid_namespace() == Some(true);
+    // Without /proc to tell, PID 1 in VM mode is the machine's (as for auto).
+    ending.real_machine = ending.vm && process::in_initial_pid_namespace() != Some(false);
     if ending.vm {
         // Before the configuration, which does not change it: an invalid
         // configuration still leaves a status file in /run.
@@ -378,6 +388,7 @@ fn app_environment(config: &Config, vm: bool, from_kernel: bool) -> Vec<(OsStrin
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         log::always(format_args!("internal error: {info}"));
+        crate::sys::mount::sync();
         log::always(format_args!("exit_code={EXIT_INTERNAL}"));
         let action = if PANIC_RESTARTS.load(Ordering::Relaxed) {
             Shutdown::Reboot

@@ -61,6 +61,10 @@ pub struct Supervisor {
     job_control: bool,
     /// When whatever is alive gets SIGKILL; set by SIGTERM or SIGINT.
     deadline: Option<Instant>,
+    /// The grace period already ran out and SIGKILL went to everything.
+    killed: bool,
+    /// The app has been reaped: its pid (and group id) may be reused.
+    app_reaped: bool,
 }
 
 impl Supervisor {
@@ -71,6 +75,8 @@ impl Supervisor {
             scope,
             job_control,
             deadline: None,
+            killed: false,
+            app_reaped: false,
         }
     }
 
@@ -92,8 +98,10 @@ impl Supervisor {
                 info!("grace period over: sending SIGKILL");
                 self.signal_everything(libc::SIGKILL);
                 self.deadline = None;
+                self.killed = true;
             }
             if let Some(outcome) = self.reap_all() {
+                self.app_reaped = true;
                 return outcome;
             }
         }
@@ -166,6 +174,12 @@ impl Supervisor {
         if !(by_terminal && self.job_control && self.scope == Scope::Descendants) {
             return;
         }
+        if !tty::parent_can_resume_us() {
+            // No job-control shell above (ssh -t, docker exec -it): nobody
+            // would ever send SIGCONT. Let the app go on instead.
+            self.forward(libc::SIGCONT);
+            return;
+        }
         if tty::foreground_group() == Some(self.app) {
             let _ = tty::set_foreground(tty::own_group());
         }
@@ -180,13 +194,15 @@ impl Supervisor {
         if self.reap_leftovers() {
             return 0;
         }
-        let left = process::descendants(process::own_pid()).len();
-        info!("stopping {left} remaining process(es)");
-        self.signal_everything(libc::SIGTERM);
-        self.signal_everything(libc::SIGCONT);
-        let deadline = *self.deadline.get_or_insert(Instant::now() + self.grace);
-        if self.wait_until_none_left(deadline, None) {
-            return left;
+        let left = process::descendants(process::own_pid()).map_or(0, |d| d.len());
+        if !self.killed {
+            info!("stopping {left} remaining process(es)");
+            self.signal_everything(libc::SIGTERM);
+            self.signal_everything(libc::SIGCONT);
+            let deadline = *self.deadline.get_or_insert(Instant::now() + self.grace);
+            if self.wait_until_none_left(deadline, None) {
+                return left;
+            }
         }
         warn!("processes still running after the grace period: sending SIGKILL");
         self.signal_everything(libc::SIGKILL);
@@ -235,7 +251,15 @@ impl Supervisor {
             Scope::Descendants => {
                 // The app's group members are descendants too: none escapes
                 // the tree, as orphans are reparented to vminit.
-                for pid in process::descendants(process::own_pid()) {
+                let descendants = process::descendants(process::own_pid());
+                // While the app is unreaped its pid and group id are its own;
+                // after, the group is signalled only when /proc cannot tell
+                // the descendants (best effort: the id may be reused).
+                if !self.app_reaped || descendants.is_none() {
+                    let _ = signal::send(-self.app, signal);
+                    let _ = signal::send(self.app, signal);
+                }
+                for pid in descendants.unwrap_or_default() {
                     let _ = signal::send(pid, signal);
                 }
             }

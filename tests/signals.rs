@@ -241,3 +241,28 @@ fn vminit_keeps_its_own_sigpipe() {
     assert_eq!(status.code(), Some(7), "{rest}");
     assert!(!rest.contains("got-pipe"), "{rest}");
 }
+
+#[test]
+fn the_grace_kill_reaches_the_app_without_proc() {
+    // Under bubblewrap or a bare chroot there is no /proc to list
+    // descendants: the app itself must still get the SIGKILL.
+    let script = "umount -l /proc && exec \"$@\"";
+    let mut command = std::process::Command::new("unshare");
+    command.args(["--mount", "sh", "-c", script, "sh", &common::binary()]);
+    command.args([
+        "--grace",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; sleep 60",
+    ]);
+    let mut child = spawn(command);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    wait_for_line(&mut out, "ready");
+    // unshare execs sh, which execs vminit: the same pid.
+    send(child.id(), libc::SIGTERM);
+    child.stdout = Some(out.into_inner());
+    let result = finish(child, Duration::from_secs(30));
+    assert_eq!(result.code(), 137, "{result:#?}");
+}

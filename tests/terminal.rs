@@ -236,6 +236,28 @@ fn a_background_app_that_reads_the_terminal_stops_and_fg_resumes_it() {
     assert_eq!(code, 0, "{seen}");
 }
 
+#[test]
+fn ctrl_z_without_a_job_control_shell_does_not_stop_for_good() {
+    // Under `ssh -t` or `docker exec -it` nobody would resume a stopped
+    // vminit: there the app is let go on, and still reads its terminal.
+    let mut pty = on_pty(
+        false,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read line; echo g\"\"ot:$line",
+        ],
+    );
+    pty.expect("ready");
+    pty.type_keys(b"\x1a");
+    std::thread::sleep(Duration::from_millis(300));
+    pty.type_keys(b"hello\n");
+    pty.expect("got:hello");
+    let (code, seen) = pty.exit_code();
+    assert_eq!(code, 0, "{seen}");
+}
+
 /// An interactive bash (without vminit) on a pty, for typing vminit commands into.
 fn on_pty_shell() -> OnPty {
     let mut bash = Command::new("bash");

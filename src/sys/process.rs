@@ -179,13 +179,19 @@ pub fn in_initial_uts_namespace() -> Option<bool> {
 }
 
 /// Every living descendant of `root` (not `root` itself), found through
-/// `/proc`. Uses the per-task `children` lists when the kernel has them
-/// (CONFIG_PROC_CHILDREN), else scans every `/proc/PID/stat`.
-pub fn descendants(root: i32) -> Vec<i32> {
-    match children_lists(root) {
+/// `/proc`: the per-task `children` lists when the kernel has them
+/// (CONFIG_PROC_CHILDREN), else every `/proc/PID/stat`. `None` when `/proc`
+/// is missing or belongs to another PID namespace (its `self` is not us),
+/// where its pids would name other processes.
+pub fn descendants(root: i32) -> Option<Vec<i32>> {
+    let own = std::fs::read_link("/proc/self").ok()?;
+    if own.as_os_str().as_encoded_bytes() != own_pid().to_string().as_bytes() {
+        return None;
+    }
+    Some(match children_lists(root) {
         Some(found) => found,
         None => scan_by_parent(root),
-    }
+    })
 }
 
 fn children_lists(root: i32) -> Option<Vec<i32>> {
@@ -229,10 +235,11 @@ fn scan_by_parent(root: i32) -> Vec<i32> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        // Bytes, not a String: the command name may be cut mid-character.
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        if let Some(ppid) = parent_from_stat(&stat) {
+        if let Some(ppid) = parent_from_stat(&String::from_utf8_lossy(&stat)) {
             parents.push((pid, ppid));
         }
     }
@@ -283,7 +290,7 @@ mod tests {
         let me = own_pid();
         let mut found = Vec::new();
         for _ in 0..100 {
-            found = descendants(me);
+            found = descendants(me).expect("/proc is ours");
             if found.len() >= 2 {
                 break;
             }

@@ -32,9 +32,21 @@ pub fn set_foreground(group: i32) -> io::Result<()> {
 /// Standard input, borrowed without `std::io::stdin()`, which allocates
 /// and so may not run between fork and exec.
 fn stdin() -> BorrowedFd<'static> {
-    // SAFETY: vminit keeps fds 0-2 open for its whole life
-    // (`stdio::ensure_open` fills them first thing), so fd 0 outlives any use.
+    // SAFETY: a BorrowedFd is only a number here; vminit never closes fd 0
+    // (`machine::open_console_if_closed` and `stdio::fill_from` fill 0-2
+    // when they start closed). Were it still closed, the calls on it fail
+    // with EBADF, which every caller handles.
     unsafe { BorrowedFd::borrow_raw(0) }
+}
+
+/// Whether vminit's parent is a job-control shell that can resume it after
+/// a stop: in the same session, in another process group (then a stopped
+/// vminit shows as a stopped job, and `fg`/`bg` send SIGCONT).
+pub fn parent_can_resume_us() -> bool {
+    let parent = nix::unistd::getppid();
+    let parent_group = nix::unistd::getpgid(Some(parent)).ok();
+    let same_session = nix::unistd::getsid(Some(parent)).ok() == nix::unistd::getsid(None).ok();
+    same_session && parent_group.is_some() && parent_group != Some(getpgrp())
 }
 
 /// vminit's own process group.
