@@ -23,6 +23,7 @@ echo "GREETING=[$GREETING] SPACED=[$SPACED] EQ=[$EQ] A=[$A] B=[$B]"
 echo "PWD=[$(pwd)] pid=[$$]"
 echo "leaked=[$(env | grep -cE '^(workdir|metadata|vminit)')]"
 for p in /proc/self /sys/kernel /dev/pts /dev/shm /run /dev/null; do [ -e $p ] && echo "have $p"; done
+echo "lo-flags=[$(cat /sys/class/net/lo/flags)]"
 exit ${1:-0}
 "#,
     ),
@@ -126,6 +127,8 @@ fn cases() -> Vec<Case> {
                         "have /dev/null",
                     ],
                 )?;
+                // IFF_UP | IFF_LOOPBACK: vminit brought the loopback up.
+                require(c, &["lo-flags=[0x9]"])?;
                 if c.has("pid=[1]") {
                     Err("the app is PID 1".into())
                 } else {
