@@ -203,15 +203,7 @@ fn ctrl_z_stops_the_job_and_fg_resumes_it() {
     outer.expect("started");
     outer.type_keys(b"\x1a");
     outer.expect("Stopped");
-    // After fg, the app is back in the foreground and reads the terminal.
-    outer.type_keys(b"fg\n");
-    std::thread::sleep(Duration::from_millis(300));
-    outer.type_keys(b"hello\n");
-    outer.expect("got:hello");
-    outer.type_keys(b"echo fg-status=$?; exit 0\n");
-    outer.expect("fg-status=0");
-    let (code, seen) = outer.exit_code();
-    assert_eq!(code, 0, "{seen}");
+    fg_then_the_app_reads_the_terminal(outer);
 }
 
 #[test]
@@ -226,14 +218,7 @@ fn a_background_app_that_reads_the_terminal_stops_and_fg_resumes_it() {
     // Bash reports a background job's stop at its next prompt.
     outer.type_keys(b"sleep 0.5; jobs\n");
     outer.expect("Stopped");
-    outer.type_keys(b"fg\n");
-    std::thread::sleep(Duration::from_millis(300));
-    outer.type_keys(b"hello\n");
-    outer.expect("got:hello");
-    outer.type_keys(b"echo fg-status=$?; exit 0\n");
-    outer.expect("fg-status=0");
-    let (code, seen) = outer.exit_code();
-    assert_eq!(code, 0, "{seen}");
+    fg_then_the_app_reads_the_terminal(outer);
 }
 
 #[test]
@@ -255,6 +240,19 @@ fn ctrl_z_without_a_job_control_shell_does_not_stop_for_good() {
     pty.type_keys(b"hello\n");
     pty.expect("got:hello");
     let (code, seen) = pty.exit_code();
+    assert_eq!(code, 0, "{seen}");
+}
+
+/// Types `fg` into the shell and checks that the app, back in the
+/// foreground, reads a line from the terminal and the job ends well.
+fn fg_then_the_app_reads_the_terminal(mut outer: OnPty) {
+    outer.type_keys(b"fg\n");
+    std::thread::sleep(Duration::from_millis(300));
+    outer.type_keys(b"hello\n");
+    outer.expect("got:hello");
+    outer.type_keys(b"echo fg-status=$?; exit 0\n");
+    outer.expect("fg-status=0");
+    let (code, seen) = outer.exit_code();
     assert_eq!(code, 0, "{seen}");
 }
 
