@@ -46,6 +46,7 @@ pub struct Config {
     pub hostname: Option<String>,
     pub user: Option<UserSpec>,
     pub no_new_privs: bool,
+    pub delete_metadata: bool,
     pub rlimits: BTreeMap<&'static str, Limit>,
 }
 
@@ -84,6 +85,7 @@ pub fn merge(layers: &[&Layer]) -> Config {
         hostname: settings.hostname,
         user: settings.user,
         no_new_privs: settings.no_new_privs.unwrap_or(false),
+        delete_metadata: settings.delete_metadata.unwrap_or(false),
         rlimits: settings.rlimits,
     }
 }
@@ -169,6 +171,7 @@ impl Config {
                 "hostname": self.hostname,
                 "user": self.user.as_ref().map(ToString::to_string),
                 "no_new_privs": self.no_new_privs,
+                "delete_metadata": self.delete_metadata,
                 "rlimit": self.rlimits.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
             },
         })

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::settings::Shutdown;
 use crate::sys::mount::{self, Mount};
-use crate::sys::{clock, net, power, process, signal, stdio};
+use crate::sys::{clock, net, power, process, signal, stdio, tty};
 use crate::{debug, error, log, warn};
 
 /// Where the status record is written.
@@ -236,6 +236,9 @@ pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
         debug!("cannot write {STATUS_FILE}: {e}");
     }
     log::always(format_args!("exit_code={}", report.exit_code));
+    // A serial console sends from a buffer, by interrupts: without waiting
+    // for it to empty, a restart (which ends QEMU at once) can cut the line.
+    tty::drain_stderr();
     let error = power::end_machine(action);
     error!("cannot {}: {error}; waiting instead", action.name());
     loop {

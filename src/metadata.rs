@@ -104,6 +104,9 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
 }
 
 /// Applies one `"vminit"` entry; numbers are accepted where the setting is one.
+/// The settings that take `true`/`false`.
+const FLAGS: &[&str] = &["no_new_privs", "delete_metadata"];
+
 /// `"rlimit": {"nofile": "1024:4096", "core": 0}` is the one nested setting.
 fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(), Problem> {
     if name == "rlimit" {
@@ -123,11 +126,11 @@ fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(),
         Value::String(text) => settings.set(name, text),
         // `Number`'s Display writes the shortest form that reads back the same.
         Value::Number(number) if numeric => settings.set(name, &number.to_string()),
-        Value::Bool(flag) if name == "no_new_privs" => {
+        Value::Bool(flag) if FLAGS.contains(&name) => {
             settings.set(name, if *flag { "true" } else { "false" })
         }
         _ if numeric => Err(Problem::WrongType("a number or a string")),
-        _ if name == "no_new_privs" => Err(Problem::WrongType("true or false")),
+        _ if FLAGS.contains(&name) => Err(Problem::WrongType("true or false")),
         _ => Err(Problem::WrongType("a string")),
     }
 }

@@ -182,6 +182,23 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 
     log::configure(config.verbosity, config.log_target);
+    if config.delete_metadata {
+        if let Some(path) = &config.metadata {
+            delete_metadata(path);
+        }
+    }
+    if let Some(input) = cmdline_input
+        .as_ref()
+        .filter(|i| i.source == Source::KernelCmdline)
+    {
+        let tokens = cmdline::tokenize(&input.text);
+        if tokens.params.iter().any(|p| p.name.starts_with(b"env.")) {
+            warn!(
+                "env.* values on the kernel command line can be read by every process \
+                 in the VM (/proc/cmdline): put secrets in the metadata file"
+            );
+        }
+    }
     if !ending.vm && !pid1 {
         if let Err(e) = process::become_subreaper() {
             warn!("cannot become a child subreaper, orphans will not be reaped: {e}");
@@ -295,6 +312,20 @@ fn requested_shutdown(
     settings.shutdown.unwrap_or_default()
 }
 
+/// Deletes the metadata file (it was read already), or failing that (a
+/// read-only image) makes it unreadable to anyone but root.
+fn delete_metadata(path: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => debug!("deleted {path}"),
+        Err(remove) => match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o000))
+        {
+            Ok(()) => warn!("cannot delete {path} ({remove}); made it unreadable instead"),
+            Err(chmod) => warn!("cannot delete {path} ({remove}) nor make it unreadable ({chmod})"),
+        },
+    }
+}
+
 /// Resolves a user against the image's `/etc/passwd` and `/etc/group`
 /// (a missing file reads as empty: numeric ids still work).
 fn resolve_user(spec: &UserSpec) -> Result<Identity, IdentityError> {
@@ -390,6 +421,7 @@ fn install_panic_hook() {
         log::always(format_args!("internal error: {info}"));
         crate::sys::mount::sync();
         log::always(format_args!("exit_code={EXIT_INTERNAL}"));
+        tty::drain_stderr();
         let action = if PANIC_RESTARTS.load(Ordering::Relaxed) {
             Shutdown::Reboot
         } else {

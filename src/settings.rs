@@ -20,6 +20,7 @@ pub const NAMES: &[&str] = &[
     "hostname",
     "user",
     "no_new_privs",
+    "delete_metadata",
     "rlimit.NAME",
 ];
 
@@ -70,6 +71,9 @@ pub struct Settings {
     pub hostname: Option<String>,
     pub user: Option<UserSpec>,
     pub no_new_privs: Option<bool>,
+    /// Delete the metadata file once read, so the app cannot read back
+    /// secrets it was not handed.
+    pub delete_metadata: Option<bool>,
     /// Per resource; a higher layer replaces a resource's limit whole.
     pub rlimits: BTreeMap<&'static str, Limit>,
 }
@@ -96,13 +100,8 @@ impl Settings {
             }
             "hostname" => self.hostname = Some(parse_hostname(value)?),
             "user" => self.user = Some(identity::parse_user(value)?),
-            "no_new_privs" => {
-                self.no_new_privs = Some(match value {
-                    "1" | "true" | "yes" => true,
-                    "0" | "false" | "no" => false,
-                    _ => return Err(Problem::BadSetting("must be true or false (or 1, 0)")),
-                })
-            }
+            "no_new_privs" => self.no_new_privs = Some(parse_flag(value)?),
+            "delete_metadata" => self.delete_metadata = Some(parse_flag(value)?),
             _ => match name.strip_prefix("rlimit.") {
                 Some(resource) => {
                     let resource = limits::resource(resource)?;
@@ -123,8 +122,18 @@ impl Settings {
         self.hostname = other.hostname.clone().or(self.hostname.take());
         self.user = other.user.clone().or(self.user.take());
         self.no_new_privs = other.no_new_privs.or(self.no_new_privs);
+        self.delete_metadata = other.delete_metadata.or(self.delete_metadata);
         self.rlimits
             .extend(other.rlimits.iter().map(|(k, v)| (*k, *v)));
+    }
+}
+
+/// Parses a yes/no setting.
+pub fn parse_flag(value: &str) -> Result<bool, Problem> {
+    match value {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(Problem::BadSetting("must be true or false (or 1, 0)")),
     }
 }
 

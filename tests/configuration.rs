@@ -215,3 +215,35 @@ fn closed_stdio_does_not_stop_vminit() {
     assert_eq!(status.code(), Some(6));
     assert_eq!(std::fs::read_to_string(marker).unwrap(), "ok\n");
 }
+
+#[test]
+fn the_metadata_file_can_be_deleted_once_read() {
+    let dir = tempdir("delete-metadata");
+    let metadata = dir.join("secrets.json");
+    let path = metadata.to_str().unwrap();
+    let script = format!("test -e {path} && echo still-there || echo gone; echo T=$TOKEN");
+    std::fs::write(
+        &metadata,
+        format!(
+            r#"{{"env": {{"TOKEN": "s3cret"}}, "argv": ["sh", "-c", "{script}"],
+                "vminit": {{"delete_metadata": true}}}}"#
+        ),
+    )
+    .unwrap();
+    let result = run(vminit(&["--metadata", path]));
+    assert_eq!(result.code(), 0, "{result:#?}");
+    assert_eq!(result.stdout, "gone\nT=s3cret\n");
+    assert!(!metadata.exists());
+    // Without the setting it stays, and --check never deletes it.
+    std::fs::write(
+        &metadata,
+        r#"{"argv": ["true"], "vminit": {"delete_metadata": true}}"#,
+    )
+    .unwrap();
+    let (code, json, _) = check(&["--metadata", path]);
+    assert_eq!(
+        (code, &json["vminit"]["delete_metadata"]),
+        (0, &Value::Bool(true))
+    );
+    assert!(metadata.exists());
+}

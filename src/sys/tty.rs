@@ -49,6 +49,16 @@ pub fn parent_can_resume_us() -> bool {
     same_session && parent_group.is_some() && parent_group != Some(getpgrp())
 }
 
+/// Waits until everything written to standard error has been sent, when
+/// it is a terminal (tcdrain(3)); a no-op otherwise.
+pub fn drain_stderr() {
+    // SAFETY: as for `stdin()`: fd 2 is only borrowed for this call.
+    let stderr = unsafe { BorrowedFd::borrow_raw(2) };
+    if isatty(stderr).unwrap_or(false) {
+        let _ = nix::sys::termios::tcdrain(stderr);
+    }
+}
+
 /// vminit's own process group.
 pub fn own_group() -> i32 {
     getpgrp().as_raw()

@@ -24,6 +24,7 @@ echo "PWD=[$(pwd)] pid=[$$]"
 echo "leaked=[$(env | grep -cE '^(workdir|metadata|vminit)')]"
 for p in /proc/self /sys/kernel /dev/pts /dev/shm /run /dev/null; do [ -e $p ] && echo "have $p"; done
 echo "lo-flags=[$(cat /sys/class/net/lo/flags)]"
+[ -e /tests/meta.json ] && echo "metadata-file=present" || echo "metadata-file=gone"
 exit ${1:-0}
 "#,
     ),
@@ -47,7 +48,8 @@ while :; do sleep 1; done
     ),
     (
         "/tests/meta.json",
-        r#"{"argv": ["/tests/show-env.sh"], "env": {"A": "meta", "B": "meta"}, "working_dir": "/tests"}"#,
+        r#"{"argv": ["/tests/show-env.sh"], "env": {"A": "meta", "B": "meta"}, "working_dir": "/tests",
+            "vminit": {"delete_metadata": true}}"#,
     ),
     ("/tests/broken.json", r#"{"env": {"K": "s3cret-in-json""#),
     (
@@ -128,7 +130,11 @@ fn cases() -> Vec<Case> {
                     ],
                 )?;
                 // IFF_UP | IFF_LOOPBACK: vminit brought the loopback up.
-                require(c, &["lo-flags=[0x9]"])?;
+                require(c, &["lo-flags=[0x9]", "metadata-file=present"])?;
+                require(
+                    c,
+                    &["vminit: warning: env.* values on the kernel command line"],
+                )?;
                 if c.has("pid=[1]") {
                     Err("the app is PID 1".into())
                 } else {
@@ -161,7 +167,15 @@ fn cases() -> Vec<Case> {
             ctrl_alt_del_after: None,
             check: |c| {
                 expect(c, 0)?;
-                require(c, &["A=[meta] B=[cmdline]", "PWD=[/tests]", "leaked=[0]"])
+                require(
+                    c,
+                    &[
+                        "A=[meta] B=[cmdline]",
+                        "PWD=[/tests]",
+                        "leaked=[0]",
+                        "metadata-file=gone",
+                    ],
+                )
             },
         },
         Case {
