@@ -20,6 +20,9 @@ use crate::cmd;
 /// Kernel parameters every boot gets, before the caller's.
 pub const BASE_CMDLINE: &str = "console=ttyS0 tsc_early_khz=1000000 panic=-1 quiet";
 
+/// How long QEMU may take to exit after vminit's exit line.
+const AFTER_EXIT_LINE: Duration = Duration::from_secs(5);
+
 /// How QEMU runs the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
@@ -159,19 +162,29 @@ pub fn run(
         }
     });
     let mut console = Console::default();
+    // After vminit's exit line the guest only powers off or restarts; a
+    // restart under microvm has been seen to boot again despite
+    // -no-reboot, so QEMU gets a few seconds to exit, then is stopped.
+    let mut ended_at: Option<Instant> = None;
     loop {
-        let left = timeout.saturating_sub(start.elapsed());
+        let mut left = timeout.saturating_sub(start.elapsed());
+        if let Some(ended) = ended_at {
+            left = left.min(AFTER_EXIT_LINE.saturating_sub(ended.elapsed()));
+        }
         match receive.recv_timeout(left) {
             Ok(line) => {
                 if echo {
                     println!("{line}");
                 }
                 on_line(&line);
+                if ended_at.is_none() && line.starts_with("vminit: exit_code=") {
+                    ended_at = Some(Instant::now());
+                }
                 console.lines.push(line);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                console.timed_out = true;
+                console.timed_out = ended_at.is_none();
                 let _ = child.kill();
                 break;
             }

@@ -209,10 +209,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "bad_input_is_named_exits_2_and_ends_the_vm",
             image: ConsoleNodes::Nodes,
-            // With a restart asked for, as on Firecracker. (The kernel's
-            // "Restarting system" line does not always reach the console
-            // before QEMU exits; tests/vm_mode.rs checks the kind of ending.)
-            cmdline: "vminit.shutdown=reboot env.1BAD=s3cret-on-cmdline workdir=/a/../b \
+            // A power-off: under QEMU microvm a guest restart sometimes
+            // boots again despite -no-reboot (seen here), so the restart
+            // path is checked in tests/vm_mode.rs instead.
+            cmdline: "env.1BAD=s3cret-on-cmdline workdir=/a/../b \
                       metadata=/tests/broken.json -- true",
             ctrl_alt_del_after: None,
             check: |c| {
