@@ -96,6 +96,12 @@ fn parse_who(text: &str) -> Result<Who, Problem> {
     }
 }
 
+/// An id from the files; (uid_t)-1 is refused, as set*id(2) reads it as
+/// "leave unchanged" (the app would stay root).
+fn real_id(text: &str) -> Option<u32> {
+    text.parse().ok().filter(|&id| id != u32::MAX)
+}
+
 /// One `/etc/passwd` entry: name, uid, gid, home.
 struct PasswdEntry<'a> {
     name: &'a str,
@@ -110,9 +116,10 @@ fn passwd_entries(passwd: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
         match fields.as_slice() {
             [name, _, uid, gid, _, home, ..] => Some(PasswdEntry {
                 name,
-                uid: uid.parse().ok()?,
-                gid: gid.parse().ok()?,
-                home,
+                uid: real_id(uid)?,
+                gid: real_id(gid)?,
+                // An empty home means `/`, as for login(1).
+                home: if home.is_empty() { "/" } else { home },
             }),
             _ => None,
         }
@@ -126,9 +133,9 @@ fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
         match fields.as_slice() {
             [name, _, gid, members, ..] => {
                 let members = members.split(',').filter(|m| !m.is_empty()).collect();
-                Some((*name, gid.parse().ok()?, members))
+                Some((*name, real_id(gid)?, members))
             }
-            [name, _, gid] => Some((*name, gid.parse().ok()?, Vec::new())),
+            [name, _, gid] => Some((*name, real_id(gid)?, Vec::new())),
             _ => None,
         }
     })
@@ -238,6 +245,15 @@ mod tests {
             (4242, 4242, "/")
         );
         assert_eq!(stranger.groups, [4242]);
+    }
+
+    #[test]
+    fn odd_entries() {
+        let passwd = "evil:x:4294967295:0::/:/bin/sh\nnohome:x:7:7:::/bin/sh\n";
+        let evil = resolve(&parse_user("evil").unwrap(), passwd, "");
+        assert_eq!(evil, Err(IdentityError::NoSuchUser("evil".into())));
+        let nohome = resolve(&parse_user("nohome").unwrap(), passwd, "").unwrap();
+        assert_eq!(nohome.home, "/");
     }
 
     #[test]

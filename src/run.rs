@@ -266,7 +266,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
             } else {
                 EXIT_CANNOT_RUN
             };
-            error!("cannot run {:?}: {e}", config.argv[0]);
+            match &identity {
+                Some(i) => error!(
+                    "cannot run {:?} as uid {} gid {}: {e}",
+                    config.argv[0], i.uid, i.gid
+                ),
+                None => error!("cannot run {:?}: {e}", config.argv[0]),
+            }
             return ending.finish(code, None);
         }
     };
@@ -312,16 +318,17 @@ fn requested_shutdown(
     settings.shutdown.unwrap_or_default()
 }
 
-/// Deletes the metadata file (it was read already), or failing that (a
-/// read-only image) makes it unreadable to anyone but root.
+/// Deletes the metadata file (it was read already), or on a read-only
+/// image hides it under an empty bind mount of `/dev/null`, which root
+/// cannot read through either.
 fn delete_metadata(path: &str) {
-    use std::os::unix::fs::PermissionsExt;
     match std::fs::remove_file(path) {
         Ok(()) => debug!("deleted {path}"),
-        Err(remove) => match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o000))
-        {
-            Ok(()) => warn!("cannot delete {path} ({remove}); made it unreadable instead"),
-            Err(chmod) => warn!("cannot delete {path} ({remove}) nor make it unreadable ({chmod})"),
+        Err(remove) => match crate::sys::mount::hide_under_dev_null(path) {
+            Ok(()) => debug!("cannot delete {path} ({remove}): hid it under /dev/null"),
+            Err(hide) => {
+                warn!("cannot delete {path} ({remove}) nor hide it ({hide}): the app can read it")
+            }
         },
     }
 }

@@ -247,3 +247,39 @@ fn the_metadata_file_can_be_deleted_once_read() {
     );
     assert!(metadata.exists());
 }
+
+#[test]
+fn a_metadata_file_on_a_read_only_image_is_hidden_instead() {
+    let dir = tempdir("read-only-metadata");
+    let metadata = dir.join("secrets.json");
+    let path = metadata.to_str().unwrap();
+    let script = format!("echo size=$(wc -c < {path})");
+    std::fs::write(
+        &metadata,
+        format!(r#"{{"argv": ["sh", "-c", "{script}"], "vminit": {{"delete_metadata": true}}}}"#),
+    )
+    .unwrap();
+    // A mount namespace where the file's directory is read-only.
+    let dir_text = dir.to_str().unwrap();
+    let mut command = std::process::Command::new("unshare");
+    command.args([
+        "--mount",
+        "sh",
+        "-c",
+        "mount --bind -o ro \"$0\" \"$0\" && exec \"$@\"",
+        dir_text,
+    ]);
+    command.args([&common::binary(), "-v", "--metadata", path]);
+    let result = run(command);
+    assert_eq!(result.code(), 0, "{result:#?}");
+    assert_eq!(result.stdout, "size=0\n", "{result:#?}");
+    assert!(
+        result.stderr.contains("hid it under /dev/null"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        metadata.exists(),
+        "the file itself stays on the read-only image"
+    );
+}

@@ -164,3 +164,23 @@ fn current_core() -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+#[test]
+fn a_workdir_the_user_cannot_enter_is_refused_as_that_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("vminit-private-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = dir.to_str().unwrap();
+    let result = run(vminit(&["-u", "65534:65534", "-w", path, "--", "true"]));
+    assert_eq!(result.code(), 126, "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("as uid 65534 gid 65534: Permission denied"),
+        "{}",
+        result.stderr
+    );
+    assert_eq!(run(vminit(&["-w", path, "--", "true"])).code(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,6 +8,11 @@
 
 use std::io;
 
+// The raw set*id and setgroups syscalls used here take 32-bit ids only on
+// 64-bit targets (32-bit x86 and ARM have separate `*32` calls).
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("vminit's credentials module supports 64-bit targets only");
+
 /// A resource limit ready for setrlimit: `RLIMIT_*`, soft, hard
 /// (`RLIM_INFINITY` for unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +83,14 @@ pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
     // SAFETY: setresuid takes three plain ids.
     check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })
+}
+
+/// Changes directory: chdir(2). Again after dropping privileges, so that a
+/// directory only root can enter fails here, as the user, not later.
+pub fn change_dir(path: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: `path` is a valid NUL-terminated string for the call.
+    let rc = unsafe { libc::chdir(path.as_ptr()) };
+    check(libc::c_long::from(rc))
 }
 
 /// Sets `PR_SET_NO_NEW_PRIVS`: exec can no longer grant privileges

@@ -70,6 +70,19 @@ pub fn symlink_if_missing(target: &str, link: &str) -> io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }
 
+/// Bind-mounts `/dev/null` over `path`, so that reading it yields nothing
+/// (works on a read-only filesystem, where unlink and chmod cannot).
+pub fn hide_under_dev_null(path: &str) -> io::Result<()> {
+    mount(
+        Some("/dev/null"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
+}
+
 /// Flushes every filesystem: sync(2).
 pub fn sync() {
     nix::unistd::sync();

@@ -56,6 +56,13 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
     let user = request
         .user
         .map(|(uid, gid, groups)| (uid, gid, groups.to_vec()));
+    let workdir = match request.workdir {
+        Some(dir) => Some(
+            std::ffi::CString::new(dir)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        ),
+        None => None,
+    };
     let no_new_privs = request.no_new_privs;
     // SAFETY: the closure runs in the child between fork and exec, and calls
     // only async-signal-safe functions and raw syscalls (setpgid,
@@ -77,6 +84,9 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
             }
             if let Some((uid, gid, groups)) = &user {
                 credentials::become_user(*uid, *gid, groups)?;
+                if let Some(dir) = &workdir {
+                    credentials::change_dir(dir)?;
+                }
             }
             if no_new_privs {
                 credentials::no_new_privs()?;

@@ -5,8 +5,8 @@
 //! - Idle memory: VmRSS of the init as PID 1 of a fresh PID namespace while
 //!   it supervises a sleeping child.
 //! - Start-up overhead: wall time of `INIT -- /bin/true` minus `/bin/true`
-//!   alone, medians over many runs taken in turn (A B C D E A B …) so that
-//!   drift in the machine's load hits every command alike.
+//!   alone, medians over many runs taken in turn, the order rotating each
+//!   round, so that drift in the machine's load hits every command alike.
 //! - Reaping: time for the init (PID 1) to reap 10,000 zombies reparented to
 //!   it at once, and how many are left.
 //! - Signal forwarding: time from `kill(init, SIGUSR1)` to the child's
@@ -210,10 +210,14 @@ fn startup(inits: &[Init], results: &mut [Results], runs: usize) -> Result<(), S
     };
     let mut bare = Vec::with_capacity(runs);
     let mut with: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); inits.len()];
-    for _ in 0..runs {
-        bare.push(time(&mut Command::new("/bin/true"))?);
-        for (init, samples) in inits.iter().zip(with.iter_mut()) {
-            samples.push(time(&mut init.command(&["/bin/true"]))?);
+    for round in 0..runs {
+        // The order rotates each round, so no init always follows the same one.
+        let count = inits.len() + 1;
+        for slot in 0..count {
+            match (round + slot) % count {
+                0 => bare.push(time(&mut Command::new("/bin/true"))?),
+                i => with[i - 1].push(time(&mut inits[i - 1].command(&["/bin/true"]))?),
+            }
         }
     }
     let base = stats::median(&bare);
@@ -288,6 +292,8 @@ fn forward_signals(init: &Init, helper: &Path, count: usize) -> Result<(Vec<f64>
                 latencies.push(start.elapsed().as_secs_f64() * 1e6);
             } else {
                 lost += 1;
+                // A late answer must not be taken for the next signal's.
+                while read_byte(&mut acks, Duration::from_millis(500)) {}
             }
         }
         Ok((latencies, lost))

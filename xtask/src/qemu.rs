@@ -87,6 +87,9 @@ pub struct Console {
     pub lines: Vec<String>,
     pub wall: Duration,
     pub timed_out: bool,
+    /// QEMU did not exit by itself after vminit's exit line and was stopped:
+    /// the guest's power-off did not end the machine.
+    pub stopped_after_exit_line: bool,
 }
 
 impl Console {
@@ -185,6 +188,7 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 console.timed_out = ended_at.is_none();
+                console.stopped_after_exit_line = ended_at.is_some();
                 let _ = child.kill();
                 break;
             }

@@ -83,6 +83,9 @@ fn expect(console: &Console, code: i32) -> Result<(), String> {
     if console.kernel_panicked() {
         return Err("the kernel panicked".into());
     }
+    if console.stopped_after_exit_line {
+        return Err("the VM did not power off after the exit line".into());
+    }
     if console.exit_lines() != 1 {
         return Err(format!("{} exit lines, not one", console.exit_lines()));
     }
@@ -235,7 +238,8 @@ fn cases() -> Vec<Case> {
         Case {
             name: "a_background_process_ignoring_sigterm_ends_at_the_grace_period",
             image: ConsoleNodes::Nodes,
-            cmdline: r#"vminit.grace=1 -- sh -c "(trap '' TERM; exec sleep 1000) & sleep 0.2; exit 4""#,
+            // The app leaves only once the background shell has set its trap.
+            cmdline: r#"vminit.grace=1 -- sh -c "(trap '' TERM; touch /tmp/bg-ready; exec sleep 1000) & while [ ! -e /tmp/bg-ready ]; do sleep 0.05; done; exit 4""#,
             ctrl_alt_del_after: None,
             check: |c| {
                 expect(c, 4)?;
