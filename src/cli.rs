@@ -15,7 +15,7 @@ use lexopt::prelude::*;
 
 use crate::config::Layer;
 use crate::error::{ConfigError, Problem, Source};
-use crate::settings::{self, Verbosity};
+use crate::settings::Verbosity;
 use crate::validate;
 
 /// The usage text for `--help`.
@@ -228,7 +228,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
             }
         }
     }
-    debug_assert!(settings::NAMES.contains(&"grace"));
     Ok(options)
 }
 

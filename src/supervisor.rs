@@ -189,19 +189,17 @@ impl Supervisor {
     /// After the application ended: SIGTERM (and SIGCONT, so stopped
     /// processes can act on it) to everything left, then SIGKILL to what is
     /// still alive when the grace period ends, then reap it all.
-    /// Returns how many processes were still there to be stopped.
-    pub fn stop_everything(mut self) -> usize {
+    pub fn stop_everything(mut self) {
         if self.reap_leftovers() {
-            return 0;
+            return;
         }
-        let left = process::descendants(process::own_pid()).map_or(0, |d| d.len());
         if !self.killed {
-            info!("stopping {left} remaining process(es)");
+            info!("stopping the remaining processes");
             self.signal_everything(libc::SIGTERM);
             self.signal_everything(libc::SIGCONT);
             let deadline = *self.deadline.get_or_insert(Instant::now() + self.grace);
             if self.wait_until_none_left(deadline, None) {
-                return left;
+                return;
             }
         }
         warn!("processes still running after the grace period: sending SIGKILL");
@@ -209,7 +207,6 @@ impl Supervisor {
         if !self.wait_until_none_left(Instant::now() + KILL_WAIT, Some(libc::SIGKILL)) {
             warn!("some processes did not die within {KILL_WAIT:?} of SIGKILL");
         }
-        left
     }
 
     /// Reaps what has ended; true when no child is left.
