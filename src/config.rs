@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use crate::error::{ConfigError, Problem, Source};
 use crate::identity::UserSpec;
 use crate::limits::Limit;
+use crate::network::{self, NetSettings};
+use crate::report::VsockAddr;
 use crate::settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
 use crate::{cmdline, metadata};
 
@@ -48,6 +50,10 @@ pub struct Config {
     pub no_new_privs: bool,
     pub delete_metadata: bool,
     pub rlimits: BTreeMap<&'static str, Limit>,
+    pub modules: Vec<String>,
+    pub net: NetSettings,
+    pub report_port: Option<String>,
+    pub report_vsock: Option<VsockAddr>,
 }
 
 /// A command line to read configuration from, and where it came from.
@@ -87,6 +93,10 @@ pub fn merge(layers: &[&Layer]) -> Config {
         no_new_privs: settings.no_new_privs.unwrap_or(false),
         delete_metadata: settings.delete_metadata.unwrap_or(false),
         rlimits: settings.rlimits,
+        modules: settings.modules.unwrap_or_default(),
+        net: settings.net,
+        report_port: settings.report_port,
+        report_vsock: settings.report_vsock,
     }
 }
 
@@ -173,6 +183,21 @@ impl Config {
                 "no_new_privs": self.no_new_privs,
                 "delete_metadata": self.delete_metadata,
                 "rlimit": self.rlimits.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+                "modules": self.modules,
+                "net": {
+                    "interface": self.net.interface(),
+                    "address": self.net.addresses.as_deref().map(network::join),
+                    "gateway": self.net.gateways.as_deref().map(network::join),
+                    "mtu": self.net.mtu,
+                    "nameservers": self.net.nameservers.as_deref().map(network::join),
+                    "hosts": self.net.hosts.as_ref().map(|hosts| {
+                        hosts.iter().map(|(name, addr)| format!("{name}={addr}")).collect::<Vec<_>>().join(",")
+                    }),
+                },
+                "report": {
+                    "port": self.report_port,
+                    "vsock": self.report_vsock.map(|a| a.to_string()),
+                },
             },
         })
     }

@@ -82,6 +82,18 @@ pub fn always(message: fmt::Arguments<'_>) {
     let _ = std::io::stderr().write_all(format!("vminit: {message}\n").as_bytes());
 }
 
+/// An error and its sources as one line: `Cannot load module x: No such file`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// Logs an error line.
 #[macro_export]
 macro_rules! error {

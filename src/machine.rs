@@ -2,16 +2,19 @@
 //! it (filesystems, console, loopback, Ctrl-Alt-Del) and how it ends the
 //! machine afterwards (sync, unmount, status file, exit line, power-off).
 
+use std::io;
+use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 
-use nix::mount::MsFlags;
-use serde_json::json;
-
+use crate::modules::{self, PlanError};
+use crate::network::{self, NetSettings};
+use crate::report::Report;
 use crate::settings::Shutdown;
 use crate::sys::mount::{self, Mount};
-use crate::sys::{clock, net, power, process, signal, stdio, tty};
-use crate::{debug, error, log, warn};
+use crate::sys::{clock, module, net, power, process, signal, stdio, tty};
+use crate::{cmdline, debug, error, info, log, warn};
+use nix::mount::MsFlags;
+use thiserror::Error;
 
 /// Where the status record is written.
 pub const STATUS_FILE: &str = "/run/vminit/status.json";
@@ -168,55 +171,6 @@ pub fn set_hostname(name: &str, vm: bool, real_machine: bool) {
     }
 }
 
-/// When things happened, as time since the kernel started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timings {
-    pub init_start: Duration,
-    pub app_exec: Option<Duration>,
-    pub app_exit: Option<Duration>,
-    pub poweroff: Option<Duration>,
-}
-
-/// How the VM's run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Report {
-    pub exit_code: i32,
-    pub signal: Option<i32>,
-    pub timings: Timings,
-}
-
-impl Report {
-    /// The status record, as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        let micros =
-            |t: Option<Duration>| t.map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX));
-        json!({
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "timings": {
-                "init_start_us": micros(Some(self.timings.init_start)),
-                "app_exec_us": micros(self.timings.app_exec),
-                "app_exit_us": micros(self.timings.app_exit),
-                "poweroff_us": micros(self.timings.poweroff),
-            },
-        })
-    }
-
-    /// One debug line with every timing, in microseconds since boot
-    /// (`-` for what did not happen), for people and for `cargo xtask bench-vm`.
-    fn log_timings(&self) {
-        let micros = |t: Option<Duration>| t.map_or("-".to_owned(), |t| t.as_micros().to_string());
-        let t = &self.timings;
-        debug!(
-            "timings: init_start_us={} app_exec_us={} app_exit_us={} poweroff_us={}",
-            micros(Some(t.init_start)),
-            micros(t.app_exec),
-            micros(t.app_exit),
-            micros(t.poweroff),
-        );
-    }
-}
-
 /// Ends the VM: sync and unmount disks, write the status file, print the one
 /// `vminit: exit_code=N` line, and power off (or restart). Never returns:
 /// PID 1 exiting is a kernel panic, so if the kernel refuses, vminit waits.
@@ -231,8 +185,8 @@ pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
         mount::sync();
     }
     report.timings.poweroff = Some(clock::since_boot());
-    report.log_timings();
-    if let Err(e) = std::fs::write(STATUS_FILE, format!("{}\n", report.to_json())) {
+    debug!("timings: {}", report.timings_line());
+    if let Err(e) = std::fs::write(STATUS_FILE, report.to_line()) {
         debug!("cannot write {STATUS_FILE}: {e}");
     }
     log::always(format_args!("exit_code={}", report.exit_code));
@@ -246,25 +200,166 @@ pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A step of the machine's set-up that the configuration asked for and
+/// that failed: the app does not start without it.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("Cannot read the module index {path}")]
+    ModuleIndex {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("Cannot plan the modules to load")]
+    ModulePlan(#[from] PlanError),
+    #[error("Cannot load module {name} from {path}")]
+    ModuleLoad {
+        name: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("Network gateway {0} is outside every prefix in net.address")]
+    UnreachableGateway(IpAddr),
+    #[error("Cannot {step} on network interface {interface}")]
+    Network {
+        step: String,
+        interface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("Cannot write {path}")]
+    EtcFile {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
 
-    #[test]
-    fn status_record() {
-        let report = Report {
-            exit_code: 143,
-            signal: Some(15),
-            timings: Timings {
-                init_start: Duration::from_millis(1500),
-                app_exec: Some(Duration::from_micros(1_500_800)),
-                app_exit: None,
-                poweroff: None,
-            },
-        };
-        assert_eq!(
-            report.to_json().to_string(),
-            r#"{"exit_code":143,"signal":15,"timings":{"app_exec_us":1500800,"app_exit_us":null,"init_start_us":1500000,"poweroff_us":null}}"#
-        );
+/// Loads `names` and their dependencies from `/lib/modules/$(uname -r)`,
+/// each with its parameters from the kernel command line (`kernel_line`),
+/// as modprobe would.
+pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupError> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|source| {
+        SetupError::ModuleIndex {
+            path: "/proc/sys/kernel/osrelease".into(),
+            source,
+        }
+    })?;
+    let dir = format!("/lib/modules/{}", release.trim_end());
+    let dep_path = format!("{dir}/modules.dep");
+    let dep = std::fs::read_to_string(&dep_path).map_err(|source| SetupError::ModuleIndex {
+        path: dep_path,
+        source,
+    })?;
+    // Without the list of built-in modules, asking for one fails as "not found".
+    let builtin = std::fs::read_to_string(format!("{dir}/modules.builtin")).unwrap_or_default();
+    let plan = modules::Index::parse(&dep, &builtin).plan(names)?;
+    let kernel_params = cmdline::tokenize(kernel_line).params;
+    for load in plan {
+        let path = format!("{dir}/{}", load.path);
+        let params = modules::params(&load.name, &kernel_params);
+        let compressed = [".xz", ".zst", ".gz"].iter().any(|e| path.ends_with(e));
+        let loaded =
+            std::fs::File::open(&path).and_then(|file| module::load(&file, &params, compressed));
+        if let Err(source) = loaded {
+            return Err(SetupError::ModuleLoad {
+                name: load.name,
+                path,
+                source,
+            });
+        }
+        debug!("loaded module {} ({params})", load.name);
     }
+    Ok(())
+}
+
+/// Configures the network interface: MTU, up, addresses, default routes.
+/// Duplicate address detection is turned off first: the host assigned
+/// these addresses, and waiting for it would delay the app by a second.
+pub fn configure_network(config: &NetSettings) -> Result<(), SetupError> {
+    if let Some(gateway) = config.unreachable_gateway() {
+        return Err(SetupError::UnreachableGateway(gateway));
+    }
+    let name = config.interface();
+    let fail = |step: String| {
+        move |source| SetupError::Network {
+            step,
+            interface: name.to_owned(),
+            source,
+        }
+    };
+    net::interface_index(name).map_err(fail("find the interface".into()))?;
+    if let Some(mtu) = config.mtu {
+        net::set_mtu(name, mtu).map_err(fail(format!("set MTU {mtu}")))?;
+    }
+    let addresses = config.addresses.as_deref().unwrap_or_default();
+    if addresses.iter().any(|a| a.addr.is_ipv6()) {
+        let knob = format!("/proc/sys/net/ipv6/conf/{name}/accept_dad");
+        if let Err(e) = std::fs::write(&knob, "0") {
+            debug!("cannot turn off duplicate address detection ({knob}): {e}");
+        }
+    }
+    net::interface_up(name).map_err(fail("bring up".into()))?;
+    for cidr in addresses {
+        match cidr.addr {
+            IpAddr::V4(addr) => net::set_ipv4_address(name, addr, cidr.prefix),
+            IpAddr::V6(addr) => net::add_ipv6_address(name, addr, cidr.prefix),
+        }
+        .map_err(fail(format!("add address {cidr}")))?;
+    }
+    for gateway in config.gateways.as_deref().unwrap_or_default() {
+        match gateway {
+            IpAddr::V4(addr) => net::add_ipv4_default_route(name, *addr),
+            IpAddr::V6(addr) => net::add_ipv6_default_route(name, *addr),
+        }
+        .map_err(fail(format!("add a default route through {gateway}")))?;
+    }
+    debug!("configured network interface {name}");
+    Ok(())
+}
+
+/// Writes `/etc/resolv.conf` and `/etc/hosts` when nameservers or host
+/// entries are given, and only then.
+pub fn write_network_files(config: &NetSettings) -> Result<(), SetupError> {
+    if let Some(servers) = &config.nameservers {
+        write_etc_file("/etc/resolv.conf", &network::resolv_conf(servers))?;
+    }
+    if let Some(hosts) = &config.hosts {
+        write_etc_file("/etc/hosts", &network::hosts_file(hosts))?;
+    }
+    Ok(())
+}
+
+/// Writes one of the image's configuration files, saying so when it
+/// replaces the image's own. A symlink (to a resolver's file in `/run`) is
+/// replaced by the file; on a read-only image, a copy in `/run/vminit` is
+/// mounted over it.
+fn write_etc_file(path: &str, text: &str) -> Result<(), SetupError> {
+    let fail = |source| SetupError::EtcFile {
+        path: path.to_owned(),
+        source,
+    };
+    let existing = std::fs::symlink_metadata(path).ok();
+    if existing.as_ref().is_some_and(|m| m.is_file())
+        && std::fs::read_to_string(path).is_ok_and(|old| old == text)
+    {
+        return Ok(());
+    }
+    if existing.as_ref().is_some_and(|m| m.is_symlink()) {
+        let _ = std::fs::remove_file(path);
+    }
+    match std::fs::write(path, text) {
+        Ok(()) if existing.is_some() => info!("replaced the image's {path}"),
+        Ok(()) => debug!("wrote {path}"),
+        Err(e) if existing.is_some() && e.kind() == io::ErrorKind::ReadOnlyFilesystem => {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let copy = format!("/run/vminit/{name}");
+            std::fs::write(&copy, text).map_err(fail)?;
+            mount::bind(&copy, path).map_err(fail)?;
+            info!("mounted {copy} over the image's read-only {path}");
+        }
+        Err(e) => return Err(fail(e)),
+    }
+    Ok(())
 }

@@ -89,9 +89,18 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
             "vminit" => match value.as_object() {
                 Some(object) => {
                     for (name, value) in object {
-                        let place = format!("vminit.{name}");
-                        if let Err(problem) = set_setting(&mut layer.settings, name, value) {
-                            fail(&place, problem);
+                        // `"net": {"mtu": 1400}` is `net.mtu`.
+                        let members = match value.as_object() {
+                            Some(members) if GROUPS.contains(&name.as_str()) => members
+                                .iter()
+                                .map(|(member, value)| (format!("{name}.{member}"), value))
+                                .collect(),
+                            _ => vec![(name.clone(), value)],
+                        };
+                        for (name, value) in members {
+                            if let Err(problem) = set_setting(&mut layer.settings, &name, value) {
+                                fail(&format!("vminit.{name}"), problem);
+                            }
                         }
                     }
                 }
@@ -103,25 +112,30 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
     (layer, errors)
 }
 
-/// Applies one `"vminit"` entry; numbers are accepted where the setting is one.
 /// The settings that take `true`/`false`.
 const FLAGS: &[&str] = &["no_new_privs", "delete_metadata"];
+/// The settings that take numbers as well as strings.
+const NUMBERS: &[&str] = &["grace", "net.mtu"];
+/// The settings that take lists: an array of strings, or one string with ','.
+const LISTS: &[&str] = &[
+    "modules",
+    "net.address",
+    "net.gateway",
+    "net.nameservers",
+    "net.hosts",
+];
+/// The groups written as nested objects: `"rlimit": {"nofile": "1024:4096"}`.
+const GROUPS: &[&str] = &["rlimit", "net", "report"];
 
-/// `"rlimit": {"nofile": "1024:4096", "core": 0}` is the one nested setting.
+/// Applies one `"vminit"` entry, in the JSON types natural to it.
 fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(), Problem> {
-    if name == "rlimit" {
-        let Some(limits) = value.as_object() else {
-            return Err(Problem::WrongType("an object of resource limits"));
-        };
-        for (resource, limit) in limits {
-            set_setting(settings, &format!("rlimit.{resource}"), limit)?;
-        }
-        return Ok(());
+    if GROUPS.contains(&name) {
+        return Err(Problem::WrongType("an object"));
     }
-    let numeric = name == "grace" || name.starts_with("rlimit.");
     if !settings::NAMES.contains(&name) && !name.starts_with("rlimit.") {
         return Err(Problem::UnknownSetting);
     }
+    let numeric = NUMBERS.contains(&name) || name.starts_with("rlimit.");
     match value {
         Value::String(text) => settings.set(name, text),
         // `Number`'s Display writes the shortest form that reads back the same.
@@ -129,8 +143,27 @@ fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(),
         Value::Bool(flag) if FLAGS.contains(&name) => {
             settings.set(name, if *flag { "true" } else { "false" })
         }
+        Value::Array(items) if LISTS.contains(&name) => {
+            let items: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+            match items {
+                Some(items) => settings.set(name, &items.join(",")),
+                None => Err(Problem::WrongType("an array of strings")),
+            }
+        }
+        // `"hosts": {"db": "10.0.2.20"}`.
+        Value::Object(entries) if name == "net.hosts" => {
+            let entries: Option<Vec<String>> = entries
+                .iter()
+                .map(|(host, addr)| Some(format!("{host}={}", addr.as_str()?)))
+                .collect();
+            match entries {
+                Some(entries) => settings.set(name, &entries.join(",")),
+                None => Err(Problem::WrongType("an object of address strings")),
+            }
+        }
         _ if numeric => Err(Problem::WrongType("a number or a string")),
         _ if FLAGS.contains(&name) => Err(Problem::WrongType("true or false")),
+        _ if LISTS.contains(&name) => Err(Problem::WrongType("an array of strings or a string")),
         _ => Err(Problem::WrongType("a string")),
     }
 }
@@ -150,7 +183,10 @@ mod tests {
         let json = br#"{"argv": ["/bin/app", "a b", ""], "env": {"K": "V", "_x": "1=2"},
             "working_dir": "/app", "vminit": {"grace": 1.5, "verbosity": "debug", "shutdown": "reboot",
             "hostname": "box", "user": "1000:1000", "no_new_privs": true,
-            "rlimit": {"nofile": "64:128", "core": 0}}}"#;
+            "rlimit": {"nofile": "64:128", "core": 0}, "modules": ["virtio_net", "vsock"],
+            "net": {"address": ["10.0.2.15/24"], "gateway": "10.0.2.2", "mtu": 1400,
+                    "hosts": {"db": "10.0.2.20"}, "nameservers": ["10.0.2.3"]},
+            "report": {"port": "org.vminit.exit", "vsock": "2:5000"}}}"#;
         let (layer, errors) = parse(json, &source());
         assert_eq!(errors, []);
         assert_eq!(layer.argv.unwrap(), ["/bin/app", "a b", ""]);
@@ -160,6 +196,16 @@ mod tests {
         );
         assert_eq!(layer.workdir.as_deref(), Some("/app"));
         assert_eq!(layer.settings.grace, Some(Duration::from_millis(1500)));
+        let settings = &layer.settings;
+        assert_eq!(
+            settings.modules.as_deref().unwrap(),
+            ["virtio_net", "vsock"]
+        );
+        assert_eq!(settings.net.mtu, Some(1400));
+        assert_eq!(settings.net.hosts.as_ref().unwrap()[0].0, "db");
+        assert_eq!(settings.net.gateways.as_ref().unwrap().len(), 1);
+        assert_eq!(settings.report_port.as_deref(), Some("org.vminit.exit"));
+        assert_eq!(settings.report_vsock.map(|a| a.port), Some(5000));
         assert_eq!(
             layer.settings.shutdown,
             Some(crate::settings::Shutdown::Reboot)
@@ -176,7 +222,8 @@ mod tests {
     fn errors_name_file_and_field_never_the_value() {
         let json = br#"{"env": {"1BAD": "secret1", "N": 7, "Z": "a\u0000secret2"},
             "working_dir": "rel/secret3", "argv": [], "extra": "secret4",
-            "vminit": {"grace": "forever", "colour": "red"}}"#;
+            "vminit": {"grace": "forever", "colour": "red", "net": {"mtu": true, "address": [1]},
+                       "report": "x"}}"#;
         let (_, errors) = parse(json, &source());
         let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         let expected = [
@@ -188,6 +235,9 @@ mod tests {
             "extra: is not a known field (known: argv, env, working_dir, vminit)",
             "vminit.grace: must be a number of seconds",
             "vminit.colour: is not a vminit setting",
+            "vminit.net.mtu: must be a number or a string",
+            "vminit.net.address: must be an array of strings",
+            "vminit.report: must be an object",
         ];
         for needle in expected {
             let hit = messages.iter().find(|m| m.contains(needle));

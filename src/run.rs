@@ -14,14 +14,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cli::{self, CmdlineArg, Mode, Options};
 use crate::config::{self, CmdlineInput, Config};
+use crate::error::escape;
 use crate::error::{ConfigError, Source};
 use crate::identity::{self, Identity, IdentityError, UserSpec};
-use crate::machine::{self, Report, Timings};
-use crate::settings::Shutdown;
+use crate::machine::{self, SetupError};
+use crate::network::NetSettings;
+use crate::report::{self, VsockAddr};
+use crate::report::{Report, Timings};
+use crate::settings::{Settings, Shutdown};
 use crate::supervisor::{Scope, Supervisor};
 use crate::sys::credentials::{self, RawLimit};
 use crate::sys::{clock, power, process, signal, stdio, tty};
-use crate::{cmdline, debug, error, info, log, warn};
+use crate::{cmdline, debug, error, info, log, oom, warn};
 
 /// Exit status for invalid configuration.
 pub const EXIT_CONFIG: i32 = 2;
@@ -44,19 +48,73 @@ struct Ending {
     vm: bool,
     real_machine: bool,
     shutdown: Shutdown,
+    /// Where the exit record goes besides the console and the status file.
+    report_port: Option<String>,
+    report_vsock: Option<VsockAddr>,
+    /// The kernel log, read for OOM kills once the app ends.
+    oom_watch: Option<oom::Watch>,
     timings: Timings,
+    /// The record, once made: the host channels get it only once.
+    record: Option<Report>,
 }
 
 impl Ending {
-    /// Container: returns the exit code for `main`. VM: never returns.
-    fn finish(&self, exit_code: i32, signal: Option<i32>) -> i32 {
+    /// Takes the shutdown action and the host channels from `settings`.
+    fn adopt(&mut self, settings: &Settings) {
+        self.shutdown = settings.shutdown.unwrap_or_default();
+        self.report_port.clone_from(&settings.report_port);
+        self.report_vsock = settings.report_vsock;
+        PANIC_RESTARTS.store(self.shutdown == Shutdown::Reboot, Ordering::Relaxed);
+    }
+
+    /// Makes the exit record and, in VM mode, sends it to the host
+    /// channels: as soon as the app's status is known, so that neither a
+    /// grace period nor a slow sync delays it.
+    fn record(&mut self, exit_code: i32, signal: Option<i32>) -> Report {
+        if let Some(record) = self.record {
+            return record;
+        }
+        let victims = self
+            .oom_watch
+            .take()
+            .map(|mut w| w.victims())
+            .unwrap_or_default();
+        for victim in &victims {
+            warn!(
+                "the kernel's OOM killer killed pid {} ({})",
+                victim.pid,
+                escape(&victim.command)
+            );
+        }
+        let record = Report {
+            exit_code,
+            signal,
+            oom_killed: !victims.is_empty(),
+            timings: self.timings,
+        };
         if self.vm {
-            let report = Report {
-                exit_code,
-                signal,
-                timings: self.timings,
-            };
-            machine::shutdown(report, self.shutdown, self.real_machine);
+            if let Some(name) = &self.report_port {
+                match report::send_to_port(&record, name) {
+                    Ok(()) => debug!("sent the exit record to port {name}"),
+                    Err(e) => warn!("{}", log::chain(&e)),
+                }
+            }
+            if let Some(address) = self.report_vsock {
+                match report::send_to_vsock(&record, address) {
+                    Ok(()) => debug!("sent the exit record to vsock {address}"),
+                    Err(e) => warn!("{}", log::chain(&e)),
+                }
+            }
+        }
+        self.record = Some(record);
+        record
+    }
+
+    /// Container: returns the exit code for `main`. VM: never returns.
+    fn finish(&mut self, exit_code: i32, signal: Option<i32>) -> i32 {
+        if self.vm {
+            let record = self.record(exit_code, signal);
+            machine::shutdown(record, self.shutdown, self.real_machine);
         }
         exit_code
     }
@@ -84,10 +142,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
         vm: auto_vm,
         real_machine: false,
         shutdown: Shutdown::default(),
+        report_port: None,
+        report_vsock: None,
+        oom_watch: None,
         timings: Timings {
             init_start,
             ..Timings::default()
         },
+        record: None,
     };
 
     let words = args.get(1..).unwrap_or_default();
@@ -104,7 +166,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Ok(options) => options,
             Err(e) => {
                 error!("{e}");
-                ending.shutdown = requested_shutdown(None, kernel_line.as_deref());
+                ending.adopt(&lenient_settings(None, kernel_line.as_deref()));
                 return ending.finish(EXIT_CONFIG, None);
             }
         }
@@ -120,7 +182,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         error!(
             "option: --mode container cannot be used by a machine's PID 1 (its exit panics the kernel)"
         );
-        ending.shutdown = requested_shutdown(Some(&options.layer), kernel_line.as_deref());
+        ending.adopt(&lenient_settings(
+            Some(&options.layer),
+            kernel_line.as_deref(),
+        ));
         return ending.finish(EXIT_CONFIG, None);
     }
     if ending.vm && !pid1 {
@@ -150,8 +215,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 
     // Even when the configuration is invalid, end the machine the way it asks.
-    ending.shutdown = requested_shutdown(Some(&options.layer), kernel_line.as_deref());
-    PANIC_RESTARTS.store(ending.shutdown == Shutdown::Reboot, Ordering::Relaxed);
+    ending.adopt(&lenient_settings(
+        Some(&options.layer),
+        kernel_line.as_deref(),
+    ));
     let cmdline_input = match cmdline_input(&options, kernel_line) {
         Ok(input) => input,
         Err(e) => {
@@ -173,6 +240,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     };
     ending.shutdown = config.shutdown;
+    ending.report_port.clone_from(&config.report_port);
+    ending.report_vsock = config.report_vsock;
     PANIC_RESTARTS.store(config.shutdown == Shutdown::Reboot, Ordering::Relaxed);
 
     if options.check {
@@ -207,6 +276,17 @@ pub fn run(args: Vec<OsString>) -> i32 {
 
     if let Some(name) = &config.hostname {
         machine::set_hostname(name, ending.vm, ending.real_machine);
+    }
+    if ending.vm {
+        if let Err(e) = set_up_machine(&config, ending.real_machine) {
+            error!("{}", log::chain(&e));
+            return ending.finish(EXIT_CONFIG, None);
+        }
+    } else if asks_for_machine(&config)
+        || config.report_port.is_some()
+        || config.report_vsock.is_some()
+    {
+        warn!("modules, net.* and report.* apply in VM mode only: ignored");
     }
     let identity = match &config.user {
         Some(spec) => match resolve_user(spec) {
@@ -244,6 +324,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
         if !Path::new(dir).is_dir() {
             error!("workdir {dir}: no such directory");
             return ending.finish(EXIT_CONFIG, None);
+        }
+    }
+    if ending.real_machine {
+        // From here on: only kills during the app's run count.
+        match oom::Watch::start() {
+            Ok(watch) => ending.oom_watch = Some(watch),
+            Err(e) => warn!("cannot read /dev/kmsg, OOM kills will not be noticed: {e}"),
         }
     }
     let take_terminal = tty::we_are_foreground();
@@ -297,25 +384,54 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if let Some(s) = outcome.signal() {
         info!("the application was killed by {}", signal::name(s));
     }
+    ending.record(outcome.exit_code(), outcome.signal());
     supervisor.stop_everything();
     ending.finish(outcome.exit_code(), outcome.signal())
 }
 
-/// The shutdown action the options and the kernel command line ask for,
-/// read leniently: used when the configuration as a whole is invalid, so
-/// that a Firecracker VM (which ends only on a restart) still ends.
-fn requested_shutdown(
+/// The settings the options and the kernel command line give, read
+/// leniently: used when the configuration as a whole is invalid, so that
+/// a Firecracker VM (which ends only on a restart) still ends, and the
+/// host channels still get the exit record.
+fn lenient_settings(
     options: Option<&crate::config::Layer>,
     kernel_line: Option<&[u8]>,
-) -> Shutdown {
-    let mut settings = crate::settings::Settings::default();
+) -> Settings {
+    let mut settings = Settings::default();
     if let Some(line) = kernel_line {
         settings.overlay(&cmdline::parse(line, &Source::KernelCmdline).0.settings);
     }
     if let Some(layer) = options {
         settings.overlay(&layer.settings);
     }
-    settings.shutdown.unwrap_or_default()
+    settings
+}
+
+/// Whether the configuration asks for machine-wide set-up.
+fn asks_for_machine(config: &Config) -> bool {
+    !config.modules.is_empty() || config.net != NetSettings::default()
+}
+
+/// Loads modules and configures the network, as the configuration asks.
+/// Inside a PID namespace (`--mode vm` in tests) the kernel and the network
+/// are the host's: nothing is done.
+fn set_up_machine(config: &Config, real_machine: bool) -> Result<(), SetupError> {
+    if !real_machine {
+        if asks_for_machine(config) {
+            warn!(
+                "modules and net.* are applied by a machine's init only: skipped in a PID namespace"
+            );
+        }
+        return Ok(());
+    }
+    if !config.modules.is_empty() {
+        let line = machine::kernel_cmdline().unwrap_or_default();
+        machine::load_modules(&config.modules, &line)?;
+    }
+    if config.net.configures_interface() {
+        machine::configure_network(&config.net)?;
+    }
+    machine::write_network_files(&config.net)
 }
 
 /// Deletes the metadata file (it was read already), or on a read-only
@@ -324,7 +440,7 @@ fn requested_shutdown(
 fn delete_metadata(path: &str) {
     match std::fs::remove_file(path) {
         Ok(()) => debug!("deleted {path}"),
-        Err(remove) => match crate::sys::mount::hide_under_dev_null(path) {
+        Err(remove) => match crate::sys::mount::bind("/dev/null", path) {
             Ok(()) => debug!("cannot delete {path} ({remove}): hid it under /dev/null"),
             Err(hide) => {
                 warn!("cannot delete {path} ({remove}) nor hide it ({hide}): the app can read it")

@@ -10,6 +10,9 @@ use std::time::Duration;
 use crate::error::Problem;
 use crate::identity::{self, UserSpec};
 use crate::limits::{self, Limit};
+use crate::modules;
+use crate::network::NetSettings;
+use crate::report::{self, VsockAddr};
 
 /// Every setting name, as written after `vminit.` or inside `"vminit"`.
 pub const NAMES: &[&str] = &[
@@ -22,6 +25,15 @@ pub const NAMES: &[&str] = &[
     "no_new_privs",
     "delete_metadata",
     "rlimit.NAME",
+    "modules",
+    "net.interface",
+    "net.address",
+    "net.gateway",
+    "net.mtu",
+    "net.nameservers",
+    "net.hosts",
+    "report.port",
+    "report.vsock",
 ];
 
 /// Default time between SIGTERM and SIGKILL: `docker stop`'s default.
@@ -76,6 +88,13 @@ pub struct Settings {
     pub delete_metadata: Option<bool>,
     /// Per resource; a higher layer replaces a resource's limit whole.
     pub rlimits: BTreeMap<&'static str, Limit>,
+    /// Kernel modules to load before the app starts (VM mode).
+    pub modules: Option<Vec<String>>,
+    pub net: NetSettings,
+    /// The virtio-serial port that receives the exit record.
+    pub report_port: Option<String>,
+    /// The vsock address that receives the exit record.
+    pub report_vsock: Option<VsockAddr>,
 }
 
 impl Settings {
@@ -102,13 +121,19 @@ impl Settings {
             "user" => self.user = Some(identity::parse_user(value)?),
             "no_new_privs" => self.no_new_privs = Some(parse_flag(value)?),
             "delete_metadata" => self.delete_metadata = Some(parse_flag(value)?),
-            _ => match name.strip_prefix("rlimit.") {
-                Some(resource) => {
+            "modules" => self.modules = Some(modules::parse_list(value)?),
+            "report.port" => self.report_port = Some(report::parse_port_name(value)?),
+            "report.vsock" => self.report_vsock = Some(report::parse_vsock(value)?),
+            _ => {
+                if let Some(resource) = name.strip_prefix("rlimit.") {
                     let resource = limits::resource(resource)?;
                     self.rlimits.insert(resource, limits::parse_limit(value)?);
+                } else if let Some(net) = name.strip_prefix("net.") {
+                    self.net.set(net, value)?;
+                } else {
+                    return Err(Problem::UnknownSetting);
                 }
-                None => return Err(Problem::UnknownSetting),
-            },
+            }
         }
         Ok(())
     }
@@ -125,6 +150,10 @@ impl Settings {
         self.delete_metadata = other.delete_metadata.or(self.delete_metadata);
         self.rlimits
             .extend(other.rlimits.iter().map(|(k, v)| (*k, *v)));
+        self.modules = other.modules.clone().or(self.modules.take());
+        self.net.overlay(&other.net);
+        self.report_port = other.report_port.clone().or(self.report_port.take());
+        self.report_vsock = other.report_vsock.or(self.report_vsock);
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod clock;
 pub mod credentials;
+pub mod module;
 pub mod mount;
 pub mod net;
 pub mod power;
@@ -13,3 +14,4 @@ pub mod process;
 pub mod signal;
 pub mod stdio;
 pub mod tty;
+pub mod vsock;

@@ -70,12 +70,13 @@ pub fn symlink_if_missing(target: &str, link: &str) -> io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }
 
-/// Bind-mounts `/dev/null` over `path`, so that reading it yields nothing
-/// (works on a read-only filesystem, where unlink and chmod cannot).
-pub fn hide_under_dev_null(path: &str) -> io::Result<()> {
+/// Bind-mounts `source` over `target`, e.g. `/dev/null` over a file to
+/// hide it (works on a read-only filesystem, where unlink and chmod
+/// cannot), or a file in `/run` over one on a read-only image.
+pub fn bind(source: &str, target: &str) -> io::Result<()> {
     mount(
-        Some("/dev/null"),
-        path,
+        Some(source),
+        target,
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,

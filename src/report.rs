@@ -1,0 +1,273 @@
+//! The exit record: how the application ended, as one JSON object
+//! `{"exit_code": N, "signal": null|N, "oom_killed": bool, "timings": {…}}`,
+//! and the channels that carry it to the host besides the console's exit
+//! line: a virtio-serial port and an AF_VSOCK connection.
+//!
+//! Every channel is bounded in time: a host that never reads cannot keep
+//! the VM from powering off.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use thiserror::Error;
+
+use crate::error::Problem;
+use crate::sys::vsock;
+
+/// How long one channel may take to deliver the record.
+pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a virtio-serial port may take to appear once its driver is loaded.
+const PORT_APPEARS_WITHIN: Duration = Duration::from_secs(1);
+/// Where the kernel lists virtio-serial ports, each with a `name` file.
+const PORTS_DIR: &str = "/sys/class/virtio-ports";
+
+/// When things happened, as time since the kernel started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub init_start: Duration,
+    pub app_exec: Option<Duration>,
+    pub app_exit: Option<Duration>,
+    pub poweroff: Option<Duration>,
+}
+
+/// How the application ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer killed a process while the app ran.
+    pub oom_killed: bool,
+    pub timings: Timings,
+}
+
+/// A vsock address: context id and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VsockAddr {
+    pub cid: u32,
+    pub port: u32,
+}
+
+impl std::fmt::Display for VsockAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.cid, self.port)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ChannelError {
+    #[error("No virtio-serial port is named {0}")]
+    NoSuchPort(String),
+    #[error("Cannot write to virtio-serial port {name}")]
+    Port {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("Cannot send to vsock {address}")]
+    Vsock {
+        address: VsockAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `CID:PORT`, both decimal; `-1` (any) is not an address.
+pub fn parse_vsock(value: &str) -> Result<VsockAddr, Problem> {
+    const RULE: Problem = Problem::BadSetting(
+        "must be CID:PORT, two numbers below 4294967295 (e.g. 2:5000 for the host)",
+    );
+    let (cid, port) = value.split_once(':').ok_or(RULE)?;
+    let number = |text: &str| match text.parse::<u32>() {
+        Ok(n) if n != u32::MAX && text.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(RULE),
+    };
+    Ok(VsockAddr {
+        cid: number(cid)?,
+        port: number(port)?,
+    })
+}
+
+/// A virtio-serial port name, as QEMU's `virtserialport,name=` gives it.
+pub fn parse_port_name(value: &str) -> Result<String, Problem> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(Problem::BadSetting(
+            "must be a port name of letters, digits, '.', '_' and '-' (e.g. org.vminit.exit)",
+        ))
+    }
+}
+
+fn micros(t: Option<Duration>) -> Option<u64> {
+    t.map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl Report {
+    /// The record, as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "oom_killed": self.oom_killed,
+            "timings": {
+                "init_start_us": micros(Some(self.timings.init_start)),
+                "app_exec_us": micros(self.timings.app_exec),
+                "app_exit_us": micros(self.timings.app_exit),
+                "poweroff_us": micros(self.timings.poweroff),
+            },
+        })
+    }
+
+    /// The record as one line.
+    pub fn to_line(&self) -> String {
+        format!("{}\n", self.to_json())
+    }
+
+    /// Every timing in microseconds since boot (`-` for what did not
+    /// happen), for the debug log and `cargo xtask bench-vm`.
+    pub fn timings_line(&self) -> String {
+        let text = |t: Option<Duration>| micros(t).map_or("-".to_owned(), |t| t.to_string());
+        let t = &self.timings;
+        format!(
+            "init_start_us={} app_exec_us={} app_exit_us={} poweroff_us={}",
+            text(Some(t.init_start)),
+            text(t.app_exec),
+            text(t.app_exit),
+            text(t.poweroff),
+        )
+    }
+}
+
+/// The device of the virtio-serial port called `name` (`/dev/vport0p1`),
+/// looked up by name in sysfs, since no udev makes `/dev/virtio-ports/NAME`.
+/// Ports appear once the host announces them, so this waits a little.
+fn find_port(name: &str) -> Option<String> {
+    let deadline = Instant::now() + PORT_APPEARS_WITHIN;
+    loop {
+        let found = std::fs::read_dir(PORTS_DIR).ok().and_then(|entries| {
+            entries.flatten().find_map(|entry| {
+                let port_name = std::fs::read_to_string(entry.path().join("name")).ok()?;
+                (port_name.trim_end() == name)
+                    .then(|| format!("/dev/{}", entry.file_name().to_string_lossy()))
+            })
+        });
+        if found.is_some() || Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Writes `bytes` to a non-blocking file, retrying until `deadline`.
+fn write_by(file: &mut File, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match file.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Sends the record to the virtio-serial port `name`.
+pub fn send_to_port(report: &Report, name: &str) -> Result<(), ChannelError> {
+    let path = find_port(name).ok_or_else(|| ChannelError::NoSuchPort(name.to_owned()))?;
+    let fail = |source| ChannelError::Port {
+        name: name.to_owned(),
+        source,
+    };
+    // Non-blocking: a write to a port whose host side is closed would
+    // otherwise wait for ever.
+    let mut port = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(fail)?;
+    write_by(
+        &mut port,
+        report.to_line().as_bytes(),
+        Instant::now() + CHANNEL_TIMEOUT,
+    )
+    .map_err(fail)
+}
+
+/// Sends the record over vsock, then waits (within the timeout) for the
+/// host to close the connection: its close is the receipt.
+pub fn send_to_vsock(report: &Report, address: VsockAddr) -> Result<(), ChannelError> {
+    let fail = |source| ChannelError::Vsock { address, source };
+    let mut stream = vsock::connect(address.cid, address.port, CHANNEL_TIMEOUT).map_err(fail)?;
+    stream
+        .write_all(report.to_line().as_bytes())
+        .map_err(fail)?;
+    vsock::shutdown_write(&stream).map_err(fail)?;
+    let mut rest = [0u8; 64];
+    while stream.read(&mut rest).map_err(fail)? > 0 {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record() {
+        let report = Report {
+            exit_code: 143,
+            signal: Some(15),
+            oom_killed: false,
+            timings: Timings {
+                init_start: Duration::from_millis(1500),
+                app_exec: Some(Duration::from_micros(1_500_800)),
+                app_exit: None,
+                poweroff: None,
+            },
+        };
+        assert_eq!(
+            report.to_line(),
+            "{\"exit_code\":143,\"oom_killed\":false,\"signal\":15,\"timings\":{\"app_exec_us\":1500800,\
+             \"app_exit_us\":null,\"init_start_us\":1500000,\"poweroff_us\":null}}\n"
+        );
+        assert_eq!(
+            report.timings_line(),
+            "init_start_us=1500000 app_exec_us=1500800 app_exit_us=- poweroff_us=-"
+        );
+    }
+
+    #[test]
+    fn addresses_and_names() {
+        assert_eq!(parse_vsock("2:5000"), Ok(VsockAddr { cid: 2, port: 5000 }));
+        assert_eq!(parse_vsock("1:0").map(|a| a.to_string()), Ok("1:0".into()));
+        for bad in [
+            "2",
+            "2:",
+            ":1",
+            "-1:5",
+            "2:4294967295",
+            "2:+5",
+            "x:1",
+            "2:5:6",
+        ] {
+            assert!(parse_vsock(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_port_name("org.vminit.exit"),
+            Ok("org.vminit.exit".into())
+        );
+        for bad in ["", "a/b", "a b", "../x"] {
+            assert!(parse_port_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
