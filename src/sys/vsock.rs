@@ -19,8 +19,8 @@ pub fn connect(cid: u32, port: u32, timeout: Duration) -> io::Result<File> {
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
     let time = libc::timeval {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
+        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_usec: timeout.subsec_micros().into(),
     };
     for option in [libc::SO_SNDTIMEO, libc::SO_RCVTIMEO] {
         // SAFETY: `time` is a valid timeval of the size given.

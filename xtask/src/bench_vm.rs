@@ -97,6 +97,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         accel,
         qmp: None,
         memory_mb: 256,
+        devices: Vec::new(),
     };
     let vminit_boot = boot(
         &vminit_image,

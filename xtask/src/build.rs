@@ -54,6 +54,20 @@ pub fn static_binary() -> Result<PathBuf, String> {
     Ok(binary)
 }
 
+/// Builds one of xtask's own binaries (`src/bin/`) static, for a test
+/// image: musl links statically by default.
+pub fn guest_tool(name: &str) -> Result<PathBuf, String> {
+    let target_dir = cmd::root().join("target/guest-tools");
+    cmd::run(
+        cmd::cargo()
+            .args(["build", "--release", "--package", "xtask", "--bin", name])
+            .args(["--target", setup::TARGET])
+            .arg("--target-dir")
+            .arg(&target_dir),
+    )?;
+    Ok(target_dir.join(setup::TARGET).join("release").join(name))
+}
+
 /// Whether an x86-64 ELF file asks for a dynamic loader (has `PT_INTERP`).
 pub fn has_interpreter(elf: &[u8]) -> Result<bool, String> {
     const PT_INTERP: u32 = 3;

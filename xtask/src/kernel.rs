@@ -110,3 +110,62 @@ fn deb_named(dir: &Path, package: &str) -> Result<PathBuf, String> {
             )
         })
 }
+
+/// The files an image needs to load `names` with the stock kernel at
+/// `vmlinuz`: each module with its dependencies, `modules.dep` (made with
+/// depmod(8), which the package leaves to its install script) and
+/// `modules.builtin`, as (guest path, contents, mode).
+pub fn module_files(vmlinuz: &Path, names: &[&str]) -> Result<Vec<(String, Vec<u8>, u32)>, String> {
+    let release = vmlinuz
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .ok_or_else(|| format!("{}: not named vmlinuz-RELEASE", vmlinuz.display()))?;
+    let root = vmlinuz
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("the kernel has no tree around it")?;
+    let dir = root.join("lib/modules").join(release);
+    if !dir.is_dir() {
+        return Err(format!(
+            "no modules for {release} in {}: the module tests need the Debian kernel",
+            dir.display()
+        ));
+    }
+    let dep_path = dir.join("modules.dep");
+    if !dep_path.is_file() {
+        if !cmd::exists("depmod") {
+            crate::setup::install(&["kmod"])?;
+        }
+        cmd::run(Command::new("depmod").arg("-b").arg(root).arg(release))?;
+    }
+    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let dep = String::from_utf8(read(&dep_path)?).map_err(|e| e.to_string())?;
+    let guest = format!("/lib/modules/{release}");
+    let mut files = vec![
+        (
+            format!("{guest}/modules.dep"),
+            dep.clone().into_bytes(),
+            0o644,
+        ),
+        (
+            format!("{guest}/modules.builtin"),
+            read(&dir.join("modules.builtin"))?,
+            0o644,
+        ),
+    ];
+    let mut wanted = std::collections::BTreeSet::new();
+    for name in names {
+        let file = format!("/{name}.ko");
+        // modules.dep lists every dependency, not only direct ones.
+        let line = dep
+            .lines()
+            .find(|l| l.split(':').next().is_some_and(|p| p.ends_with(&file)))
+            .ok_or_else(|| format!("module {name} is not in {}", dep_path.display()))?;
+        wanted.extend(line.split([':', ' ']).filter(|w| !w.is_empty()));
+    }
+    for path in wanted {
+        files.push((format!("{guest}/{path}"), read(&dir.join(path))?, 0o644));
+    }
+    Ok(files)
+}

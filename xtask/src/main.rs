@@ -34,7 +34,7 @@ Commands:
                    /init running COMMAND; exits with its status. Options:
                    --env K=V, --workdir DIR, --metadata FILE, --add HOST:GUEST,
                    --kernel PATH, --cmdline EXTRA
-  test-vm          only the VM test suite
+  test-vm [FILTER] only the VM test suite (the cases whose name contains FILTER)
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build") => build::static_binary().map(|path| println!("{}", path.display())),
         Some("test") => test::run(&args[1..]),
-        Some("test-vm") => vm_tests::run(),
+        Some("test-vm") => vm_tests::run(args.get(1).map(String::as_str)),
         Some("bench-vm") => bench_vm::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("bench-helper") => bench_helper::run(&args[1..]),

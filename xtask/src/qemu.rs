@@ -41,6 +41,8 @@ pub struct Boot {
     /// A QMP socket to create, for sending keys.
     pub qmp: Option<PathBuf>,
     pub memory_mb: u32,
+    /// Extra QEMU arguments: devices and their back-ends.
+    pub devices: Vec<String>,
 }
 
 impl Boot {
@@ -71,6 +73,7 @@ impl Boot {
             .arg(&self.initrd)
             .arg("-append")
             .arg(format!("{BASE_CMDLINE} {}", self.cmdline));
+        command.args(&self.devices);
         if let Some(socket) = &self.qmp {
             // i8042: the keyboard controller that carries Ctrl-Alt-Del.
             command

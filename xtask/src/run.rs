@@ -120,6 +120,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         accel: qemu::accel(|| None),
         qmp: None,
         memory_mb: 512,
+        devices: Vec::new(),
     };
     eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
     let console = qemu::run(&boot, GUARD, true, |_| {})?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::initramfs::Console as ConsoleNodes;
 use crate::qemu::{self, Boot, Console};
 use crate::vm::Kit;
+use crate::{build, kernel};
 
 /// A hang guard per boot (a TCG boot takes 5-10 s here).
 const GUARD: Duration = Duration::from_secs(180);
@@ -57,6 +58,31 @@ while :; do sleep 1; done
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n",
     ),
     ("/etc/group", "root:x:0:\napp:x:1000:\nvideo:x:44:app\n"),
+    // The image's own, which vminit must say it replaces.
+    ("/etc/resolv.conf", "nameserver 192.0.2.1\n"),
+    (
+        "/tests/net.sh",
+        r#"#!/bin/sh
+echo "mtu=[$(cat /sys/class/net/eth0/mtu)]"
+ip -4 addr show dev eth0 | grep -o 'inet [0-9./]*' | sed 's/^/v4 /'
+ip -6 addr show dev eth0 | grep -o 'inet6 fec0[0-9a-f:/]*' | sed 's/^/v6 /'
+ip -4 route | grep default | sed 's/^/route4 /'
+ip -6 route | grep default | sed 's/^/route6 /'
+sed 's/^/resolv: /' /etc/resolv.conf
+grep hostside /etc/hosts | sed 's/^/hosts: /'
+wget -q -O - "http://10.0.2.2:$1/from-guest" | sed 's/^/http: /'
+"#,
+    ),
+    (
+        "/tests/oom.sh",
+        r#"#!/bin/sh
+/tests/vsock-listen 5000 /run/listening &
+i=0
+while [ ! -e /run/listening ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+echo "listener ready"
+exec sort /dev/zero
+"#,
+    ),
     (
         "/tests/who-am-i.sh",
         r#"#!/bin/sh
@@ -73,8 +99,40 @@ struct Case {
     cmdline: &'static str,
     /// Press Ctrl-Alt-Del once a line contains this.
     ctrl_alt_del_after: Option<&'static str>,
-    check: fn(&Console) -> Result<(), String>,
+    /// Virtual devices the case needs besides the serial console.
+    devices: &'static [Device],
+    check: fn(&Console, &Outside) -> Result<(), String>,
 }
+
+/// A device and its host side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Device {
+    /// virtio-net with QEMU's user networking, and an HTTP server on the
+    /// host's loopback (10.0.2.2 in the guest); `{http_port}` in the
+    /// command line is replaced by its port.
+    Net,
+    /// A virtio-serial port named `org.vminit.exit`, written to a file.
+    ExitPort,
+}
+
+/// What the host side of the devices saw.
+#[derive(Debug, Default)]
+struct Outside {
+    /// Request lines the HTTP server received.
+    http_requests: Vec<String>,
+    /// What the guest wrote to the `org.vminit.exit` port.
+    port_record: String,
+}
+
+/// The modules the test image carries (with their dependencies).
+const MODULES: &[&str] = &[
+    "virtio_mmio",
+    "virtio_net",
+    "virtio_console",
+    "vsock_loopback",
+];
+/// What the HTTP server answers.
+const HTTP_BODY: &str = "host-says-hello";
 
 fn expect(console: &Console, code: i32) -> Result<(), String> {
     if console.timed_out {
@@ -111,7 +169,8 @@ fn cases() -> Vec<Case> {
             // init before the words after `--` (Firecracker's defaults have it).
             cmdline: r#"nomodules env.GREETING="hello world" "env.SPACED=a b" env.EQ=x=y workdir=/tests vminit.grace=1 -- /tests/show-env.sh 3"#,
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 3)?;
                 require(
                     c,
@@ -151,7 +210,8 @@ fn cases() -> Vec<Case> {
             cmdline: "vminit.user=app vminit.hostname=vm-test vminit.rlimit.nofile=64:128 \
                       vminit.no_new_privs=1 -- /tests/who-am-i.sh",
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 0)?;
                 require(
                     c,
@@ -168,7 +228,8 @@ fn cases() -> Vec<Case> {
             image: ConsoleNodes::Nodes,
             cmdline: "metadata=/tests/meta.json env.B=cmdline",
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 0)?;
                 require(
                     c,
@@ -186,7 +247,8 @@ fn cases() -> Vec<Case> {
             image: ConsoleNodes::Nodes,
             cmdline: "-- /tests/zombies.sh",
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 137)?;
                 require(c, &["zombies=0"])
             },
@@ -196,7 +258,8 @@ fn cases() -> Vec<Case> {
             image: ConsoleNodes::Nodes,
             cmdline: "vminit.log_target=kmsg -- /no/such/app",
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 127)?;
                 // Through the kernel log: the console shows it with a printk stamp.
                 let logged = c.lines.iter().any(|l| {
@@ -218,7 +281,8 @@ fn cases() -> Vec<Case> {
             cmdline: "env.1BAD=s3cret-on-cmdline workdir=/a/../b \
                       metadata=/tests/broken.json -- true",
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 2)?;
                 require(
                     c,
@@ -241,7 +305,8 @@ fn cases() -> Vec<Case> {
             // The app leaves only once the background shell has set its trap.
             cmdline: r#"vminit.grace=1 -- sh -c "(trap '' TERM; touch /tmp/bg-ready; exec sleep 1000) & while [ ! -e /tmp/bg-ready ]; do sleep 0.05; done; exit 4""#,
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 4)?;
                 require(
                     c,
@@ -254,9 +319,88 @@ fn cases() -> Vec<Case> {
             image: ConsoleNodes::Nodes,
             cmdline: "vminit.grace=5 -- /tests/wait-for-int.sh",
             ctrl_alt_del_after: Some("app ready"),
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 42)?;
                 require(c, &["app got SIGINT"])
+            },
+        },
+        Case {
+            name: "modules_then_static_network_reaches_the_host_over_virtio_net",
+            image: ConsoleNodes::Nodes,
+            cmdline: "vminit.modules=virtio_mmio,virtio_net vminit.net.address=10.0.2.15/24,fec0::15/64 \
+                      vminit.net.gateway=10.0.2.2,fec0::2 vminit.net.mtu=1400 \
+                      vminit.net.nameservers=10.0.2.3 vminit.net.hosts=hostside=10.0.2.2 \
+                      -- /tests/net.sh {http_port}",
+            ctrl_alt_del_after: None,
+            devices: &[Device::Net],
+            check: |c, outside| {
+                expect(c, 0)?;
+                require(
+                    c,
+                    &[
+                        "mtu=[1400]",
+                        "v4 inet 10.0.2.15/24",
+                        "v6 inet6 fec0::15/64",
+                        "route4 default via 10.0.2.2 dev eth0",
+                        "route6 default via fec0::2 dev eth0",
+                        "resolv: nameserver 10.0.2.3",
+                        "replaced the image's /etc/resolv.conf",
+                        "hosts: 10.0.2.2\thostside",
+                        &format!("http: {HTTP_BODY}"),
+                    ],
+                )?;
+                if c.has("192.0.2.1") {
+                    return Err("the image's nameserver is still there".into());
+                }
+                match outside.http_requests.as_slice() {
+                    [one] if one.starts_with("GET /from-guest ") => Ok(()),
+                    other => Err(format!("the host's HTTP server saw {other:?}")),
+                }
+            },
+        },
+        Case {
+            name: "oom_kill_reported_over_virtio_serial_and_vsock",
+            image: ConsoleNodes::Nodes,
+            cmdline: "vminit.modules=virtio_mmio,virtio_console,vsock_loopback \
+                      vminit.report.port=org.vminit.exit vminit.report.vsock=1:5000 \
+                      vminit.grace=5 -- /tests/oom.sh",
+            ctrl_alt_del_after: None,
+            devices: &[Device::ExitPort],
+            check: |c, outside| {
+                expect(c, 137)?;
+                let record = r#"{"exit_code":137,"oom_killed":true,"signal":9,"timings":{"#;
+                require(
+                    c,
+                    &[
+                        "listener ready",
+                        "the kernel's OOM killer killed pid",
+                        &format!("vsock-listen: received {record}"),
+                    ],
+                )?;
+                if !outside.port_record.starts_with(record) || !outside.port_record.ends_with("}\n")
+                {
+                    return Err(format!("the port got {:?}", outside.port_record));
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "missing_module_is_refused_before_the_app",
+            image: ConsoleNodes::Nodes,
+            cmdline: r#"vminit.modules=virtio_mmio,no_such_module -- sh -c "echo app-ran""#,
+            ctrl_alt_del_after: None,
+            devices: &[],
+            check: |c, _| {
+                expect(c, 2)?;
+                require(
+                    c,
+                    &["Module no_such_module is neither in modules.dep nor built into the kernel"],
+                )?;
+                if c.has("app-ran") {
+                    return Err("the app ran without its module".into());
+                }
+                Ok(())
             },
         },
         Case {
@@ -264,7 +408,8 @@ fn cases() -> Vec<Case> {
             image: ConsoleNodes::Missing,
             cmdline: r#"-- sh -c "echo console-ok; exit 5""#,
             ctrl_alt_del_after: None,
-            check: |c| {
+            devices: &[],
+            check: |c, _| {
                 expect(c, 5)?;
                 // The kernel's own words: init really started without fds 0-2.
                 require(c, &["unable to open an initial console", "console-ok"])
@@ -273,13 +418,18 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Runs every case, two boots at a time (a TCG boot keeps one core busy).
-pub fn run() -> Result<(), String> {
+/// Runs every case (or those whose name contains `filter`), two boots at
+/// a time (a TCG boot keeps one core busy).
+pub fn run(filter: Option<&str>) -> Result<(), String> {
     let kit = Kit::prepare(None)?;
-    let files: Vec<(String, Vec<u8>, u32)> = FILES
+    let mut files: Vec<(String, Vec<u8>, u32)> = FILES
         .iter()
         .map(|(path, text)| ((*path).to_owned(), text.as_bytes().to_vec(), 0o755))
         .collect();
+    files.extend(kernel::module_files(&kit.kernel, MODULES)?);
+    let listener = build::guest_tool("vsock-listen")?;
+    let listener = std::fs::read(&listener).map_err(|e| format!("{}: {e}", listener.display()))?;
+    files.push(("/tests/vsock-listen".into(), listener, 0o755));
     let normal = kit.image("tests", ConsoleNodes::Nodes, files.clone())?;
     let no_console = kit.image("tests-no-console", ConsoleNodes::Missing, files)?;
     let probe = Boot {
@@ -289,11 +439,20 @@ pub fn run() -> Result<(), String> {
         accel: qemu::Accel::Tcg,
         qmp: None,
         memory_mb: 256,
+        devices: Vec::new(),
     };
     let accel = qemu::accel(|| Some(probe));
     eprintln!("VM tests: {} with {:?}", kit.kernel.display(), accel);
 
-    let queue = Mutex::new(cases().into_iter().enumerate().collect::<Vec<_>>());
+    let chosen = cases()
+        .into_iter()
+        .filter(|case| filter.is_none_or(|f| case.name.contains(f)))
+        .enumerate()
+        .collect::<Vec<_>>();
+    if chosen.is_empty() {
+        return Err(format!("no VM test case matches {filter:?}"));
+    }
+    let queue = Mutex::new(chosen);
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..2 {
@@ -330,13 +489,53 @@ fn run_case(
     let qmp = case.ctrl_alt_del_after.map(|_| {
         std::env::temp_dir().join(format!("vminit-qmp-{}-{index}.sock", std::process::id()))
     });
+    let mut cmdline = case
+        .cmdline
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut devices: Vec<String> = Vec::new();
+    let mut http = None;
+    let port_file = std::env::temp_dir().join(format!(
+        "vminit-exit-port-{}-{index}.json",
+        std::process::id()
+    ));
+    for device in case.devices {
+        match device {
+            Device::Net => {
+                let server = HttpServer::start()?;
+                cmdline = cmdline.replace("{http_port}", &server.port.to_string());
+                http = Some(server);
+                devices.extend(
+                    [
+                        "-netdev",
+                        "user,id=n0",
+                        "-device",
+                        "virtio-net-device,netdev=n0",
+                    ]
+                    .map(String::from),
+                );
+            }
+            Device::ExitPort => {
+                devices.extend([
+                    "-device".into(),
+                    "virtio-serial-device".into(),
+                    "-chardev".into(),
+                    format!("file,id=exitrec,path={}", port_file.display()),
+                    "-device".into(),
+                    "virtserialport,chardev=exitrec,name=org.vminit.exit".into(),
+                ]);
+            }
+        }
+    }
     let boot = Boot {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
-        cmdline: case.cmdline.to_owned(),
+        cmdline,
         accel,
         qmp: qmp.clone(),
         memory_mb: 256,
+        devices,
     };
     let mut sent: Result<(), String> = Ok(());
     let mut pressed = false;
@@ -352,9 +551,15 @@ fn run_case(
     if let Some(socket) = &qmp {
         let _ = std::fs::remove_file(socket);
     }
+    let outside = Outside {
+        http_requests: http.map(HttpServer::stop).unwrap_or_default(),
+        port_record: std::fs::read_to_string(&port_file).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(&port_file);
     let outcome = result.and_then(|console| {
         sent.clone()?;
-        (case.check)(&console).map_err(|e| format!("{e}\n--- console ---\n{}", console.text()))?;
+        (case.check)(&console, &outside)
+            .map_err(|e| format!("{e}\n--- console ---\n{}", console.text()))?;
         Ok(console.wall)
     });
     match &outcome {
@@ -366,4 +571,61 @@ fn run_case(
         Err(e) => println!("test vm::{} ... FAILED\n{e}", case.name),
     }
     outcome.map(|_| ())
+}
+
+/// A one-page HTTP server on the host's loopback, for the network case:
+/// answers every request with [`HTTP_BODY`] and records its request line.
+struct HttpServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl HttpServer {
+    fn start() -> Result<HttpServer, String> {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // The rest of the head, up to the empty line.
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                requests.push(line.trim_end().to_owned());
+                let _ = (&stream).write_all(
+                    format!(
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{HTTP_BODY}\n",
+                        HTTP_BODY.len() + 1
+                    )
+                    .as_bytes(),
+                );
+            }
+            requests
+        });
+        Ok(HttpServer { port, stop, thread })
+    }
+
+    /// Stops the server and returns the request lines it saw.
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
 }

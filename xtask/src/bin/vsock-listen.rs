@@ -1,0 +1,62 @@
+//! A vsock listener for the VM tests, built static and put in the test
+//! image: `vsock-listen PORT MARKER` listens on PORT (any CID), creates the
+//! file MARKER once listening, accepts one connection, prints
+//! `vsock-listen: received TEXT` and closes, which vminit takes as the
+//! receipt. It blocks SIGTERM so that vminit's clean-up, which starts as
+//! soon as the record is sent, cannot kill it before it has printed.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(port), Some(marker)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: vsock-listen PORT MARKER");
+        std::process::exit(2);
+    };
+    let port: u32 = port.parse().expect("PORT is a number");
+    // SAFETY: an empty set with SIGTERM added is a valid mask; the old mask is not wanted.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    // SAFETY: socket has no memory-safety preconditions.
+    let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let listener = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_vm is plain old data; all zeroes is valid.
+    let mut address: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+    address.svm_family = libc::AF_VSOCK as libc::sa_family_t;
+    address.svm_cid = libc::VMADDR_CID_ANY;
+    address.svm_port = port;
+    let length = std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
+    // SAFETY: `address` is a valid sockaddr_vm of `length` bytes.
+    let bound = unsafe { libc::bind(listener.as_raw_fd(), (&raw const address).cast(), length) };
+    assert!(bound == 0, "bind: {}", std::io::Error::last_os_error());
+    // SAFETY: listen only acts on the descriptor.
+    let listening = unsafe { libc::listen(listener.as_raw_fd(), 1) };
+    assert!(
+        listening == 0,
+        "listen: {}",
+        std::io::Error::last_os_error()
+    );
+    std::fs::write(marker, b"").expect("marker file");
+    // SAFETY: null address arguments are allowed: the peer is not wanted.
+    let raw = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    assert!(raw >= 0, "accept: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let mut stream = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    println!("vsock-listen: received {}", text.trim_end());
+}
