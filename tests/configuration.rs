@@ -283,3 +283,71 @@ fn a_metadata_file_on_a_read_only_image_is_hidden_instead() {
         "the file itself stays on the read-only image"
     );
 }
+
+#[test]
+fn check_shows_machine_settings_merged_from_metadata_and_cmdline() {
+    let dir = tempdir("machine-settings");
+    let metadata = dir.join("meta.json");
+    std::fs::write(
+        &metadata,
+        r#"{"argv": ["/bin/app"], "vminit": {"modules": ["virtio_net", "vsock-loopback"],
+            "net": {"address": ["10.0.2.15/24", "fec0::15/64"], "gateway": "10.0.2.2",
+                    "mtu": 1400, "hosts": {"db": "10.0.2.20"}},
+            "report": {"port": "org.vminit.exit"}}}"#,
+    )
+    .unwrap();
+    let line = format!(
+        "metadata={} vminit.net.mtu=9000 vminit.net.nameservers=10.0.2.3 vminit.report.vsock=2:5000",
+        metadata.display()
+    );
+    let (code, json, stderr) = check(&["--cmdline", &line]);
+    assert_eq!(code, 0, "{stderr}");
+    let vminit = &json["vminit"];
+    assert_eq!(
+        vminit["modules"],
+        serde_json::json!(["virtio_net", "vsock_loopback"])
+    );
+    assert_eq!(
+        vminit["net"],
+        serde_json::json!({"interface": "eth0", "address": "10.0.2.15/24,fec0::15/64",
+            "gateway": "10.0.2.2", "mtu": 9000, "nameservers": "10.0.2.3", "hosts": "db=10.0.2.20"})
+    );
+    assert_eq!(
+        vminit["report"],
+        serde_json::json!({"port": "org.vminit.exit", "vsock": "2:5000"})
+    );
+}
+
+#[test]
+fn bad_machine_settings_are_named_with_their_rule() {
+    let line = "vminit.modules=virtio_net,,x vminit.net.address=10.0.2.15 vminit.net.mtu=12 \
+                vminit.net.gateway=10.0.2.2,10.0.2.3 vminit.report.vsock=2 vminit.net.colour=red -- true";
+    let (code, _, stderr) = check(&["--cmdline", line]);
+    assert_eq!(code, 2);
+    for needle in [
+        "--cmdline: vminit.modules: must be module names",
+        "--cmdline: vminit.net.address: must be ADDRESS/PREFIX",
+        "--cmdline: vminit.net.mtu: must be a number from 68 to 65535",
+        "--cmdline: vminit.net.gateway: must be at most one IPv4 and one IPv6 gateway",
+        "--cmdline: vminit.report.vsock: must be CID:PORT",
+        "--cmdline: vminit.net.colour: is not a vminit setting",
+    ] {
+        assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 6, "{stderr}");
+}
+
+#[test]
+fn machine_settings_are_ignored_with_a_warning_in_a_container() {
+    let result = run(vminit(&[
+        "--cmdline",
+        "vminit.modules=virtio_net vminit.report.vsock=2:5000 -- sh -c \"exit 4\"",
+    ]));
+    assert_eq!(result.code(), 4, "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("modules, net.* and report.* apply in VM mode only: ignored"),
+        "{result:#?}"
+    );
+}

@@ -146,3 +146,29 @@ fn vm_mode_needs_pid_1() {
         result.stderr
     );
 }
+
+#[test]
+fn machine_set_up_is_skipped_in_a_namespace_and_a_missing_port_does_not_lose_the_status() {
+    let (result, status_file) = vm(
+        "machine-settings",
+        &[
+            "--cmdline",
+            "vminit.modules=virtio_net vminit.net.address=10.0.2.15/24 \
+             vminit.report.port=org.vminit.exit -- sh -c \"exit 6\"",
+        ],
+    );
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=6"], "{result:#?}");
+    assert!(
+        result.stderr.contains("skipped in a PID namespace"),
+        "{result:#?}"
+    );
+    assert!(
+        result
+            .stderr
+            .contains("No virtio-serial port is named org.vminit.exit"),
+        "{result:#?}"
+    );
+    let status = status(&status_file);
+    assert_eq!(status["exit_code"], 6);
+    assert_eq!(status["oom_killed"], false);
+}
