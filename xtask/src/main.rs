@@ -33,7 +33,8 @@ Commands:
                    boot a microVM (QEMU microvm, stock Debian kernel) with vminit as
                    /init running COMMAND; exits with its status. Options:
                    --env K=V, --workdir DIR, --metadata FILE, --add HOST:GUEST,
-                   --kernel PATH, --cmdline EXTRA
+                   --kernel PATH, --cmdline EXTRA, --net (virtio-net with QEMU's
+                   user networking: the guest is 10.0.2.15, the host's loopback 10.0.2.2)
   test-vm [FILTER] only the VM test suite (the cases whose name contains FILTER)
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]

@@ -3,13 +3,19 @@
 //!
 //! ```text
 //! cargo xtask run [--env K=V]... [--workdir DIR] [--metadata FILE] [--add HOST:GUEST]...
-//!                 [--kernel PATH] [--cmdline EXTRA] -- COMMAND [ARGS...]
+//!                 [--kernel PATH] [--cmdline EXTRA] [--net] -- COMMAND [ARGS...]
 //! ```
+//!
+//! `--net` gives the guest QEMU's user networking on virtio-net: the image
+//! gets the stock kernel's modules for it, and vminit configures the
+//! addresses QEMU's built-in DHCP would hand out (10.0.2.15/24, gateway
+//! 10.0.2.2, which reaches the host's loopback, and nameserver 10.0.2.3).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::initramfs::Console;
+use crate::kernel;
 use crate::qemu::{self, Boot};
 use crate::vm::{self, Kit};
 
@@ -25,8 +31,13 @@ struct Request {
     add: Vec<(PathBuf, String)>,
     kernel: Option<PathBuf>,
     cmdline: Vec<String>,
+    net: bool,
     argv: Vec<String>,
 }
+
+/// What `--net` adds to the kernel command line.
+const NET_CMDLINE: &str = "vminit.modules=virtio_mmio,virtio_net vminit.net.address=10.0.2.15/24 \
+                           vminit.net.gateway=10.0.2.2 vminit.net.nameservers=10.0.2.3";
 
 fn parse(args: &[String]) -> Result<Request, String> {
     let mut request = Request::default();
@@ -51,6 +62,7 @@ fn parse(args: &[String]) -> Result<Request, String> {
             }
             "--kernel" => request.kernel = Some(value("--kernel")?.into()),
             "--cmdline" => request.cmdline.push(value("--cmdline")?),
+            "--net" => request.net = true,
             "--" => {
                 request.argv = words.cloned().collect();
                 break;
@@ -77,7 +89,28 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         let data = std::fs::read(host).map_err(|e| format!("--add {}: {e}", host.display()))?;
         files.push((guest.clone(), data, 0o755));
     }
-    let mut cmdline = request.cmdline.join(" ");
+    let mut devices = Vec::new();
+    let mut cmdline_words = request.cmdline.clone();
+    if request.net {
+        files.extend(kernel::module_files(
+            &kit.kernel,
+            &["virtio_mmio", "virtio_net"],
+        )?);
+        devices.extend(
+            [
+                "-netdev",
+                "user,id=n0",
+                "-device",
+                "virtio-net-device,netdev=n0",
+            ]
+            .map(String::from),
+        );
+        cmdline_words.insert(
+            0,
+            NET_CMDLINE.split_whitespace().collect::<Vec<_>>().join(" "),
+        );
+    }
+    let mut cmdline = cmdline_words.join(" ");
     let mut push = |words: &str| {
         if !cmdline.is_empty() {
             cmdline.push(' ');
@@ -120,7 +153,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         accel: qemu::accel(|| None),
         qmp: None,
         memory_mb: 512,
-        devices: Vec::new(),
+        devices,
     };
     eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
     let console = qemu::run(&boot, GUARD, true, |_| {})?;
