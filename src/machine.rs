@@ -221,7 +221,7 @@ pub enum SetupError {
     },
     #[error("Network gateway {0} is outside every prefix in net.address")]
     UnreachableGateway(IpAddr),
-    #[error("Cannot {step} on network interface {interface}")]
+    #[error("Cannot configure network interface {interface} ({step})")]
     Network {
         step: String,
         interface: String,
@@ -289,7 +289,7 @@ pub fn configure_network(config: &NetSettings) -> Result<(), SetupError> {
             source,
         }
     };
-    net::interface_index(name).map_err(fail("find the interface".into()))?;
+    wait_for_interface(name).map_err(fail("find it".into()))?;
     if let Some(mtu) = config.mtu {
         net::set_mtu(name, mtu).map_err(fail(format!("set MTU {mtu}")))?;
     }
@@ -300,7 +300,7 @@ pub fn configure_network(config: &NetSettings) -> Result<(), SetupError> {
             debug!("cannot turn off duplicate address detection ({knob}): {e}");
         }
     }
-    net::interface_up(name).map_err(fail("bring up".into()))?;
+    net::interface_up(name).map_err(fail("bring it up".into()))?;
     for cidr in addresses {
         match cidr.addr {
             IpAddr::V4(addr) => net::set_ipv4_address(name, addr, cidr.prefix),
@@ -317,6 +317,24 @@ pub fn configure_network(config: &NetSettings) -> Result<(), SetupError> {
     }
     debug!("configured network interface {name}");
     Ok(())
+}
+
+/// Looks the interface up, giving a driver that probes asynchronously
+/// (a hotplugged or slow device) up to a second to register it.
+fn wait_for_interface(name: &str) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match net::interface_index(name) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENODEV)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Writes `/etc/resolv.conf` and `/etc/hosts` when nameservers or host

@@ -404,6 +404,25 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "a_network_interface_that_is_not_there_is_refused_before_the_app",
+            image: ConsoleNodes::Nodes,
+            cmdline: r#"vminit.modules=virtio_mmio,virtio_net vminit.net.interface=eth9
+                        vminit.net.address=10.0.2.15/24 -- sh -c "echo app-ran""#,
+            ctrl_alt_del_after: None,
+            devices: &[Device::Net],
+            check: |c, _| {
+                expect(c, 2)?;
+                require(
+                    c,
+                    &["Cannot configure network interface eth9 (find it): No such device"],
+                )?;
+                if c.has("app-ran") {
+                    return Err("the app ran without its network".into());
+                }
+                Ok(())
+            },
+        },
+        Case {
             name: "no_dev_console_in_the_image_still_runs_and_powers_off",
             image: ConsoleNodes::Missing,
             cmdline: r#"-- sh -c "echo console-ok; exit 5""#,
