@@ -20,6 +20,19 @@ use crate::cmd;
 /// Kernel parameters every boot gets, before the caller's.
 pub const BASE_CMDLINE: &str = "console=ttyS0 tsc_early_khz=1000000 panic=-1 quiet";
 
+/// A virtio-net device on QEMU's user networking (slirp): the guest sees
+/// the host's loopback as 10.0.2.2 and a DNS forwarder at 10.0.2.3.
+pub fn user_net() -> Vec<String> {
+    [
+        "-netdev",
+        "user,id=n0",
+        "-device",
+        "virtio-net-device,netdev=n0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// How long QEMU may take to exit after vminit's exit line.
 const AFTER_EXIT_LINE: Duration = Duration::from_secs(5);
 

@@ -96,15 +96,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
             &kit.kernel,
             &["virtio_mmio", "virtio_net"],
         )?);
-        devices.extend(
-            [
-                "-netdev",
-                "user,id=n0",
-                "-device",
-                "virtio-net-device,netdev=n0",
-            ]
-            .map(String::from),
-        );
+        devices.extend(qemu::user_net());
         cmdline_words.insert(
             0,
             NET_CMDLINE.split_whitespace().collect::<Vec<_>>().join(" "),

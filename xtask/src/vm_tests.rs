@@ -160,6 +160,16 @@ fn require(console: &Console, needles: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Exit 2 with `message`, and the app (which would print `app-ran`) never ran.
+fn refused_before_the_app(console: &Console, message: &str) -> Result<(), String> {
+    expect(console, 2)?;
+    require(console, &[message])?;
+    if console.has("app-ran") {
+        return Err("the app ran although its set-up failed".into());
+    }
+    Ok(())
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case {
@@ -392,15 +402,10 @@ fn cases() -> Vec<Case> {
             ctrl_alt_del_after: None,
             devices: &[],
             check: |c, _| {
-                expect(c, 2)?;
-                require(
+                refused_before_the_app(
                     c,
-                    &["Module no_such_module is neither in modules.dep nor built into the kernel"],
-                )?;
-                if c.has("app-ran") {
-                    return Err("the app ran without its module".into());
-                }
-                Ok(())
+                    "Module no_such_module is neither in modules.dep nor built into the kernel",
+                )
             },
         },
         Case {
@@ -411,15 +416,10 @@ fn cases() -> Vec<Case> {
             ctrl_alt_del_after: None,
             devices: &[Device::Net],
             check: |c, _| {
-                expect(c, 2)?;
-                require(
+                refused_before_the_app(
                     c,
-                    &["Cannot configure network interface eth9 (find it): No such device"],
-                )?;
-                if c.has("app-ran") {
-                    return Err("the app ran without its network".into());
-                }
-                Ok(())
+                    "Cannot configure network interface eth9 (find it): No such device",
+                )
             },
         },
         Case {
@@ -525,15 +525,7 @@ fn run_case(
                 let server = HttpServer::start()?;
                 cmdline = cmdline.replace("{http_port}", &server.port.to_string());
                 http = Some(server);
-                devices.extend(
-                    [
-                        "-netdev",
-                        "user,id=n0",
-                        "-device",
-                        "virtio-net-device,netdev=n0",
-                    ]
-                    .map(String::from),
-                );
+                devices.extend(qemu::user_net());
             }
             Device::ExitPort => {
                 devices.extend([
