@@ -219,6 +219,15 @@ pub enum SetupError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "Cannot load compressed module {name} from {path} (the kernel decompresses modules from Linux 6.4 with CONFIG_MODULE_DECOMPRESS)"
+    )]
+    CompressedModule {
+        name: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("Network gateway {0} is outside every prefix in net.address")]
     UnreachableGateway(IpAddr),
     #[error("Cannot configure network interface {interface} ({step})")]
@@ -234,6 +243,10 @@ pub enum SetupError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "Cannot write {path}: on this read-only image it links to {target}, outside the /run that vminit mounts"
+    )]
+    EtcLink { path: String, target: String },
 }
 
 /// Loads `names` and their dependencies from `/lib/modules/$(uname -r)`,
@@ -263,11 +276,14 @@ pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupErr
         let loaded =
             std::fs::File::open(&path).and_then(|file| module::load(&file, &params, compressed));
         if let Err(source) = loaded {
-            return Err(SetupError::ModuleLoad {
-                name: load.name,
-                path,
-                source,
-            });
+            let (name, path) = (load.name, path);
+            return Err(
+                if compressed && source.raw_os_error() == Some(libc::EINVAL) {
+                    SetupError::CompressedModule { name, path, source }
+                } else {
+                    SetupError::ModuleLoad { name, path, source }
+                },
+            );
         }
         debug!("loaded module {} ({params})", load.name);
     }
@@ -339,20 +355,21 @@ fn wait_for_interface(name: &str) -> io::Result<()> {
 
 /// Writes `/etc/resolv.conf` and `/etc/hosts` when nameservers or host
 /// entries are given, and only then.
-pub fn write_network_files(config: &NetSettings) -> Result<(), SetupError> {
+pub fn write_network_files(config: &NetSettings, hostname: Option<&str>) -> Result<(), SetupError> {
     if let Some(servers) = &config.nameservers {
         write_etc_file("/etc/resolv.conf", &network::resolv_conf(servers))?;
     }
     if let Some(hosts) = &config.hosts {
-        write_etc_file("/etc/hosts", &network::hosts_file(hosts))?;
+        write_etc_file("/etc/hosts", &network::hosts_file(hosts, hostname))?;
     }
     Ok(())
 }
 
 /// Writes one of the image's configuration files, saying so when it
 /// replaces the image's own. A symlink (to a resolver's file in `/run`) is
-/// replaced by the file; on a read-only image, a copy in `/run/vminit` is
-/// mounted over it.
+/// replaced by the file, or on a read-only image the file is written where
+/// it points, if that is in `/run`; a read-only regular file gets a copy in
+/// `/run/vminit` mounted over it.
 fn write_etc_file(path: &str, text: &str) -> Result<(), SetupError> {
     let fail = |source| SetupError::EtcFile {
         path: path.to_owned(),
@@ -364,8 +381,10 @@ fn write_etc_file(path: &str, text: &str) -> Result<(), SetupError> {
     {
         return Ok(());
     }
-    if existing.as_ref().is_some_and(|m| m.is_symlink()) {
-        let _ = std::fs::remove_file(path);
+    // A minimal image (one static binary) may have no /etc at all.
+    let _ = mount::create_dir("/etc", 0o755);
+    if existing.as_ref().is_some_and(|m| m.is_symlink()) && std::fs::remove_file(path).is_err() {
+        return write_through_link(path, text);
     }
     match std::fs::write(path, text) {
         Ok(()) if existing.is_some() => info!("replaced the image's {path}"),
@@ -380,4 +399,68 @@ fn write_etc_file(path: &str, text: &str) -> Result<(), SetupError> {
         Err(e) => return Err(fail(e)),
     }
     Ok(())
+}
+
+/// Writes `text` where the symlink `path` on a read-only image points
+/// (systemd-resolved's `../run/systemd/resolve/stub-resolv.conf`), if
+/// that is in the `/run` vminit mounted: nothing else can change.
+fn write_through_link(path: &str, text: &str) -> Result<(), SetupError> {
+    let fail = |source| SetupError::EtcFile {
+        path: path.to_owned(),
+        source,
+    };
+    let link = std::fs::read_link(path).map_err(fail)?;
+    let target = lexically_clean(
+        &Path::new(path)
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(link),
+    );
+    if !target.starts_with("/run") {
+        return Err(SetupError::EtcLink {
+            path: path.to_owned(),
+            target: target.display().to_string(),
+        });
+    }
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    std::fs::write(&target, text).map_err(fail)?;
+    info!(
+        "wrote {}, where the read-only image's {path} points",
+        target.display()
+    );
+    Ok(())
+}
+
+/// `path` with `.` and `..` resolved by name, as a symlink's target reads.
+fn lexically_clean(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut clean = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_targets_are_cleaned_by_name() {
+        let clean = |p: &str| lexically_clean(Path::new(p)).display().to_string();
+        assert_eq!(
+            clean("/etc/../run/systemd/resolve/stub-resolv.conf"),
+            "/run/systemd/resolve/stub-resolv.conf"
+        );
+        assert_eq!(clean("/etc/./x/../../../run/a"), "/run/a");
+        assert_eq!(clean("/etc/../../etc/hosts"), "/etc/hosts");
+    }
 }

@@ -110,7 +110,10 @@ impl NetSettings {
             .as_deref()
             .unwrap_or_default()
             .iter()
-            .find(|gateway| !addresses.iter().any(|a| a.contains(**gateway)))
+            // A link-local IPv6 router (fe80::1) is reachable on any link.
+            .find(|gateway| {
+                !is_link_local(**gateway) && !addresses.iter().any(|a| a.contains(**gateway))
+            })
             .copied()
     }
 }
@@ -128,6 +131,10 @@ impl Cidr {
             .unwrap_or(0);
         family == other && net & mask == host & mask
     }
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 fn list<T>(value: &str, one: fn(&str) -> Result<T, Problem>) -> Result<Vec<T>, Problem> {
@@ -216,11 +223,15 @@ pub fn resolv_conf(nameservers: &[IpAddr]) -> String {
     text
 }
 
-/// The text of `/etc/hosts`: the loopback names, then `hosts`.
-pub fn hosts_file(hosts: &[(String, IpAddr)]) -> String {
+/// The text of `/etc/hosts`: the loopback names, the machine's own name
+/// (as Debian's installer writes it, so that it resolves), then `hosts`.
+pub fn hosts_file(hosts: &[(String, IpAddr)], hostname: Option<&str>) -> String {
     let mut text = String::from(
         "# Written by vminit\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
     );
+    if let Some(name) = hostname {
+        text.push_str(&format!("127.0.1.1\t{name}\n"));
+    }
     for (name, addr) in hosts {
         text.push_str(&format!("{addr}\t{name}\n"));
     }
@@ -263,6 +274,8 @@ mod tests {
         assert_eq!(low.unreachable_gateway(), None);
         low.set("gateway", "10.0.3.1").unwrap();
         assert_eq!(low.unreachable_gateway(), Some("10.0.3.1".parse().unwrap()));
+        low.set("gateway", "fe80::1").unwrap();
+        assert_eq!(low.unreachable_gateway(), None);
         assert_eq!(NetSettings::default().interface(), "eth0");
     }
 
@@ -319,11 +332,12 @@ mod tests {
             resolv_conf(net.nameservers.as_deref().unwrap()),
             "# Written by vminit\nnameserver 10.0.2.3\nnameserver fec0::3\n"
         );
-        let hosts = hosts_file(net.hosts.as_deref().unwrap());
+        let hosts = hosts_file(net.hosts.as_deref().unwrap(), Some("web-1"));
         assert!(hosts.starts_with("# Written by vminit\n127.0.0.1\tlocalhost\n"));
         assert!(
-            hosts.ends_with("10.0.2.20\tdb\nfec0::20\tcache\n"),
+            hosts.ends_with("127.0.1.1\tweb-1\n10.0.2.20\tdb\nfec0::20\tcache\n"),
             "{hosts}"
         );
+        assert!(!hosts_file(&[], None).contains("127.0.1.1"));
     }
 }

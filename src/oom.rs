@@ -15,12 +15,17 @@ pub struct Victim {
     pub command: String,
 }
 
+/// How long a SIGKILLed app's OOM line may lag behind its death: the
+/// kernel sends the signal first and logs after.
+const LOG_LAG: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The victim a kernel log message names, if it is an OOM kill
-/// (`Out of memory: Killed process 123 (sort) total-vm:…`, and the same
-/// after `Memory cgroup out of memory:`).
+/// (`Out of memory: Killed process 123 (sort) total-vm:…`, the same after
+/// `Memory cgroup out of memory:`, or alone as kernels before 5.0 wrote it).
 pub fn victim(message: &str) -> Option<Victim> {
     let (before, rest) = message.split_once("Killed process ")?;
-    if !before.contains("out of memory") && !before.contains("Out of memory") {
+    if !before.is_empty() && !before.contains("out of memory") && !before.contains("Out of memory")
+    {
         return None;
     }
     let (pid, rest) = rest.split_once(" (")?;
@@ -48,8 +53,18 @@ impl Watch {
         Ok(Watch { kmsg })
     }
 
-    /// The OOM victims logged since the last call.
-    pub fn victims(&mut self) -> Vec<Victim> {
+    /// The OOM victims logged since the watch started; `app_was_killed`
+    /// (it died of SIGKILL) allows for the kernel's log line arriving late.
+    pub fn victims(&mut self, app_was_killed: bool) -> Vec<Victim> {
+        let found = self.read_victims();
+        if found.is_empty() && app_was_killed {
+            std::thread::sleep(LOG_LAG);
+            return self.read_victims();
+        }
+        found
+    }
+
+    fn read_victims(&mut self) -> Vec<Victim> {
         // One record per read; a record is at most about 1 KiB, and longer
         // ones fail with EINVAL for this buffer only.
         let mut buffer = vec![0u8; 8192];
@@ -59,9 +74,7 @@ impl Watch {
                 Ok(0) => break,
                 Ok(n) => {
                     let record = String::from_utf8_lossy(&buffer[..n]);
-                    // `PRIORITY,SEQUENCE,TIME,FLAGS;MESSAGE\n` then continuation lines.
-                    let message = record.split_once(';').map_or(&*record, |(_, m)| m);
-                    found.extend(victim(message.lines().next().unwrap_or("")));
+                    found.extend(kernel_message(&record).and_then(victim));
                 }
                 // Older records were overwritten while we were not reading.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
@@ -72,6 +85,16 @@ impl Watch {
         }
         found
     }
+}
+
+/// The message of a `/dev/kmsg` record
+/// (`PRIORITY,SEQUENCE,TIME,FLAGS;MESSAGE\n`, then continuation lines) if
+/// the kernel logged it: priorities below 8 are the kernel facility, which
+/// a process writing to `/dev/kmsg` cannot claim.
+fn kernel_message(record: &str) -> Option<&str> {
+    let (header, message) = record.split_once(';')?;
+    let priority: u32 = header.split(',').next()?.parse().ok()?;
+    (priority < 8).then(|| message.lines().next().unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -101,6 +124,22 @@ mod tests {
             None
         );
         assert_eq!(victim("app said: Killed process 5 (x)"), None);
+        assert_eq!(
+            victim("Killed process 77 (java) total-vm:10kB").map(|v| v.pid),
+            Some(77)
+        );
         assert_eq!(victim("Out of memory: Killed process x (y)"), None);
+    }
+
+    #[test]
+    fn only_the_kernel_facility_counts() {
+        let line = "Out of memory: Killed process 5 (x) total-vm:1kB";
+        assert_eq!(
+            kernel_message(&format!("3,812,5000,-;{line}\n SUBSYSTEM=x\n")),
+            Some(line)
+        );
+        // Written to /dev/kmsg by a process: LOG_USER (facility 1) at least.
+        assert_eq!(kernel_message(&format!("11,813,5001,-;{line}\n")), None);
+        assert_eq!(kernel_message("garbage"), None);
     }
 }

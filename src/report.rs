@@ -17,10 +17,8 @@ use thiserror::Error;
 use crate::error::Problem;
 use crate::sys::vsock;
 
-/// How long one channel may take to deliver the record.
+/// How long one channel may take, all steps included.
 pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a virtio-serial port may take to appear once its driver is loaded.
-const PORT_APPEARS_WITHIN: Duration = Duration::from_secs(1);
 /// Where the kernel lists virtio-serial ports, each with a `name` file.
 const PORTS_DIR: &str = "/sys/class/virtio-ports";
 
@@ -72,6 +70,10 @@ pub enum ChannelError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "Sent the exit record to vsock {0}, but the host did not close the connection within 2 s (it should read one line, then close)"
+    )]
+    NoReceipt(VsockAddr),
 }
 
 /// `CID:PORT`, both decimal; `-1` (any) is not an address.
@@ -148,9 +150,8 @@ impl Report {
 
 /// The device of the virtio-serial port called `name` (`/dev/vport0p1`),
 /// looked up by name in sysfs, since no udev makes `/dev/virtio-ports/NAME`.
-/// Ports appear once the host announces them, so this waits a little.
-fn find_port(name: &str) -> Option<String> {
-    let deadline = Instant::now() + PORT_APPEARS_WITHIN;
+/// Ports appear once the host announces them, so this waits, up to `deadline`.
+fn find_port(name: &str, deadline: Instant) -> Option<String> {
     loop {
         let found = std::fs::read_dir(PORTS_DIR).ok().and_then(|entries| {
             entries.flatten().find_map(|entry| {
@@ -184,7 +185,9 @@ fn write_by(file: &mut File, mut bytes: &[u8], deadline: Instant) -> io::Result<
 
 /// Sends the record to the virtio-serial port `name`.
 pub fn send_to_port(report: &Report, name: &str) -> Result<(), ChannelError> {
-    let path = find_port(name).ok_or_else(|| ChannelError::NoSuchPort(name.to_owned()))?;
+    let deadline = Instant::now() + CHANNEL_TIMEOUT;
+    let path =
+        find_port(name, deadline).ok_or_else(|| ChannelError::NoSuchPort(name.to_owned()))?;
     let fail = |source| ChannelError::Port {
         name: name.to_owned(),
         source,
@@ -196,26 +199,43 @@ pub fn send_to_port(report: &Report, name: &str) -> Result<(), ChannelError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
         .map_err(fail)?;
-    write_by(
-        &mut port,
-        report.to_line().as_bytes(),
-        Instant::now() + CHANNEL_TIMEOUT,
-    )
-    .map_err(fail)
+    write_by(&mut port, report.to_line().as_bytes(), deadline).map_err(fail)
 }
 
-/// Sends the record over vsock, then waits (within the timeout) for the
-/// host to close the connection: its close is the receipt.
+/// Sends the record over vsock as one line, then waits for the host to
+/// close the connection: its close is the receipt, after which a power-off
+/// cannot lose the record. Every step counts against one deadline.
 pub fn send_to_vsock(report: &Report, address: VsockAddr) -> Result<(), ChannelError> {
+    let deadline = Instant::now() + CHANNEL_TIMEOUT;
+    let left = || deadline.saturating_duration_since(Instant::now());
     let fail = |source| ChannelError::Vsock { address, source };
-    let mut stream = vsock::connect(address.cid, address.port, CHANNEL_TIMEOUT).map_err(fail)?;
+    let mut stream = vsock::connect(address.cid, address.port, left()).map_err(fail)?;
+    vsock::set_timeout(&stream, left()).map_err(fail)?;
     stream
         .write_all(report.to_line().as_bytes())
         .map_err(fail)?;
-    vsock::shutdown_write(&stream).map_err(fail)?;
+    // A host that already read its line and closed makes this fail:
+    // the read below then sees the close.
+    let _ = vsock::shutdown_write(&stream);
     let mut rest = [0u8; 64];
-    while stream.read(&mut rest).map_err(fail)? > 0 {}
-    Ok(())
+    loop {
+        if left().is_zero() {
+            return Err(ChannelError::NoReceipt(address));
+        }
+        vsock::set_timeout(&stream, left()).map_err(fail)?;
+        match stream.read(&mut rest) {
+            // A reset is the host closing too (Firecracker resets the
+            // stream when its Unix socket closes).
+            Ok(0) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(ChannelError::NoReceipt(address));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
 }
 
 #[cfg(test)]

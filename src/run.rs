@@ -47,6 +47,8 @@ static PANIC_RESTARTS: AtomicBool = AtomicBool::new(false);
 struct Ending {
     vm: bool,
     real_machine: bool,
+    /// `machine::prepare` ran (mounts, `/run/vminit`).
+    prepared: bool,
     shutdown: Shutdown,
     /// Where the exit record goes besides the console and the status file.
     report_port: Option<String>,
@@ -74,10 +76,11 @@ impl Ending {
         if let Some(record) = self.record {
             return record;
         }
+        let killed = signal == Some(libc::SIGKILL);
         let victims = self
             .oom_watch
             .take()
-            .map(|mut w| w.victims())
+            .map(|mut w| w.victims(killed))
             .unwrap_or_default();
         for victim in &victims {
             warn!(
@@ -113,6 +116,12 @@ impl Ending {
     /// Container: returns the exit code for `main`. VM: never returns.
     fn finish(&mut self, exit_code: i32, signal: Option<i32>) -> i32 {
         if self.vm {
+            if !self.prepared {
+                // An error before set-up: the channels need /sys, the
+                // status file /run.
+                machine::prepare(self.real_machine);
+                self.prepared = true;
+            }
             let record = self.record(exit_code, signal);
             machine::shutdown(record, self.shutdown, self.real_machine);
         }
@@ -140,7 +149,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     let mut ending = Ending {
         vm: auto_vm,
-        real_machine: false,
+        // Corrected once the mode is known; an auto-detected VM is a machine.
+        real_machine: auto_vm,
+        prepared: false,
         shutdown: Shutdown::default(),
         report_port: None,
         report_vsock: None,
@@ -202,6 +213,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         // Before the configuration, which does not change it: an invalid
         // configuration still leaves a status file in /run.
         machine::prepare(ending.real_machine);
+        ending.prepared = true;
     }
 
     if options.help || options.version {
@@ -431,7 +443,7 @@ fn set_up_machine(config: &Config, real_machine: bool) -> Result<(), SetupError>
     if config.net.configures_interface() {
         machine::configure_network(&config.net)?;
     }
-    machine::write_network_files(&config.net)
+    machine::write_network_files(&config.net, config.hostname.as_deref())
 }
 
 /// Deletes the metadata file (it was read already), or on a read-only

@@ -4,7 +4,6 @@
 //! routes (`SIOCADDRT` with `rtentry` or `in6_rtmsg`, see route(8)). They
 //! cover one statically configured interface with no netlink code at all.
 
-use std::ffi::CString;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -70,16 +69,23 @@ fn ioctl<T>(socket: &OwnedFd, request: libc::c_ulong, arg: &mut T) -> io::Result
     Ok(())
 }
 
+/// `name` NUL-padded to `IFNAMSIZ`, as the kernel reads interface names.
+fn interface_name(name: &str) -> io::Result<[libc::c_char; libc::IFNAMSIZ]> {
+    let mut buffer = [0; libc::IFNAMSIZ];
+    if name.is_empty() || name.len() >= buffer.len() || name.contains('\0') {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    for (slot, byte) in buffer.iter_mut().zip(name.bytes()) {
+        *slot = byte as libc::c_char;
+    }
+    Ok(buffer)
+}
+
 /// A zeroed `ifreq` naming the interface `name`.
 fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     // SAFETY: ifreq is plain old data for which all zeroes is valid.
     let mut request: libc::ifreq = unsafe { MaybeUninit::zeroed().assume_init() };
-    if name.is_empty() || name.len() >= request.ifr_name.len() {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
-        *slot = byte as libc::c_char;
-    }
+    request.ifr_name = interface_name(name)?;
     Ok(request)
 }
 
@@ -158,7 +164,9 @@ pub fn add_ipv6_address(name: &str, addr: Ipv6Addr, prefix: u8) -> io::Result<()
 /// Adds an IPv4 default route through `gateway` on the interface.
 pub fn add_ipv4_default_route(name: &str, gateway: Ipv4Addr) -> io::Result<()> {
     let socket = socket(libc::AF_INET)?;
-    let device = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // The kernel copies IFNAMSIZ - 1 bytes whatever the name's length: a
+    // zeroed buffer of that size, not a string of the name's.
+    let mut device = interface_name(name)?;
     let mut route = RtEntry {
         rt_pad1: 0,
         rt_dst: sockaddr_v4(Ipv4Addr::UNSPECIFIED),
@@ -170,7 +178,7 @@ pub fn add_ipv4_default_route(name: &str, gateway: Ipv4Addr) -> io::Result<()> {
         rt_pad4: std::ptr::null_mut(),
         rt_metric: 0,
         // The kernel only reads the name.
-        rt_dev: device.as_ptr().cast_mut(),
+        rt_dev: device.as_mut_ptr(),
         rt_mtu: 0,
         rt_window: 0,
         rt_irtt: 0,

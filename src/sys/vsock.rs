@@ -1,15 +1,50 @@
 //! AF_VSOCK stream sockets, the host channel of Firecracker, cloud-hypervisor
-//! and QEMU's vhost-vsock, with send and receive timeouts so that a host
-//! that never answers cannot hang PID 1. See vsock(7).
+//! and QEMU's vhost-vsock, with timeouts on connecting, sending and
+//! receiving so that a host that never answers cannot hang PID 1.
+//! See vsock(7).
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// Connects to `port` on context `cid`; reads and writes on the returned
-/// stream give up after `timeout`. Connecting has the kernel's own timeout
-/// (two seconds by default).
+/// `SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD` from `<linux/vm_sockets.h>`: a
+/// `timeval` (the 64-bit one on 64-bit targets); libc lacks it.
+const CONNECT_TIMEOUT: libc::c_int = 6;
+
+fn timeval(timeout: Duration) -> libc::timeval {
+    // A zero timeval means "no timeout": never pass one.
+    let timeout = timeout.max(Duration::from_millis(1));
+    libc::timeval {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_usec: timeout.subsec_micros().into(),
+    }
+}
+
+fn set_option(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    timeout: Duration,
+) -> io::Result<()> {
+    let time = timeval(timeout);
+    // SAFETY: `time` is a valid timeval of the size given.
+    let result = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw const time).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Connects to `port` on context `cid`, giving up after `timeout`.
 pub fn connect(cid: u32, port: u32, timeout: Duration) -> io::Result<File> {
     // SAFETY: socket has no memory-safety preconditions.
     let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
@@ -18,25 +53,7 @@ pub fn connect(cid: u32, port: u32, timeout: Duration) -> io::Result<File> {
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    let time = libc::timeval {
-        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_usec: timeout.subsec_micros().into(),
-    };
-    for option in [libc::SO_SNDTIMEO, libc::SO_RCVTIMEO] {
-        // SAFETY: `time` is a valid timeval of the size given.
-        let result = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&raw const time).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if result < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    set_option(&socket, libc::AF_VSOCK, CONNECT_TIMEOUT, timeout)?;
     // SAFETY: sockaddr_vm is plain old data for which all zeroes is valid.
     let mut address: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
     address.svm_family = libc::AF_VSOCK as libc::sa_family_t;
@@ -54,6 +71,12 @@ pub fn connect(cid: u32, port: u32, timeout: Duration) -> io::Result<File> {
         return Err(io::Error::last_os_error());
     }
     Ok(File::from(socket))
+}
+
+/// Makes each later send and receive on `stream` give up after `timeout`.
+pub fn set_timeout(stream: &File, timeout: Duration) -> io::Result<()> {
+    set_option(stream, libc::SOL_SOCKET, libc::SO_SNDTIMEO, timeout)?;
+    set_option(stream, libc::SOL_SOCKET, libc::SO_RCVTIMEO, timeout)
 }
 
 /// Closes the sending side: the peer reads end-of-file.

@@ -1,11 +1,11 @@
 //! A vsock listener for the VM tests, built static and put in the test
 //! image: `vsock-listen PORT MARKER` listens on PORT (any CID), creates the
-//! file MARKER once listening, accepts one connection, prints
-//! `vsock-listen: received TEXT` and closes, which vminit takes as the
-//! receipt. It blocks SIGTERM so that vminit's clean-up, which starts as
+//! file MARKER once listening, accepts one connection, reads one line,
+//! closes (which vminit takes as the receipt) and prints
+//! `vsock-listen: received LINE`. It blocks SIGTERM so that vminit's clean-up, which starts as
 //! soon as the record is sent, cannot kill it before it has printed.
 
-use std::io::Read;
+use std::io::BufRead;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 fn main() {
@@ -55,8 +55,12 @@ fn main() {
     };
     assert!(raw >= 0, "accept: {}", std::io::Error::last_os_error());
     // SAFETY: `raw` is a fresh descriptor nothing else owns.
-    let mut stream = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
-    println!("vsock-listen: received {}", text.trim_end());
+    let stream = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    // One line, then close: the protocol vminit documents for hosts.
+    let mut line = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut line)
+        .expect("read");
+    drop(stream);
+    println!("vsock-listen: received {}", line.trim_end());
 }
