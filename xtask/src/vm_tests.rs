@@ -60,6 +60,7 @@ while :; do sleep 1; done
     ("/etc/group", "root:x:0:\napp:x:1000:\nvideo:x:44:app\n"),
     // The image's own, which vminit must say it replaces.
     ("/etc/resolv.conf", "nameserver 192.0.2.1\n"),
+    ("/etc/hosts", "127.0.0.1\tlocalhost image-hosts\n"),
     (
         "/tests/net.sh",
         r#"#!/bin/sh
@@ -95,7 +96,7 @@ grep NoNewPrivs /proc/self/status
 /// One boot and what must hold of it.
 struct Case {
     name: &'static str,
-    image: ConsoleNodes,
+    image: Image,
     cmdline: &'static str,
     /// Press Ctrl-Alt-Del once a line contains this.
     ctrl_alt_del_after: Option<&'static str>,
@@ -103,6 +104,26 @@ struct Case {
     devices: &'static [Device],
     check: fn(&Console, &Outside) -> Result<(), String>,
 }
+
+/// Which test image a case boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Image {
+    Normal,
+    /// `/dev/console` missing: the kernel starts init with fds 0-2 closed.
+    NoConsole,
+    /// A read-only root: `/init` is a script that makes `/etc/resolv.conf`
+    /// a symlink into `/run` (as systemd-resolved's images have it),
+    /// remounts `/` read-only and execs vminit (`/sbin/vminit`) as PID 1.
+    ReadOnlyRoot,
+}
+
+/// The `/init` of the read-only image.
+const READ_ONLY_INIT: &str = r#"#!/bin/sh
+/bin/ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
+/bin/mount -t proc proc /proc
+/bin/mount -o remount,ro / || echo "cannot remount / read-only"
+exec /sbin/vminit "$@"
+"#;
 
 /// A device and its host side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +195,7 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "env_workdir_quoting_mounts_and_no_leaks_from_the_cmdline",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             // `nomodules`: an unknown bare word, which the kernel passes to
             // init before the words after `--` (Firecracker's defaults have it).
             cmdline: r#"nomodules env.GREETING="hello world" "env.SPACED=a b" env.EQ=x=y workdir=/tests vminit.grace=1 -- /tests/show-env.sh 3"#,
@@ -216,7 +237,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "user_by_name_groups_home_hostname_limits_and_no_new_privs",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: "vminit.user=app vminit.hostname=vm-test vminit.rlimit.nofile=64:128 \
                       vminit.no_new_privs=1 -- /tests/who-am-i.sh",
             ctrl_alt_del_after: None,
@@ -235,7 +256,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "metadata_file_with_the_cmdline_taking_precedence",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: "metadata=/tests/meta.json env.B=cmdline",
             ctrl_alt_del_after: None,
             devices: &[],
@@ -254,7 +275,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "orphaned_zombies_are_reaped_and_a_signal_death_is_137",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: "-- /tests/zombies.sh",
             ctrl_alt_del_after: None,
             devices: &[],
@@ -265,7 +286,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "a_missing_command_is_127_logged_to_kmsg",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: "vminit.log_target=kmsg -- /no/such/app",
             ctrl_alt_del_after: None,
             devices: &[],
@@ -284,7 +305,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "bad_input_is_named_exits_2_and_ends_the_vm",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             // A power-off: under QEMU microvm a guest restart sometimes
             // boots again despite -no-reboot (seen here), so the restart
             // path is checked in tests/vm_mode.rs instead.
@@ -311,7 +332,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "a_background_process_ignoring_sigterm_ends_at_the_grace_period",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             // The app leaves only once the background shell has set its trap.
             cmdline: r#"vminit.grace=1 -- sh -c "(trap '' TERM; touch /tmp/bg-ready; exec sleep 1000) & while [ ! -e /tmp/bg-ready ]; do sleep 0.05; done; exit 4""#,
             ctrl_alt_del_after: None,
@@ -326,7 +347,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "ctrl_alt_del_from_the_host_reaches_the_app_as_sigint",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: "vminit.grace=5 -- /tests/wait-for-int.sh",
             ctrl_alt_del_after: Some("app ready"),
             devices: &[],
@@ -337,7 +358,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "modules_then_static_network_reaches_the_host_over_virtio_net",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: "vminit.modules=virtio_mmio,virtio_net vminit.net.address=10.0.2.15/24,fec0::15/64 \
                       vminit.net.gateway=10.0.2.2,fec0::2 vminit.net.mtu=1400 \
                       vminit.net.nameservers=10.0.2.3 vminit.net.hosts=hostside=10.0.2.2 vminit.hostname=vmbox \
@@ -372,7 +393,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "oom_kill_reported_over_virtio_serial_and_vsock",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: "vminit.modules=virtio_mmio,virtio_console,vsock_loopback \
                       vminit.report.port=org.vminit.exit vminit.report.vsock=1:5000 \
                       vminit.grace=5 -- /tests/oom.sh",
@@ -404,7 +425,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "missing_module_is_refused_before_the_app",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: r#"vminit.modules=virtio_mmio,no_such_module -- sh -c "echo app-ran""#,
             ctrl_alt_del_after: None,
             devices: &[],
@@ -417,7 +438,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "a_network_interface_that_is_not_there_is_refused_before_the_app",
-            image: ConsoleNodes::Nodes,
+            image: Image::Normal,
             cmdline: r#"vminit.modules=virtio_mmio,virtio_net vminit.net.interface=eth9
                         vminit.net.address=10.0.2.15/24 -- sh -c "echo app-ran""#,
             ctrl_alt_del_after: None,
@@ -430,8 +451,30 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "resolv_conf_and_hosts_on_a_read_only_root",
+            image: Image::ReadOnlyRoot,
+            cmdline: r#"vminit.net.nameservers=10.0.2.3 vminit.net.hosts=db=10.0.2.20 --
+                        sh -c "touch /etc/x 2>/dev/null || echo root-is-read-only;
+                               sed 's/^/resolv: /' /etc/resolv.conf; grep db /etc/hosts""#,
+            ctrl_alt_del_after: None,
+            devices: &[],
+            check: |c, _| {
+                expect(c, 0)?;
+                require(
+                    c,
+                    &[
+                        "root-is-read-only",
+                        "wrote /run/systemd/resolve/stub-resolv.conf, where the read-only image's /etc/resolv.conf points",
+                        "resolv: nameserver 10.0.2.3",
+                        "mounted /run/vminit/hosts over the image's read-only /etc/hosts",
+                        "10.0.2.20\tdb",
+                    ],
+                )
+            },
+        },
+        Case {
             name: "no_dev_console_in_the_image_still_runs_and_powers_off",
-            image: ConsoleNodes::Missing,
+            image: Image::NoConsole,
             cmdline: r#"-- sh -c "echo console-ok; exit 5""#,
             ctrl_alt_del_after: None,
             devices: &[],
@@ -457,7 +500,17 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
     let listener = std::fs::read(&listener).map_err(|e| format!("{}: {e}", listener.display()))?;
     files.push(("/tests/vsock-listen".into(), listener, 0o755));
     let normal = kit.image("tests", ConsoleNodes::Nodes, files.clone())?;
-    let no_console = kit.image("tests-no-console", ConsoleNodes::Missing, files)?;
+    let no_console = kit.image("tests-no-console", ConsoleNodes::Missing, files.clone())?;
+    let mut read_only_files = files;
+    let vminit =
+        std::fs::read(&kit.vminit).map_err(|e| format!("{}: {e}", kit.vminit.display()))?;
+    read_only_files.push(("/sbin/vminit".into(), vminit, 0o755));
+    let read_only = kit.image_with_init(
+        "tests-read-only",
+        Some(READ_ONLY_INIT),
+        ConsoleNodes::Nodes,
+        read_only_files,
+    )?;
     let probe = Boot {
         kernel: kit.kernel.clone(),
         initrd: normal.clone(),
@@ -484,10 +537,10 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
         for _ in 0..2 {
             scope.spawn(|| {
                 while let Some((index, case)) = queue.lock().unwrap().pop() {
-                    let initrd = if case.image == ConsoleNodes::Nodes {
-                        &normal
-                    } else {
-                        &no_console
+                    let initrd = match case.image {
+                        Image::Normal => &normal,
+                        Image::NoConsole => &no_console,
+                        Image::ReadOnlyRoot => &read_only,
                     };
                     let outcome = run_case(&case, &kit.kernel, initrd, accel, index);
                     results.lock().unwrap().push((case.name, outcome));
