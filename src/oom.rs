@@ -72,10 +72,7 @@ impl Watch {
         loop {
             match self.kmsg.read(&mut buffer) {
                 Ok(0) => break,
-                Ok(n) => {
-                    let record = String::from_utf8_lossy(&buffer[..n]);
-                    found.extend(kernel_message(&record).and_then(victim));
-                }
+                Ok(n) => found.extend(kernel_message(&buffer[..n]).and_then(|m| victim(&m))),
                 // Older records were overwritten while we were not reading.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -91,10 +88,14 @@ impl Watch {
 /// (`PRIORITY,SEQUENCE,TIME,FLAGS;MESSAGE\n`, then continuation lines) if
 /// the kernel logged it: priorities below 8 are the kernel facility, which
 /// a process writing to `/dev/kmsg` cannot claim.
-fn kernel_message(record: &str) -> Option<&str> {
-    let (header, message) = record.split_once(';')?;
-    let priority: u32 = header.split(',').next()?.parse().ok()?;
-    (priority < 8).then(|| message.lines().next().unwrap_or(""))
+fn kernel_message(record: &[u8]) -> Option<String> {
+    // One digit then a comma: the cheap test, as most records are not.
+    if !matches!(record, [b'0'..=b'7', b',', ..]) {
+        return None;
+    }
+    let record = String::from_utf8_lossy(record);
+    let (_, message) = record.split_once(';')?;
+    Some(message.lines().next().unwrap_or("").to_owned())
 }
 
 #[cfg(test)]
@@ -134,12 +135,12 @@ mod tests {
     #[test]
     fn only_the_kernel_facility_counts() {
         let line = "Out of memory: Killed process 5 (x) total-vm:1kB";
-        assert_eq!(
-            kernel_message(&format!("3,812,5000,-;{line}\n SUBSYSTEM=x\n")),
-            Some(line)
-        );
+        let record = format!("3,812,5000,-;{line}\n SUBSYSTEM=x\n");
+        assert_eq!(kernel_message(record.as_bytes()).as_deref(), Some(line));
         // Written to /dev/kmsg by a process: LOG_USER (facility 1) at least.
-        assert_eq!(kernel_message(&format!("11,813,5001,-;{line}\n")), None);
-        assert_eq!(kernel_message("garbage"), None);
+        let record = format!("11,813,5001,-;{line}\n");
+        assert_eq!(kernel_message(record.as_bytes()), None);
+        assert_eq!(kernel_message(b"garbage"), None);
+        assert_eq!(kernel_message(b"8,1,2,-;x"), None);
     }
 }
