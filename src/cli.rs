@@ -51,8 +51,16 @@ Options:
   -h, --help                print this help
   -V, --version             print the version
 
+VM-only settings, on the kernel command line or in the metadata file:
+  vminit.modules=A,B        kernel modules to load (with their dependencies)
+  vminit.net.interface, .address, .gateway, .mtu, .nameservers, .hosts
+                            a static network for one interface (default eth0)
+  vminit.report.port=NAME, vminit.report.vsock=CID:PORT
+                            where else the exit record (JSON) goes
+
 Exit status: the application's; 128+N if a signal N killed it; 127 if the
-command was not found, 126 if it could not be run; 2 for invalid configuration.
+command was not found, 126 if it could not be run; 2 for invalid configuration
+or a failed set-up step.
 ";
 
 /// Whether vminit runs as a VM's init or a container's.
