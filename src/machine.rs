@@ -220,7 +220,7 @@ pub enum SetupError {
         source: io::Error,
     },
     #[error(
-        "Cannot load compressed module {name} from {path} (the kernel decompresses modules from Linux 6.4 with CONFIG_MODULE_DECOMPRESS)"
+        "Cannot load compressed module {name} from {path} (the kernel must decompress it: Linux 6.4 or later, built with CONFIG_MODULE_DECOMPRESS for this format; a bad {name}.* parameter on the kernel command line fails the same way)"
     )]
     CompressedModule {
         name: String,
@@ -244,7 +244,7 @@ pub enum SetupError {
         source: io::Error,
     },
     #[error(
-        "Cannot write {path}: on this read-only image it links to {target}, outside the /run that vminit mounts"
+        "Cannot write {path}: on this read-only image it links to {target}, which does not exist and is outside the /run that vminit mounts"
     )]
     EtcLink { path: String, target: String },
 }
@@ -277,13 +277,12 @@ pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupErr
             std::fs::File::open(&path).and_then(|file| module::load(&file, &params, compressed));
         if let Err(source) = loaded {
             let (name, path) = (load.name, path);
-            return Err(
-                if compressed && source.raw_os_error() == Some(libc::EINVAL) {
-                    SetupError::CompressedModule { name, path, source }
-                } else {
-                    SetupError::ModuleLoad { name, path, source }
-                },
-            );
+            let refused = matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP));
+            return Err(if compressed && refused {
+                SetupError::CompressedModule { name, path, source }
+            } else {
+                SetupError::ModuleLoad { name, path, source }
+            });
         }
         debug!("loaded module {} ({params})", load.name);
     }
@@ -367,8 +366,8 @@ pub fn write_network_files(config: &NetSettings, hostname: Option<&str>) -> Resu
 
 /// Writes one of the image's configuration files, saying so when it
 /// replaces the image's own. A symlink (to a resolver's file in `/run`) is
-/// replaced by the file, or on a read-only image the file is written where
-/// it points, if that is in `/run`; a read-only regular file gets a copy in
+/// replaced by the file; on a read-only root, a link into `/run` is written
+/// through, and a regular file (or a link to one) gets a copy in
 /// `/run/vminit` mounted over it.
 fn write_etc_file(path: &str, text: &str) -> Result<(), SetupError> {
     let fail = |source| SetupError::EtcFile {
@@ -383,8 +382,21 @@ fn write_etc_file(path: &str, text: &str) -> Result<(), SetupError> {
     }
     // A minimal image (one static binary) may have no /etc at all.
     let _ = mount::create_dir("/etc", 0o755);
-    if existing.as_ref().is_some_and(|m| m.is_symlink()) && std::fs::remove_file(path).is_err() {
-        return write_through_link(path, text);
+    let mut link_target = None;
+    if existing.as_ref().is_some_and(|m| m.is_symlink()) {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => {
+                let target = resolve_link(Path::new(path)).map_err(fail)?;
+                if target.starts_with("/run") {
+                    return write_in_run(path, &target, text);
+                }
+                // Elsewhere on the image: written through if that is
+                // writable, else the copy below is mounted over the target.
+                link_target = Some(target);
+            }
+            Err(e) => return Err(fail(e)),
+        }
     }
     match std::fs::write(path, text) {
         Ok(()) if existing.is_some() => info!("replaced the image's {path}"),
@@ -396,41 +408,59 @@ fn write_etc_file(path: &str, text: &str) -> Result<(), SetupError> {
             mount::bind(&copy, path).map_err(fail)?;
             info!("mounted {copy} over the image's read-only {path}");
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound && link_target.is_some() => {
+            return Err(SetupError::EtcLink {
+                path: path.to_owned(),
+                target: link_target.unwrap_or_default().display().to_string(),
+            });
+        }
         Err(e) => return Err(fail(e)),
     }
     Ok(())
 }
 
-/// Writes `text` where the symlink `path` on a read-only image points
-/// (systemd-resolved's `../run/systemd/resolve/stub-resolv.conf`), if
-/// that is in the `/run` vminit mounted: nothing else can change.
-fn write_through_link(path: &str, text: &str) -> Result<(), SetupError> {
+/// Writes `text` to `target` in the `/run` vminit mounted, where the link
+/// `path` on a read-only root points (systemd-resolved's
+/// `../run/systemd/resolve/stub-resolv.conf`).
+fn write_in_run(path: &str, target: &Path, text: &str) -> Result<(), SetupError> {
     let fail = |source| SetupError::EtcFile {
         path: path.to_owned(),
         source,
     };
-    let link = std::fs::read_link(path).map_err(fail)?;
-    let target = lexically_clean(
-        &Path::new(path)
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join(link),
-    );
-    if !target.starts_with("/run") {
-        return Err(SetupError::EtcLink {
-            path: path.to_owned(),
-            target: target.display().to_string(),
-        });
-    }
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
-    std::fs::write(&target, text).map_err(fail)?;
+    std::fs::write(target, text).map_err(fail)?;
     info!(
         "wrote {}, where the read-only image's {path} points",
         target.display()
     );
     Ok(())
+}
+
+/// Where the symlink `link` points, as an absolute path: the deepest part
+/// that exists resolved by the kernel (so a symlinked directory such as
+/// `/var/run` counts as `/run`), the rest by name.
+fn resolve_link(link: &Path) -> io::Result<std::path::PathBuf> {
+    let target = link
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(std::fs::read_link(link)?);
+    let mut existing = target.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut resolved) = std::fs::canonicalize(existing) {
+            resolved.extend(rest.iter().rev());
+            return Ok(lexically_clean(&resolved));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return Ok(lexically_clean(&target)),
+        }
+    }
 }
 
 /// `path` with `.` and `..` resolved by name, as a symlink's target reads.
@@ -462,5 +492,35 @@ mod tests {
         );
         assert_eq!(clean("/etc/./x/../../../run/a"), "/run/a");
         assert_eq!(clean("/etc/../../etc/hosts"), "/etc/hosts");
+    }
+
+    #[test]
+    fn links_resolve_through_existing_directories() {
+        let root = std::env::temp_dir().join(format!("vminit-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["etc", "run/systemd"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let root = std::fs::canonicalize(&root).unwrap();
+        let link = |name: &str, to: &str| {
+            let path = root.join("etc").join(name);
+            std::os::unix::fs::symlink(to, &path).unwrap();
+            path
+        };
+        std::os::unix::fs::symlink("run", root.join("var-run")).unwrap();
+        // Relative, into a directory that does not exist yet.
+        let stub = link("resolv.conf", "../run/systemd/resolve/stub-resolv.conf");
+        assert_eq!(
+            resolve_link(&stub).unwrap(),
+            root.join("run/systemd/resolve/stub-resolv.conf")
+        );
+        // Through a symlinked directory, as /var/run -> /run.
+        let via = link("hosts", "../var-run/hosts");
+        assert_eq!(resolve_link(&via).unwrap(), root.join("run/hosts"));
+        // Absolute.
+        let absolute = root.join("run/abs").display().to_string();
+        let abs = link("abs", &absolute);
+        assert_eq!(resolve_link(&abs).unwrap(), root.join("run/abs"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -229,7 +229,8 @@ pub fn hosts_file(hosts: &[(String, IpAddr)], hostname: Option<&str>) -> String 
     let mut text = String::from(
         "# Written by vminit\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
     );
-    if let Some(name) = hostname {
+    // Unless an entry names it already: the first match wins.
+    if let Some(name) = hostname.filter(|name| !hosts.iter().any(|(host, _)| host == name)) {
         text.push_str(&format!("127.0.1.1\t{name}\n"));
     }
     for (name, addr) in hosts {
@@ -339,5 +340,10 @@ mod tests {
             "{hosts}"
         );
         assert!(!hosts_file(&[], None).contains("127.0.1.1"));
+        let own = hosts_file(
+            &[("web-1".into(), "10.0.2.15".parse().unwrap())],
+            Some("web-1"),
+        );
+        assert!(!own.contains("127.0.1.1"), "{own}");
     }
 }

@@ -76,7 +76,8 @@ impl Ending {
         if let Some(record) = self.record {
             return record;
         }
-        let killed = signal == Some(libc::SIGKILL);
+        // Also a shell that ran the app without exec: it exits with 137.
+        let killed = signal == Some(libc::SIGKILL) || exit_code == 128 + libc::SIGKILL;
         let victims = self
             .oom_watch
             .take()

@@ -112,14 +112,16 @@ enum Image {
     /// `/dev/console` missing: the kernel starts init with fds 0-2 closed.
     NoConsole,
     /// A read-only root: `/init` is a script that makes `/etc/resolv.conf`
-    /// a symlink into `/run` (as systemd-resolved's images have it),
-    /// remounts `/` read-only and execs vminit (`/sbin/vminit`) as PID 1.
+    /// a symlink into `/run` (as systemd-resolved's images have it) and
+    /// `/etc/hosts` one to `/etc/static/hosts` (as NixOS has it), remounts
+    /// `/` read-only and execs vminit (`/sbin/vminit`) as PID 1.
     ReadOnlyRoot,
 }
 
 /// The `/init` of the read-only image.
 const READ_ONLY_INIT: &str = r#"#!/bin/sh
 /bin/ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
+/bin/mkdir -p /etc/static && /bin/mv /etc/hosts /etc/static/hosts && /bin/ln -s static/hosts /etc/hosts
 /bin/mount -t proc proc /proc
 /bin/mount -o remount,ro / || echo "cannot remount / read-only"
 exec /sbin/vminit "$@"
