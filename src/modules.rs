@@ -4,8 +4,6 @@
 //! parameters the kernel command line gives each (`virtio_mmio.device=…`).
 //! Loading itself is [`crate::sys::module`]. See modules.dep(5).
 
-use std::collections::{HashMap, HashSet};
-
 use thiserror::Error;
 
 use crate::cmdline::Param;
@@ -25,16 +23,15 @@ pub struct Load {
 pub enum PlanError {
     #[error("Module {0} is neither in modules.dep nor built into the kernel")]
     NotFound(String),
-    #[error("Module {0} depends on itself in modules.dep")]
-    Cycle(String),
 }
 
-/// What `modules.dep` and `modules.builtin` say.
-#[derive(Debug, Default)]
-pub struct Index {
-    /// Module name to its file and its dependencies' files.
-    entries: HashMap<String, (String, Vec<String>)>,
-    builtin: HashSet<String>,
+/// What `modules.dep` and `modules.builtin` say, read only as far as a plan
+/// needs: Debian's `modules.dep` has 4,000 lines, and indexing them all
+/// would cost more than loading the few modules a VM wants.
+#[derive(Debug, Clone, Copy)]
+pub struct Index<'a> {
+    dep: &'a str,
+    builtin: &'a str,
 }
 
 /// A module's name as the kernel knows it: `-` and `_` are the same.
@@ -42,11 +39,33 @@ pub fn normalize(name: &str) -> String {
     name.replace('-', "_")
 }
 
+/// The file name without directory and `.ko` suffixes, as written.
+/// (Byte searches only: this runs on every line of `modules.dep`.)
+fn stem(path: &str) -> &str {
+    let file = path.rfind('/').map_or(path, |slash| &path[slash + 1..]);
+    let mut from = 0;
+    while let Some(dot) = file[from..].find('.') {
+        let at = from + dot;
+        if file[at..].starts_with(".ko") {
+            return &file[..at];
+        }
+        from = at + 1;
+    }
+    file
+}
+
+/// Whether a file's `stem` is the module `name` (normalized).
+fn is_named(stem: &str, name: &str) -> bool {
+    stem.len() == name.len()
+        && stem
+            .bytes()
+            .zip(name.bytes())
+            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+}
+
 /// The module name of a file: `kernel/net/core/failover.ko.xz` → `failover`.
 pub fn name_of(path: &str) -> String {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    let stem = file.split_once(".ko").map_or(file, |(stem, _)| stem);
-    normalize(stem)
+    normalize(stem(path))
 }
 
 /// Checks a comma-separated list of module names.
@@ -71,77 +90,68 @@ pub fn parse_list(value: &str) -> Result<Vec<String>, Problem> {
         .collect()
 }
 
-impl Index {
-    /// Reads `modules.dep` (`path: dependency paths…` per line) and
+impl<'a> Index<'a> {
+    /// Takes `modules.dep` (`path: dependency paths…` per line) and
     /// `modules.builtin` (one path per line).
-    pub fn parse(dep: &str, builtin: &str) -> Index {
-        let entries = dep
-            .lines()
-            .filter_map(|line| {
-                let (path, deps) = line.split_once(':')?;
-                let path = path.trim();
-                let deps = deps.split_whitespace().map(str::to_owned).collect();
-                Some((name_of(path), (path.to_owned(), deps)))
-            })
-            .collect();
-        let builtin = builtin
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(name_of)
-            .collect();
-        Index { entries, builtin }
+    pub fn parse(dep: &'a str, builtin: &'a str) -> Index<'a> {
+        Index { dep, builtin }
     }
 
-    /// The files to load for `wanted`, dependencies first, each once;
-    /// built-in modules are skipped.
-    pub fn plan(&self, wanted: &[String]) -> Result<Vec<Load>, PlanError> {
-        let mut plan = Vec::new();
-        let mut done = HashSet::new();
-        for name in wanted {
-            let name = normalize(name);
-            if self.builtin.contains(&name) {
+    fn is_builtin(&self, name: &str) -> bool {
+        self.builtin
+            .lines()
+            .any(|line| is_named(stem(line.trim()), name))
+    }
+
+    /// The `modules.dep` lines of `names` (path, dependency paths), in one
+    /// pass that stops once all are found.
+    fn lines_of(&self, names: &[String]) -> Vec<Option<(&'a str, &'a str)>> {
+        let mut found = vec![None; names.len()];
+        let mut missing = names.len();
+        for line in self.dep.lines() {
+            let Some((path, deps)) = line.split_once(':') else {
                 continue;
+            };
+            let path = path.trim();
+            let file_stem = stem(path);
+            for (slot, name) in found.iter_mut().zip(names) {
+                if slot.is_none() && is_named(file_stem, name) {
+                    *slot = Some((path, deps));
+                    missing -= 1;
+                }
             }
-            if !self.entries.contains_key(&name) {
-                return Err(PlanError::NotFound(name));
+            if missing == 0 {
+                break;
             }
-            self.visit(&name, &mut Vec::new(), &mut done, &mut plan)?;
+        }
+        found
+    }
+
+    /// The files to load for `wanted`, in modprobe's order: each module's
+    /// dependencies as its line lists them, from the end (depmod lists
+    /// every dependency, the ones with none of their own last), then the
+    /// module; each file once, built-in modules skipped.
+    pub fn plan(&self, wanted: &[String]) -> Result<Vec<Load>, PlanError> {
+        let wanted: Vec<String> = wanted
+            .iter()
+            .map(|name| normalize(name))
+            .filter(|name| !self.is_builtin(name))
+            .collect();
+        let mut plan: Vec<Load> = Vec::new();
+        for (name, line) in wanted.iter().zip(self.lines_of(&wanted)) {
+            let Some((path, deps)) = line else {
+                return Err(PlanError::NotFound(name.clone()));
+            };
+            for file in deps.split_whitespace().rev().chain([path]) {
+                if !plan.iter().any(|load| load.path == file) {
+                    plan.push(Load {
+                        name: name_of(file),
+                        path: file.to_owned(),
+                    });
+                }
+            }
         }
         Ok(plan)
-    }
-
-    fn visit(
-        &self,
-        name: &str,
-        path_so_far: &mut Vec<String>,
-        done: &mut HashSet<String>,
-        plan: &mut Vec<Load>,
-    ) -> Result<(), PlanError> {
-        if done.contains(name) {
-            return Ok(());
-        }
-        if path_so_far.iter().any(|n| n == name) {
-            return Err(PlanError::Cycle(name.to_owned()));
-        }
-        let Some((path, deps)) = self.entries.get(name) else {
-            return Err(PlanError::NotFound(name.to_owned()));
-        };
-        path_so_far.push(name.to_owned());
-        // modprobe loads the list from its end: the last entry has no
-        // dependencies of its own. Visiting each in that order, its own
-        // dependencies first, gives the same order and tolerates a
-        // hand-written modules.dep that lists only direct dependencies.
-        for dep in deps.iter().rev() {
-            self.visit(&name_of(dep), path_so_far, done, plan)?;
-        }
-        path_so_far.pop();
-        done.insert(name.to_owned());
-        plan.push(Load {
-            name: name.to_owned(),
-            path: path.clone(),
-        });
-        Ok(())
     }
 }
 
@@ -229,18 +239,17 @@ kernel/net/vmw_vsock/vsock.ko:
     }
 
     #[test]
-    fn only_direct_dependencies_and_cycles() {
-        let index = Index::parse("a.ko: b.ko\nb.ko: c.ko\nc.ko:\n", "");
-        assert_eq!(names(&index.plan(&["a".into()]).unwrap()), ["c", "b", "a"]);
-        let index = Index::parse("a.ko: b.ko\nb.ko: a.ko\n", "");
-        assert!(matches!(
-            index.plan(&["a".into()]),
-            Err(PlanError::Cycle(_))
-        ));
+    fn the_order_is_modprobes_and_each_file_comes_once() {
+        // Dependencies from the end of the list, then the module.
+        let index = Index::parse("a.ko: b.ko c.ko\nd.ko: c.ko\nc.ko:\nb.ko: c.ko\n", "");
+        let plan = index.plan(&["a".into(), "d".into()]).unwrap();
+        assert_eq!(names(&plan), ["c", "b", "a", "d"]);
+        // A wanted module's dependencies are its line's, found or not.
         let index = Index::parse("a.ko: gone.ko\n", "");
+        assert_eq!(names(&index.plan(&["a".into()]).unwrap()), ["gone", "a"]);
         assert_eq!(
-            index.plan(&["a".into()]),
-            Err(PlanError::NotFound("gone".into()))
+            Index::parse("", "").plan(&["a".into()]),
+            Err(PlanError::NotFound("a".into()))
         );
     }
 
@@ -248,6 +257,8 @@ kernel/net/vmw_vsock/vsock.ko:
     fn names_and_lists() {
         assert_eq!(name_of("kernel/x/vsock-loopback.ko.zst"), "vsock_loopback");
         assert_eq!(name_of("a.ko"), "a");
+        assert_eq!(name_of("dir.d/x.y.ko.gz"), "x.y");
+        assert_eq!(name_of("plain"), "plain");
         assert_eq!(
             parse_list("virtio_net,vsock-loopback"),
             Ok(vec!["virtio_net".into(), "vsock_loopback".into()])
