@@ -20,6 +20,7 @@ pub mod oom;
 pub mod report;
 pub mod run;
 pub mod settings;
+pub mod setup;
 pub mod supervisor;
 pub mod sys;
 pub mod validate;

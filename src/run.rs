@@ -17,11 +17,12 @@ use crate::config::{self, CmdlineInput, Config};
 use crate::error::escape;
 use crate::error::{ConfigError, Source};
 use crate::identity::{self, Identity, IdentityError, UserSpec};
-use crate::machine::{self, SetupError};
+use crate::machine;
 use crate::network::NetSettings;
 use crate::report::{self, VsockAddr};
 use crate::report::{Report, Timings};
 use crate::settings::{Settings, Shutdown};
+use crate::setup::{self, SetupError};
 use crate::supervisor::{Scope, Supervisor};
 use crate::sys::credentials::{self, RawLimit};
 use crate::sys::{clock, power, process, signal, stdio, tty};
@@ -439,12 +440,12 @@ fn set_up_machine(config: &Config, real_machine: bool) -> Result<(), SetupError>
     }
     if !config.modules.is_empty() {
         let line = machine::kernel_cmdline().unwrap_or_default();
-        machine::load_modules(&config.modules, &line)?;
+        setup::load_modules(&config.modules, &line)?;
     }
     if config.net.configures_interface() {
-        machine::configure_network(&config.net)?;
+        setup::configure_network(&config.net)?;
     }
-    machine::write_network_files(&config.net, config.hostname.as_deref())
+    setup::write_network_files(&config.net, config.hostname.as_deref())
 }
 
 /// Deletes the metadata file (it was read already), or on a read-only
