@@ -134,10 +134,17 @@ pub fn module_files(vmlinuz: &Path, names: &[&str]) -> Result<Vec<(String, Vec<u
     }
     let dep_path = dir.join("modules.dep");
     if !dep_path.is_file() {
-        if !cmd::exists("depmod") {
+        // In /usr/sbin, which a non-login PATH may lack.
+        let find = || {
+            ["/usr/sbin/depmod", "/sbin/depmod"]
+                .into_iter()
+                .find(|p| Path::new(p).is_file())
+        };
+        if find().is_none() {
             crate::setup::install(&["kmod"])?;
         }
-        cmd::run(Command::new("depmod").arg("-b").arg(root).arg(release))?;
+        let depmod = find().ok_or("no depmod after installing kmod")?;
+        cmd::run(Command::new(depmod).arg("-b").arg(root).arg(release))?;
     }
     let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
     let dep = String::from_utf8(read(&dep_path)?).map_err(|e| e.to_string())?;
