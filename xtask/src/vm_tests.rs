@@ -75,6 +75,16 @@ wget -q -O - "http://10.0.2.2:$1/from-guest" | sed 's/^/http: /'
 "#,
     ),
     (
+        "/tests/vsock-hold.sh",
+        r#"#!/bin/sh
+/tests/vsock-listen 5001 /run/listening hold &
+i=0
+while [ ! -e /run/listening ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+echo "listener ready"
+exit 7
+"#,
+    ),
+    (
         "/tests/oom.sh",
         r#"#!/bin/sh
 /tests/vsock-listen 5000 /run/listening &
@@ -423,6 +433,24 @@ fn cases() -> Vec<Case> {
                     return Err(format!("the port got {:?}", outside.port_record));
                 }
                 Ok(())
+            },
+        },
+        Case {
+            name: "a_vsock_host_that_never_closes_costs_the_deadline_not_the_status",
+            image: Image::Normal,
+            cmdline: "vminit.modules=vsock_loopback vminit.report.vsock=1:5001 vminit.grace=1 \
+                      -- /tests/vsock-hold.sh",
+            ctrl_alt_del_after: None,
+            devices: &[],
+            check: |c, _| {
+                expect(c, 7)?;
+                require(
+                    c,
+                    &[
+                        r#"vsock-listen: received {"exit_code":7,"oom_killed":false,"signal":null,"#,
+                        "Sent the exit record to vsock 1:5001, but the host did not close the connection within 2 s",
+                    ],
+                )
             },
         },
         Case {

@@ -2,7 +2,8 @@
 //! image: `vsock-listen PORT MARKER` listens on PORT (any CID), creates the
 //! file MARKER once listening, accepts one connection, reads one line,
 //! closes (which vminit takes as the receipt) and prints
-//! `vsock-listen: received LINE`. It blocks SIGTERM so that vminit's clean-up, which starts as
+//! `vsock-listen: received LINE`. With a third argument `hold`, it keeps
+//! the connection open instead, as a host that never answers would. It blocks SIGTERM so that vminit's clean-up, which starts as
 //! soon as the record is sent, cannot kill it before it has printed.
 
 use std::io::BufRead;
@@ -11,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(port), Some(marker)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: vsock-listen PORT MARKER");
+        eprintln!("usage: vsock-listen PORT MARKER [hold]");
         std::process::exit(2);
     };
     let port: u32 = port.parse().expect("PORT is a number");
@@ -61,6 +62,10 @@ fn main() {
     std::io::BufReader::new(&stream)
         .read_line(&mut line)
         .expect("read");
-    drop(stream);
     println!("vsock-listen: received {}", line.trim_end());
+    if args.get(3).is_some_and(|a| a == "hold") {
+        // Until vminit's clean-up ends it with SIGKILL.
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+    drop(stream);
 }
