@@ -22,7 +22,8 @@ fn vm(name: &str, args: &[&str]) -> (Run, PathBuf) {
     let mut command = common::pid1_namespace();
     command
         .args(["sh", "-c"])
-        .arg("mount --bind \"$0\" /run && exec \"$@\"")
+        // A kernel-started init gets no PATH: neither does this one.
+        .arg("mount --bind \"$0\" /run && unset PATH && exec \"$@\"")
         .arg(&run_dir)
         .arg(binary())
         .args(["--mode", "vm"]);
@@ -106,14 +107,19 @@ fn bad_configuration_still_powers_off_with_2() {
 }
 
 #[test]
-fn the_app_finds_what_it_needs_and_a_path() {
+fn the_app_finds_the_mounts_and_gets_a_default_path() {
     let script = "test -d /proc/self && test -d /sys/kernel && test -c /dev/null && \
         test -d /dev/pts && test -d /dev/shm && test -d /run && echo \"PATH=$PATH pid=$$\"";
     let mut command_env = vec!["--", "/bin/sh", "-c", script];
     command_env.insert(0, "-q");
     let (result, _) = vm("mounts", &command_env);
     assert_eq!(exit_lines(&result), ["vminit: exit_code=0"], "{result:#?}");
-    assert!(result.stdout.contains("PATH=/"), "{result:#?}");
+    assert!(
+        result
+            .stdout
+            .contains("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin pid="),
+        "{result:#?}"
+    );
     assert!(
         !result.stdout.contains("pid=1\n"),
         "the app is not PID 1: {result:#?}"
