@@ -50,11 +50,10 @@ pub fn enabled(level: Level) -> bool {
     }
 }
 
-/// Writes one line if its level is enabled.
+/// Writes one line; the macros call it only when its level is enabled,
+/// so that a hidden line costs neither formatting nor its arguments
+/// (`signal::name` allocates, `Config::redacted` builds JSON).
 pub fn write(level: Level, message: fmt::Arguments<'_>) {
-    if !enabled(level) {
-        return;
-    }
     let tag = match level {
         Level::Error => "error: ",
         Level::Warn => "warning: ",
@@ -97,23 +96,39 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 /// Logs an error line.
 #[macro_export]
 macro_rules! error {
-    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($arg)*)) };
+    ($($arg:tt)*) => {
+        if $crate::log::enabled($crate::log::Level::Error) {
+            $crate::log::write($crate::log::Level::Error, format_args!($($arg)*))
+        }
+    };
 }
 
 /// Logs a warning line.
 #[macro_export]
 macro_rules! warn {
-    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Warn, format_args!($($arg)*)) };
+    ($($arg:tt)*) => {
+        if $crate::log::enabled($crate::log::Level::Warn) {
+            $crate::log::write($crate::log::Level::Warn, format_args!($($arg)*))
+        }
+    };
 }
 
 /// Logs an info line.
 #[macro_export]
 macro_rules! info {
-    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($arg)*)) };
+    ($($arg:tt)*) => {
+        if $crate::log::enabled($crate::log::Level::Info) {
+            $crate::log::write($crate::log::Level::Info, format_args!($($arg)*))
+        }
+    };
 }
 
 /// Logs a debug line.
 #[macro_export]
 macro_rules! debug {
-    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($arg)*)) };
+    ($($arg:tt)*) => {
+        if $crate::log::enabled($crate::log::Level::Debug) {
+            $crate::log::write($crate::log::Level::Debug, format_args!($($arg)*))
+        }
+    };
 }

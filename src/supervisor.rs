@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::sys::process::{self, Reaped};
 use crate::sys::{signal, tty};
-use crate::{debug, info, log, warn};
+use crate::{debug, info, warn};
 
 /// How the application ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +124,7 @@ impl Supervisor {
             }
             _ => {}
         }
-        if log::enabled(log::Level::Debug) {
-            debug!("forwarding {}", signal::name(signal));
-        }
+        debug!("forwarding {}", signal::name(signal));
         self.forward(signal);
     }
 
