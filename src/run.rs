@@ -21,7 +21,7 @@ use crate::machine;
 use crate::network::NetSettings;
 use crate::report::{self, VsockAddr};
 use crate::report::{Report, Timings};
-use crate::settings::{Settings, Shutdown};
+use crate::settings::Shutdown;
 use crate::setup::{self, SetupError};
 use crate::supervisor::{Scope, Supervisor};
 use crate::sys::credentials::{self, RawLimit};
@@ -62,11 +62,11 @@ struct Ending {
 }
 
 impl Ending {
-    /// Takes the shutdown action and the host channels from `settings`.
-    fn adopt(&mut self, settings: &Settings) {
-        self.shutdown = settings.shutdown.unwrap_or_default();
-        self.report_port.clone_from(&settings.report_port);
-        self.report_vsock = settings.report_vsock;
+    /// Takes the shutdown action and the host channels from `config`.
+    fn adopt(&mut self, config: &Config) {
+        self.shutdown = config.shutdown;
+        self.report_port.clone_from(&config.report_port);
+        self.report_vsock = config.report_vsock;
         PANIC_RESTARTS.store(self.shutdown == Shutdown::Reboot, Ordering::Relaxed);
     }
 
@@ -179,7 +179,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Ok(options) => options,
             Err(e) => {
                 error!("{e}");
-                ending.adopt(&lenient_settings(None, kernel_line.as_deref()));
+                ending.adopt(&lenient_config(None, kernel_line.as_deref()));
                 return ending.finish(EXIT_CONFIG, None);
             }
         }
@@ -195,7 +195,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         error!(
             "option: --mode container cannot be used by a machine's PID 1 (its exit panics the kernel)"
         );
-        ending.adopt(&lenient_settings(
+        ending.adopt(&lenient_config(
             Some(&options.layer),
             kernel_line.as_deref(),
         ));
@@ -229,14 +229,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 
     // Even when the configuration is invalid, end the machine the way it asks.
-    ending.adopt(&lenient_settings(
-        Some(&options.layer),
-        kernel_line.as_deref(),
-    ));
-    let cmdline_input = match cmdline_input(&options, kernel_line) {
+    let lenient = || lenient_config(Some(&options.layer), kernel_line.as_deref());
+    let cmdline_input = match cmdline_input(&options, kernel_line.as_deref()) {
         Ok(input) => input,
         Err(e) => {
             error!("{e}");
+            ending.adopt(&lenient());
             return ending.finish(EXIT_CONFIG, None);
         }
     };
@@ -250,13 +248,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
             for e in errors {
                 error!("{e}");
             }
+            ending.adopt(&lenient());
             return ending.finish(EXIT_CONFIG, None);
         }
     };
-    ending.shutdown = config.shutdown;
-    ending.report_port.clone_from(&config.report_port);
-    ending.report_vsock = config.report_vsock;
-    PANIC_RESTARTS.store(config.shutdown == Shutdown::Reboot, Ordering::Relaxed);
+    ending.adopt(&config);
 
     if options.check {
         let mut out = std::io::stdout();
@@ -270,11 +266,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
             delete_metadata(path);
         }
     }
-    if let Some(input) = cmdline_input
+    let from_kernel = cmdline_input
         .as_ref()
-        .filter(|i| i.source == Source::KernelCmdline)
-    {
-        let tokens = cmdline::tokenize(&input.text);
+        .is_some_and(|i| i.source == Source::KernelCmdline);
+    if let Some(line) = kernel_line.as_deref().filter(|_| from_kernel) {
+        let tokens = cmdline::tokenize(line);
         if tokens.params.iter().any(|p| p.name.starts_with(b"env.")) {
             warn!(
                 "env.* values on the kernel command line can be read by every process \
@@ -292,7 +288,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         machine::set_hostname(name, ending.vm, ending.real_machine);
     }
     if ending.vm {
-        if let Err(e) = set_up_machine(&config, ending.real_machine) {
+        let line = kernel_line.as_deref().unwrap_or_default();
+        if let Err(e) = set_up_machine(&config, ending.real_machine, line) {
             error!("{}", log::chain(&e));
             return ending.finish(EXIT_CONFIG, None);
         }
@@ -312,9 +309,6 @@ pub fn run(args: Vec<OsString>) -> i32 {
         },
         None => None,
     };
-    let from_kernel = cmdline_input
-        .as_ref()
-        .is_some_and(|i| i.source == Source::KernelCmdline);
     let mut env = app_environment(&config, ending.vm, from_kernel);
     if let Some(identity) = &identity {
         // The user's home, unless the configuration says otherwise.
@@ -403,22 +397,17 @@ pub fn run(args: Vec<OsString>) -> i32 {
     ending.finish(outcome.exit_code(), outcome.signal())
 }
 
-/// The settings the options and the kernel command line give, read
+/// The configuration the options and the kernel command line give, read
 /// leniently: used when the configuration as a whole is invalid, so that
 /// a Firecracker VM (which ends only on a restart) still ends, and the
 /// host channels still get the exit record.
-fn lenient_settings(
-    options: Option<&crate::config::Layer>,
-    kernel_line: Option<&[u8]>,
-) -> Settings {
-    let mut settings = Settings::default();
-    if let Some(line) = kernel_line {
-        settings.overlay(&cmdline::parse(line, &Source::KernelCmdline).0.settings);
-    }
-    if let Some(layer) = options {
-        settings.overlay(&layer.settings);
-    }
-    settings
+fn lenient_config(options: Option<&crate::config::Layer>, kernel_line: Option<&[u8]>) -> Config {
+    let from_kernel = kernel_line
+        .map(|line| cmdline::parse(line, &Source::KernelCmdline).0)
+        .unwrap_or_default();
+    let mut layers = vec![&from_kernel];
+    layers.extend(options);
+    config::merge(&layers)
 }
 
 /// Whether the configuration asks for machine-wide set-up.
@@ -429,7 +418,12 @@ fn asks_for_machine(config: &Config) -> bool {
 /// Loads modules and configures the network, as the configuration asks.
 /// Inside a PID namespace (`--mode vm` in tests) the kernel and the network
 /// are the host's: nothing is done.
-fn set_up_machine(config: &Config, real_machine: bool) -> Result<(), SetupError> {
+/// `kernel_line` gives the modules their parameters.
+fn set_up_machine(
+    config: &Config,
+    real_machine: bool,
+    kernel_line: &[u8],
+) -> Result<(), SetupError> {
     if !real_machine {
         if asks_for_machine(config) {
             warn!(
@@ -439,8 +433,7 @@ fn set_up_machine(config: &Config, real_machine: bool) -> Result<(), SetupError>
         return Ok(());
     }
     if !config.modules.is_empty() {
-        let line = machine::kernel_cmdline().unwrap_or_default();
-        setup::load_modules(&config.modules, &line)?;
+        setup::load_modules(&config.modules, kernel_line)?;
     }
     if config.net.configures_interface() {
         setup::configure_network(&config.net)?;
@@ -514,7 +507,7 @@ fn started_by_kernel(line: &[u8], words: &[OsString]) -> bool {
 /// The command line to read: `--cmdline`, `--cmdline-file`, else the kernel's in VM mode.
 fn cmdline_input(
     options: &Options,
-    kernel_line: Option<Vec<u8>>,
+    kernel_line: Option<&[u8]>,
 ) -> Result<Option<CmdlineInput>, ConfigError> {
     Ok(match &options.cmdline {
         Some(CmdlineArg::Text(text)) => Some(CmdlineInput {
@@ -529,7 +522,7 @@ fn cmdline_input(
         }
         None => kernel_line.map(|text| CmdlineInput {
             source: Source::KernelCmdline,
-            text,
+            text: text.to_vec(),
         }),
     })
 }
