@@ -21,7 +21,7 @@ use crate::validate;
 /// The usage text for `--help`.
 pub const USAGE: &str = "\
 Usage: vminit [OPTIONS] [--] COMMAND [ARGS...]
-       vminit --check [--cmdline STRING | --cmdline-file PATH] [--metadata PATH] [OPTIONS]
+       vminit --check [--cmdline STRING | --cmdline-file PATH] [--metadata PATH] [OPTIONS] [-- COMMAND...]
 
 Runs COMMAND as the one application of a microVM or a container: forwards
 signals to it, reaps every zombie, stops what is left when it ends, and exits

@@ -89,21 +89,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ConsoleNodes::Nodes,
         Vec::new(),
     )?;
-    let accel = qemu::accel(|| None);
-    let boot = |initrd: &std::path::Path, cmdline: String| Boot {
-        kernel: kit.kernel.clone(),
-        initrd: initrd.to_path_buf(),
-        cmdline,
-        accel,
-        qmp: None,
-        memory_mb: 256,
-        devices: Vec::new(),
-    };
-    let vminit_boot = boot(
+    let vminit_boot = kit.boot(
         &vminit_image,
         format!("{BENCH_CMDLINE} vminit.verbosity=debug -- sh -c \"{APP}\""),
     );
-    let baseline_boot = boot(&baseline_image, BENCH_CMDLINE.into());
+    let accel = vminit_boot.accel;
+    let baseline_boot = kit.boot(&baseline_image, BENCH_CMDLINE.into());
 
     let mut vminit = Vec::new();
     let mut baseline = Vec::new();

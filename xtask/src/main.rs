@@ -4,7 +4,9 @@
 //! ```text
 //! cargo xtask run [OPTIONS] -- COMMAND [ARGS...]   boot a microVM running COMMAND
 //! cargo xtask build            the static, size-tuned binary (prints its path)
-//! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz
+//! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz, VM suite
+//! cargo xtask test-vm [FILTER] the VM suite
+//! cargo xtask bench, bench-vm  vminit against its peers, and in a microVM
 //! ```
 
 mod bench;

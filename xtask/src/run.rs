@@ -139,13 +139,9 @@ pub fn run(args: &[String]) -> Result<i32, String> {
 
     let initrd = kit.image("run", Console::Nodes, files)?;
     let boot = Boot {
-        kernel: kit.kernel.clone(),
-        initrd,
-        cmdline,
-        accel: qemu::accel(|| None),
-        qmp: None,
         memory_mb: 512,
         devices,
+        ..kit.boot(&initrd, cmdline)
     };
     eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
     let console = qemu::run(&boot, GUARD, true, |_| {})?;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::initramfs::{self, Console, Contents};
+use crate::qemu::Boot;
 use crate::{build, cmd, kernel, qemu, setup};
 
 /// Where the guest finds a metadata file that xtask wrote for it.
@@ -29,6 +30,36 @@ impl Kit {
             vminit,
             busybox,
             kernel,
+        })
+    }
+
+    /// A boot of `initrd` with `cmdline`: 256 MiB, no extra devices, and the
+    /// accelerator [`Kit::accel`] chose with that image.
+    pub fn boot(&self, initrd: &Path, cmdline: String) -> Boot {
+        Boot {
+            kernel: self.kernel.clone(),
+            initrd: initrd.to_path_buf(),
+            cmdline,
+            accel: self.accel(initrd),
+            qmp: None,
+            memory_mb: 256,
+            devices: Vec::new(),
+        }
+    }
+
+    /// KVM if a probe boot of `initrd` (vminit as `/init`, running `true`)
+    /// finishes under it, else TCG; decided once per process.
+    pub fn accel(&self, initrd: &Path) -> qemu::Accel {
+        qemu::accel(|| {
+            Some(Boot {
+                kernel: self.kernel.clone(),
+                initrd: initrd.to_path_buf(),
+                cmdline: "-- true".into(),
+                accel: qemu::Accel::Tcg,
+                qmp: None,
+                memory_mb: 256,
+                devices: Vec::new(),
+            })
         })
     }
 

@@ -541,17 +541,11 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
         ConsoleNodes::Nodes,
         read_only_files,
     )?;
-    let probe = Boot {
-        kernel: kit.kernel.clone(),
-        initrd: normal.clone(),
-        cmdline: "-- true".into(),
-        accel: qemu::Accel::Tcg,
-        qmp: None,
-        memory_mb: 256,
-        devices: Vec::new(),
-    };
-    let accel = qemu::accel(|| Some(probe));
-    eprintln!("VM tests: {} with {:?}", kit.kernel.display(), accel);
+    eprintln!(
+        "VM tests: {} with {:?}",
+        kit.kernel.display(),
+        kit.accel(&normal)
+    );
 
     let chosen = cases()
         .into_iter()
@@ -572,7 +566,7 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
                         Image::NoConsole => &no_console,
                         Image::ReadOnlyRoot => &read_only,
                     };
-                    let outcome = run_case(&case, &kit.kernel, initrd, accel, index);
+                    let outcome = run_case(&case, &kit, initrd, index);
                     results.lock().unwrap().push((case.name, outcome));
                 }
             });
@@ -588,13 +582,7 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
     }
 }
 
-fn run_case(
-    case: &Case,
-    kernel: &std::path::Path,
-    initrd: &std::path::Path,
-    accel: qemu::Accel,
-    index: usize,
-) -> Result<(), String> {
+fn run_case(case: &Case, kit: &Kit, initrd: &std::path::Path, index: usize) -> Result<(), String> {
     let qmp = case.ctrl_alt_del_after.map(|_| {
         std::env::temp_dir().join(format!("vminit-qmp-{}-{index}.sock", std::process::id()))
     });
@@ -630,13 +618,9 @@ fn run_case(
         }
     }
     let boot = Boot {
-        kernel: kernel.to_path_buf(),
-        initrd: initrd.to_path_buf(),
-        cmdline,
-        accel,
         qmp: qmp.clone(),
-        memory_mb: 256,
         devices,
+        ..kit.boot(initrd, cmdline)
     };
     let mut sent: Result<(), String> = Ok(());
     let mut pressed = false;
