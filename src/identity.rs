@@ -144,18 +144,15 @@ fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
 /// Resolves `spec` against the text of `/etc/passwd` and `/etc/group`
 /// (either may be empty when the image has none).
 pub fn resolve(spec: &UserSpec, passwd: &str, group: &str) -> Result<Identity, IdentityError> {
-    let entry = match &spec.user {
-        Who::Name(name) => Some(
-            passwd_entries(passwd)
+    // A name must have an entry; an id may have none.
+    let (uid, entry) = match &spec.user {
+        Who::Name(name) => {
+            let entry = passwd_entries(passwd)
                 .find(|e| e.name == name)
-                .ok_or_else(|| IdentityError::NoSuchUser(name.clone()))?,
-        ),
-        Who::Id(uid) => passwd_entries(passwd).find(|e| e.uid == *uid),
-    };
-    let uid = match (&spec.user, &entry) {
-        (Who::Id(uid), _) => *uid,
-        (Who::Name(_), Some(e)) => e.uid,
-        (Who::Name(name), None) => return Err(IdentityError::NoSuchUser(name.clone())),
+                .ok_or_else(|| IdentityError::NoSuchUser(name.clone()))?;
+            (entry.uid, Some(entry))
+        }
+        Who::Id(uid) => (*uid, passwd_entries(passwd).find(|e| e.uid == *uid)),
     };
     let gid = match &spec.group {
         Some(Who::Id(gid)) => *gid,

@@ -36,18 +36,8 @@ pub struct NetSettings {
     pub hosts: Option<Vec<(String, IpAddr)>>,
 }
 
-/// The setting names, after `net.`.
-pub const NAMES: &[&str] = &[
-    "interface",
-    "address",
-    "gateway",
-    "mtu",
-    "nameservers",
-    "hosts",
-];
-
 impl NetSettings {
-    /// Parses and stores `net.NAME=value`; `name` is one of [`NAMES`].
+    /// Parses and stores `net.NAME=value` (the `net.*` entries of [`crate::settings::NAMES`]).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), Problem> {
         match name {
             "interface" => self.interface = Some(parse_interface(value)?),
