@@ -4,15 +4,8 @@
 
 mod common;
 
-use common::{run, vminit, vminit_pid1};
+use common::{run, tempdir, vminit, vminit_pid1};
 use serde_json::Value;
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vminit-cfg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn check(args: &[&str]) -> (i32, Value, String) {
     let mut all = vec!["--check"];

@@ -123,9 +123,7 @@ fn help_and_version() {
     assert!(version.stdout.starts_with("vminit "), "{version:#?}");
 }
 
-pub fn tempdir(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("vminit-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.to_string_lossy().into_owned()
+/// [`common::tempdir`] as a string, for building command lines.
+fn tempdir(name: &str) -> String {
+    common::tempdir(name).to_string_lossy().into_owned()
 }

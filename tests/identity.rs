@@ -168,8 +168,7 @@ fn current_core() -> String {
 #[test]
 fn a_workdir_the_user_cannot_enter_is_refused_as_that_user() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("vminit-private-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tempdir("private");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let path = dir.to_str().unwrap();
     let result = run(vminit(&["-u", "65534:65534", "-w", path, "--", "true"]));

@@ -16,9 +16,7 @@ use serde_json::Value;
 /// fresh host directory so the status file can be read afterwards. Without
 /// `--cmdline`, vminit would read this host's own kernel command line.
 fn vm(name: &str, args: &[&str]) -> (Run, PathBuf) {
-    let run_dir = std::env::temp_dir().join(format!("vminit-vm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&run_dir);
-    std::fs::create_dir_all(&run_dir).unwrap();
+    let run_dir = common::tempdir(&format!("vm-{name}"));
     let mut command = common::pid1_namespace();
     command
         .args(["sh", "-c"])
