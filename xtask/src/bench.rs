@@ -42,9 +42,9 @@ impl Init {
     }
 
     fn as_pid1(&self, app: &[impl AsRef<std::ffi::OsStr>]) -> Command {
-        let mut command = Command::new("unshare");
+        let mut command = cmd::pid1_namespace();
         command
-            .args(["--fork", "--pid", "--mount-proc", "--kill-child", "--"])
+            .arg("--")
             .arg(&self.path)
             .args(self.args)
             .arg("--")
@@ -82,23 +82,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut words = args.iter();
     while let Some(word) = words.next() {
         match word.as_str() {
-            "--runs" => {
-                runs = words
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n >= 10)
-                    .ok_or("--runs takes a count of at least 10")?
-            }
+            "--runs" => runs = cmd::count(&mut words, "--runs", 10)?,
             other => return Err(format!("unknown option {other:?} for bench")),
         }
     }
     setup::packages(PEER_PACKAGES)?;
     setup::packages(&[("unshare", "util-linux")])?;
     let vminit = build::static_binary()?;
-    let which = |program: &str| -> Result<PathBuf, String> {
-        let out = cmd::output(Command::new("sh").args(["-c", &format!("command -v {program}")]))?;
-        Ok(PathBuf::from(out.trim()))
-    };
+    let which =
+        |program: &str| cmd::which(program).ok_or_else(|| format!("{program} is not on the PATH"));
     let inits = vec![
         Init {
             name: "vminit",

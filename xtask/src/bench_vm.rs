@@ -66,13 +66,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut words = args.iter();
     while let Some(word) = words.next() {
         match word.as_str() {
-            "--boots" => {
-                boots = words
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--boots takes a count")?;
-            }
+            "--boots" => boots = cmd::count(&mut words, "--boots", 1)?,
             "--kernel" => {
                 kernel = Some(std::path::PathBuf::from(
                     words.next().ok_or("--kernel takes a path")?,
@@ -197,16 +191,8 @@ fn native_timings(kit: &Kit, runs: usize) -> Result<Vec<(f64, f64)>, String> {
     std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
     let mut found = Vec::new();
     for _ in 0..runs.max(20) {
-        let output = std::process::Command::new("unshare")
-            .args([
-                "--fork",
-                "--pid",
-                "--mount",
-                "--mount-proc",
-                "--kill-child",
-                "sh",
-                "-c",
-            ])
+        let output = cmd::pid1_namespace()
+            .args(["sh", "-c"])
             .arg("mount --bind \"$0\" /run && exec \"$@\"")
             .arg(&run_dir)
             .arg(&kit.vminit)

@@ -41,10 +41,38 @@ pub fn output(command: &mut Command) -> Result<String, String> {
     }
 }
 
+/// Where `program` is on the PATH.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
 /// Whether `program` is on the PATH.
 pub fn exists(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    which(program).is_some()
+}
+
+/// `unshare` set to run its command as PID 1 of new PID and mount
+/// namespaces (with their own `/proc`), killed with the caller.
+pub fn pid1_namespace() -> Command {
+    let mut command = Command::new("unshare");
+    command.args(["--fork", "--pid", "--mount-proc", "--kill-child"]);
+    command
+}
+
+/// The count after an option such as `--runs`: at least `min`.
+pub fn count<'a>(
+    words: &mut impl Iterator<Item = &'a String>,
+    option: &str,
+    min: usize,
+) -> Result<usize, String> {
+    words
+        .next()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n >= min)
+        .ok_or_else(|| format!("{option} takes a count of at least {min}"))
 }
 
 /// `cargo`, as the one running xtask.
