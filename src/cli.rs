@@ -102,6 +102,16 @@ fn utf8(option: &str, value: OsString) -> Result<String, ConfigError> {
         .map_err(|_| ConfigError::new(&Source::Options, option, Problem::NotUtf8))
 }
 
+/// Options that set the `vminit.*` setting of the same meaning.
+const SETTING_OPTIONS: &[(&str, &str)] = &[
+    ("--grace", "grace"),
+    ("--verbosity", "verbosity"),
+    ("--log-target", "log_target"),
+    ("--shutdown", "shutdown"),
+    ("--hostname", "hostname"),
+    ("--user", "user"),
+];
+
 /// Parses vminit's arguments (without `argv[0]`).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, ConfigError> {
     let mut options = Options::default();
@@ -112,6 +122,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
     loop {
         let arg = parser.next().map_err(|e| usage(e.to_string()))?;
         let Some(arg) = arg else { break };
+        // The options that are one `vminit.*` setting, parsed by its parser.
+        let setting = match &arg {
+            Short('u') => Some(("--user", "user")),
+            Long(name) => SETTING_OPTIONS
+                .iter()
+                .find(|(option, _)| option.strip_prefix("--") == Some(*name))
+                .copied(),
+            _ => None,
+        };
+        if let Some((option, name)) = setting {
+            let text = string_value(&mut parser, option)?;
+            checked(option, options.layer.settings.set(name, &text))?;
+            continue;
+        }
         match arg {
             Short('e') | Long("env") => {
                 let pair = string_value(&mut parser, "--env")?;
@@ -139,40 +163,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
                 checked("--metadata", validate::clean_absolute_path(&path))?;
                 options.layer.metadata = Some(path);
             }
-            Long("grace") => {
-                let text = string_value(&mut parser, "--grace")?;
-                checked("--grace", options.layer.settings.set("grace", &text))?;
-            }
-            Long("verbosity") => {
-                let text = string_value(&mut parser, "--verbosity")?;
-                checked(
-                    "--verbosity",
-                    options.layer.settings.set("verbosity", &text),
-                )?;
-            }
             Short('v') | Long("verbose") => {
                 options.layer.settings.verbosity = Some(Verbosity::Debug)
             }
             Short('q') | Long("quiet") => options.layer.settings.verbosity = Some(Verbosity::Quiet),
-            Long("log-target") => {
-                let text = string_value(&mut parser, "--log-target")?;
-                checked(
-                    "--log-target",
-                    options.layer.settings.set("log_target", &text),
-                )?;
-            }
-            Long("shutdown") => {
-                let text = string_value(&mut parser, "--shutdown")?;
-                checked("--shutdown", options.layer.settings.set("shutdown", &text))?;
-            }
-            Long("hostname") => {
-                let text = string_value(&mut parser, "--hostname")?;
-                checked("--hostname", options.layer.settings.set("hostname", &text))?;
-            }
-            Short('u') | Long("user") => {
-                let text = string_value(&mut parser, "--user")?;
-                checked("--user", options.layer.settings.set("user", &text))?;
-            }
             Long("no-new-privs") => options.layer.settings.no_new_privs = Some(true),
             Long("rlimit") => {
                 let text = string_value(&mut parser, "--rlimit")?;
