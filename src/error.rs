@@ -73,6 +73,8 @@ pub enum Problem {
     UnknownSetting,
     #[error("{0}")]
     BadSetting(&'static str),
+    #[error("is not a resource limit (known: {known})", known = crate::limits::RESOURCES.join(", "))]
+    UnknownResource,
     #[error("is not valid UTF-8")]
     NotUtf8,
     #[error("is not valid JSON: {0}")]

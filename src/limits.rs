@@ -43,10 +43,7 @@ pub fn resource(name: &str) -> Result<&'static str, Problem> {
         .iter()
         .find(|r| **r == name)
         .copied()
-        .ok_or(Problem::BadSetting(
-            "is not a resource limit (known: as, core, cpu, data, fsize, locks, memlock, msgqueue, \
-             nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack)",
-        ))
+        .ok_or(Problem::UnknownResource)
 }
 
 /// Parses `SOFT[:HARD]` (HARD defaults to SOFT); soft must not exceed hard.

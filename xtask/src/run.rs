@@ -97,10 +97,8 @@ pub fn run(args: &[String]) -> Result<i32, String> {
             &["virtio_mmio", "virtio_net"],
         )?);
         devices.extend(qemu::user_net());
-        cmdline_words.insert(
-            0,
-            NET_CMDLINE.split_whitespace().collect::<Vec<_>>().join(" "),
-        );
+        // The `\` continuation already keeps one space between the words.
+        cmdline_words.insert(0, NET_CMDLINE.to_owned());
     }
     let mut cmdline = cmdline_words.join(" ");
     let mut push = |words: &str| {
