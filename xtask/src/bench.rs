@@ -341,7 +341,7 @@ struct Row {
 }
 
 fn rows(results: &[Results]) -> Vec<Row> {
-    let p99 = |v: &[f64]| quantile(v, 0.99);
+    let p99 = |v: &[f64]| stats::quantile(v, 0.99);
     let row = |name, values: Vec<f64>, shown: Vec<String>| Row {
         name,
         values,
@@ -387,8 +387,8 @@ fn rows(results: &[Results]) -> Vec<Row> {
                 format!(
                     "{:.3} (p10 {:.3}, p90 {:.3})",
                     stats::median(&r.startup_ms),
-                    quantile(&r.startup_ms, 0.1),
-                    quantile(&r.startup_ms, 0.9)
+                    stats::quantile(&r.startup_ms, 0.1),
+                    stats::quantile(&r.startup_ms, 0.9)
                 )
             })
             .collect(),
@@ -443,17 +443,6 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// The `q` quantile (0..=1) by nearest rank.
-fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// The best (lowest) peer value of a row, among those that compete.

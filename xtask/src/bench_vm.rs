@@ -277,14 +277,7 @@ fn render(
     .iter()
     .enumerate()
     {
-        let values = column(i);
-        let _ = writeln!(
-            out,
-            "- {name}: {:.3} ({:.3}–{:.3})",
-            stats::median(&values),
-            stats::min(&values),
-            stats::max(&values)
-        );
+        let _ = writeln!(out, "- {name}: {}", stats::summary(&column(i), 3));
     }
     let (exec, off): (Vec<f64>, Vec<f64>) = native.iter().copied().unzip();
     let _ = writeln!(
@@ -296,13 +289,7 @@ fn render(
         ("vminit start → app exec", &exec),
         ("app exit → power-off request", &off),
     ] {
-        let _ = writeln!(
-            out,
-            "- {name}: {:.3} ({:.3}–{:.3})",
-            stats::median(values),
-            stats::min(values),
-            stats::max(values)
-        );
+        let _ = writeln!(out, "- {name}: {}", stats::summary(values, 3));
     }
     out
 }

@@ -19,6 +19,27 @@ pub fn max(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
+/// The `q` quantile (0..=1) by nearest rank; NaN when empty.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// `median (min–max)` with `decimals` digits after the point.
+pub fn summary(values: &[f64], decimals: usize) -> String {
+    format!(
+        "{:.decimals$} ({:.decimals$}–{:.decimals$})",
+        median(values),
+        min(values),
+        max(values)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +52,8 @@ mod tests {
         let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(min(&hundred), 1.0);
         assert_eq!(max(&hundred), 100.0);
+        assert_eq!(quantile(&hundred, 0.99), 99.0);
+        assert_eq!(quantile(&hundred, 0.1), 10.0);
+        assert_eq!(summary(&[1.0, 2.0, 4.0], 1), "2.0 (1.0–4.0)");
     }
 }
