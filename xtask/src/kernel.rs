@@ -49,12 +49,19 @@ pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 fn find_vmlinuz(dir: &Path) -> Option<PathBuf> {
-    let boot = dir.join("root/boot");
-    let entries = std::fs::read_dir(boot).ok()?;
-    entries.flatten().map(|e| e.path()).find(|p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-    })
+    first_named(&dir.join("root/boot"), "vmlinuz-")
+}
+
+/// The first entry of `dir` whose name starts with `prefix`.
+fn first_named(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
 }
 
 fn fetch(dir: &Path) -> Result<(), String> {
@@ -94,21 +101,12 @@ fn fetch(dir: &Path) -> Result<(), String> {
 }
 
 fn deb_named(dir: &Path, package: &str) -> Result<PathBuf, String> {
-    let prefix = format!("{package}_");
-    std::fs::read_dir(dir)
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-        })
-        .ok_or_else(|| {
-            format!(
-                "apt-get download left no {package} package in {}",
-                dir.display()
-            )
-        })
+    first_named(dir, &format!("{package}_")).ok_or_else(|| {
+        format!(
+            "apt-get download left no {package} package in {}",
+            dir.display()
+        )
+    })
 }
 
 /// The files an image needs to load `names` with the stock kernel at
