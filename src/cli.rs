@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use lexopt::prelude::*;
 
 use crate::config::Layer;
-use crate::error::{ConfigError, Problem, Source};
+use crate::error::{ConfigError, NameKind, Problem, Source};
 use crate::settings::Verbosity;
 use crate::validate;
 
@@ -120,7 +120,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
         result.map_err(|problem| ConfigError::new(&Source::Options, option, problem))
     };
     loop {
-        let arg = parser.next().map_err(|e| usage(e.to_string()))?;
+        let arg = parser.next().map_err(|e| usage(lexopt_message(&e)))?;
         let Some(arg) = arg else { break };
         // The options that are one `vminit.*` setting, parsed by its parser.
         let setting = match &arg {
@@ -139,6 +139,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
         match arg {
             Short('e') | Long("env") => {
                 let pair = string_value(&mut parser, "--env")?;
+                // `TOKEN:hunter2=` (a typo for `=`): never show past the ':'.
+                let name = pair.split_once('=').map_or(pair.as_str(), |(key, _)| key);
+                if let Err((shown, problem)) =
+                    validate::name_in_word(name.as_bytes(), 0, NameKind::Variable)
+                {
+                    return Err(ConfigError::new(
+                        &Source::Options,
+                        &format!("--env {shown}"),
+                        problem,
+                    ));
+                }
+                // A word without '=' may be a value alone: not shown either.
                 let Some((key, val)) = pair.split_once('=') else {
                     return Err(ConfigError::new(
                         &Source::Options,
@@ -149,7 +161,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
                 let place = format!("--env {key}");
                 checked(
                     &place,
-                    validate::env_key(key).and_then(|()| validate::env_value(val)),
+                    validate::env_key(key).and_then(|()| validate::env_value(key, val)),
                 )?;
                 options.layer.env.push((key.to_owned(), val.to_owned()));
             }
@@ -177,6 +189,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
                         Problem::MissingValue("NAME".into()),
                     ));
                 };
+                if let Err((shown, problem)) =
+                    validate::name_in_word(name.as_bytes(), 0, NameKind::Setting)
+                {
+                    return Err(ConfigError::new(
+                        &Source::Options,
+                        &format!("--rlimit {shown}"),
+                        problem,
+                    ));
+                }
                 let place = format!("--rlimit {name}");
                 checked(
                     &place,
@@ -214,7 +235,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
             Short('V') | Long("version") => options.version = true,
             Value(program) => {
                 let mut argv = vec![utf8("the command", program)?];
-                for word in parser.raw_args().map_err(|e| usage(e.to_string()))? {
+                for word in parser.raw_args().map_err(|e| usage(lexopt_message(&e)))? {
                     argv.push(utf8("the command's arguments", word)?);
                 }
                 for (index, word) in argv.iter().enumerate() {
@@ -233,6 +254,27 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
     Ok(options)
 }
 
+/// The `--mode` the words ask for, read without parsing the rest: when
+/// the options are invalid, `--mode vm` still decides how vminit ends.
+pub fn requested_mode(words: &[OsString]) -> Mode {
+    let mut mode = Mode::Auto;
+    let mut words = words.iter().map(|w| w.as_encoded_bytes());
+    while let Some(word) = words.next() {
+        let value = match word {
+            b"--" => break,
+            b"--mode" => words.next(),
+            _ => word.strip_prefix(b"--mode="),
+        };
+        mode = match value {
+            Some(b"vm") => Mode::Vm,
+            Some(b"container") => Mode::Container,
+            Some(_) => Mode::Auto,
+            None => mode,
+        };
+    }
+    mode
+}
+
 fn string_value(parser: &mut lexopt::Parser, name: &str) -> Result<String, ConfigError> {
     let raw = parser
         .value()
@@ -248,11 +290,34 @@ fn set_cmdline(options: &mut Options, arg: CmdlineArg) -> Result<(), ConfigError
     Ok(())
 }
 
+/// An option as a message names it: an unknown `--TOKEN:hunter2` is cut
+/// before the first byte that cannot be in an option's name.
 fn describe(arg: &lexopt::Arg<'_>) -> String {
     match arg {
-        Short(c) => format!("-{c}"),
-        Long(name) => format!("--{name}"),
+        Short(c) if c.is_ascii_alphanumeric() => format!("-{c}"),
+        Short(_) => "an option letter that is not a letter or digit".into(),
+        Long(name) => {
+            let end =
+                validate::foreign_byte(name.as_bytes(), 0, NameKind::Setting).unwrap_or(name.len());
+            let cut = if end < name.len() { " (cut)" } else { "" };
+            format!("--{}{cut}", &name[..end])
+        }
         Value(_) => "a value".into(),
+    }
+}
+
+/// lexopt's error as a message that never quotes a value (its own
+/// messages do: `--check=VALUE` is shown whole).
+fn lexopt_message(error: &lexopt::Error) -> String {
+    match error {
+        lexopt::Error::MissingValue {
+            option: Some(option),
+        } => format!("{option} needs a value"),
+        lexopt::Error::UnexpectedValue { option, .. } => {
+            format!("{option} does not take a value")
+        }
+        lexopt::Error::NonUnicodeValue(_) => "an argument is not valid UTF-8".into(),
+        _ => "the arguments cannot be parsed".into(),
     }
 }
 
@@ -307,6 +372,18 @@ mod tests {
     }
 
     #[test]
+    fn the_mode_is_found_among_bad_options() {
+        let words = |w: &[&str]| w.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            requested_mode(&words(&["--mode", "vm", "--bogus"])),
+            Mode::Vm
+        );
+        assert_eq!(requested_mode(&words(&["--bogus", "--mode=vm"])), Mode::Vm);
+        assert_eq!(requested_mode(&words(&["--", "--mode", "vm"])), Mode::Auto);
+        assert_eq!(requested_mode(&words(&["--mode"])), Mode::Auto);
+    }
+
+    #[test]
     fn check_with_a_cmdline() {
         let options =
             parse_words(&["--check", "--cmdline", "env.A=1", "--metadata", "/m.json"]).unwrap();
@@ -325,6 +402,29 @@ mod tests {
         );
         let error = parse_words(&["--env", "secret"]).unwrap_err();
         assert!(!error.to_string().contains("secret"), "{error}");
+        for (words, shown) in [
+            (
+                &["--env", "TOKEN:aHVudGVyMg==secret="][..],
+                "option: --env TOKEN: the byte ':' at position 5",
+            ),
+            (
+                &["--env", "TOKEN secret=x"],
+                "option: --env TOKEN: the byte ' ' at position 5",
+            ),
+            (
+                &["--rlimit", "no file:secret=1"],
+                "option: --rlimit no: the byte ' '",
+            ),
+            (
+                &["--TOKEN:secret"],
+                "option: --TOKEN (cut) is not an option of vminit",
+            ),
+            (&["--check=secret"], "option: --check does not take a value"),
+        ] {
+            let error = parse_words(words).unwrap_err().to_string();
+            assert!(error.starts_with(shown), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
         let error = parse_words(&["--bogus"]).unwrap_err();
         assert_eq!(
             error.to_string(),

@@ -11,12 +11,83 @@
 //! See <https://docs.kernel.org/admin-guide/kernel-parameters.html>.
 
 use crate::config::Layer;
-use crate::error::{ConfigError, Problem, Source};
+use crate::error::{ConfigError, NameKind, Problem, Source};
 use crate::validate;
 
-/// The kernel runs init with at most this many words after `--`; one more
-/// panics it ("Too many boot init vars").
-pub const MAX_INIT_ARGS: usize = 31;
+/// The most words the kernel gives init after `argv[0]` (`MAX_INIT_ARGS`
+/// in `init/main.c`, `CONFIG_INIT_ENV_ARG_LIMIT`, 32 on x86 and arm64):
+/// the bare words it does not know and every word after `--`, together.
+/// One more panics it: "Too many boot init vars".
+pub const MAX_INIT_ARGS: usize = 32;
+/// The most variables the kernel gives init besides `HOME` and `TERM`
+/// (`MAX_INIT_ENVS` is 32 slots and the check lets one more in): one per
+/// distinct name among the `key=value` words it does not know. One more
+/// panics it: "Too many boot env vars".
+pub const MAX_INIT_ENVS: usize = 31;
+/// The kernel's own parameters without a dot that platforms and
+/// distributions put on the line (Firecracker's, cloud-hypervisor's and
+/// QEMU's defaults, root and console set-up): the kernel consumes these,
+/// they never reach init. Any other word without a dot is counted as the
+/// kernel counts an unknown one, so `--check` errs on the side of refusing.
+const KERNEL_PARAMS: &[&str] = &[
+    "acpi",
+    "apparmor",
+    "audit",
+    "cgroup_no_v1",
+    "clocksource",
+    "console",
+    "crashkernel",
+    "debug",
+    "earlycon",
+    "earlyprintk",
+    "hugepages",
+    "ignore_loglevel",
+    "init",
+    "initrd",
+    "ip",
+    "isolcpus",
+    "keep_bootcon",
+    "lapic",
+    "log_buf_len",
+    "loglevel",
+    "lpj",
+    "lsm",
+    "maxcpus",
+    "mem",
+    "memmap",
+    "mitigations",
+    "nfsroot",
+    "nmi_watchdog",
+    "no_timer_check",
+    "noapic",
+    "nokaslr",
+    "nolapic",
+    "nopti",
+    "nosmp",
+    "nowatchdog",
+    "nox2apic",
+    "nr_cpus",
+    "panic",
+    "panic_on_oops",
+    "pci",
+    "pti",
+    "quiet",
+    "rdinit",
+    "reboot",
+    "ro",
+    "root",
+    "rootdelay",
+    "rootflags",
+    "rootfstype",
+    "rootwait",
+    "rw",
+    "security",
+    "selinux",
+    "swiotlb",
+    "transparent_hugepage",
+    "tsc",
+    "tsc_early_khz",
+];
 /// x86's `COMMAND_LINE_SIZE` less the NUL: the kernel silently cuts the rest.
 pub const MAX_CMDLINE_BYTES: usize = 2047;
 
@@ -159,30 +230,33 @@ pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
     }
     let tokens = tokenize(line);
     for param in &tokens.params {
-        let Ok(name) = std::str::from_utf8(param.name) else {
-            let lossy = String::from_utf8_lossy(param.name);
-            if is_ours(&lossy) {
-                fail(&lossy, Problem::NotUtf8);
-            }
+        let Some(start) = ours(param.name) else {
             continue;
         };
-        if !is_ours(name) {
+        let kind = if param.name.starts_with(b"env.") {
+            NameKind::Variable
+        } else {
+            NameKind::Setting
+        };
+        // Before anything that could show the name: `env.TOKEN:hunter2=`
+        // (a typo for `=`) carries a secret after the ':'.
+        if let Err((shown, problem)) = validate::name_in_word(param.name, start, kind) {
+            fail(&shown, problem);
             continue;
         }
+        // Only name bytes (ASCII) are left.
+        let name = String::from_utf8_lossy(param.name);
         let Some(value) = param.value else {
-            // Only the part that could be a key: in `env.TOKEN:hunter2` (a
-            // typo for `=`) the rest is a secret.
-            let shown = key_prefix(name);
-            fail(shown, Problem::MissingValue(shown.to_owned()));
+            fail(&name, Problem::MissingValue(name.clone().into_owned()));
             continue;
         };
         let Ok(value) = std::str::from_utf8(value) else {
-            fail(name, Problem::NotUtf8);
+            fail(&name, Problem::NotUtf8);
             continue;
         };
         let checked = if let Some(key) = name.strip_prefix("env.") {
             validate::env_key(key)
-                .and_then(|()| validate::env_value(value))
+                .and_then(|()| validate::env_value(key, value))
                 .map(|()| layer.env.push((key.to_owned(), value.to_owned())))
         } else if let Some(setting) = name.strip_prefix("vminit.") {
             layer.settings.set(setting, value)
@@ -197,14 +271,22 @@ pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
             })
         };
         if let Err(problem) = checked {
-            fail(name, problem);
+            fail(&name, problem);
         }
     }
 
-    if let Some(words) = tokens.init_args.filter(|words| !words.is_empty()) {
-        if words.len() > MAX_INIT_ARGS {
-            fail("--", Problem::TooManyInitArgs(words.len()));
+    // The running kernel booted with its own line: it would have panicked
+    // already. A line checked before a boot must not make it panic.
+    if !matches!(source, Source::KernelCmdline) {
+        let (envs, args) = init_slots(&tokens);
+        if envs > MAX_INIT_ENVS {
+            fail("", Problem::TooManyInitEnvs(envs));
         }
+        if args > MAX_INIT_ARGS {
+            fail("", Problem::TooManyInitArgs(args));
+        }
+    }
+    if let Some(words) = tokens.init_args.filter(|words| !words.is_empty()) {
         let mut argv = Vec::with_capacity(words.len());
         for (index, word) in words.iter().enumerate() {
             match String::from_utf8(word.word()) {
@@ -220,22 +302,44 @@ pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
     (layer, errors)
 }
 
-/// `name` up to the first character that cannot be in a key (after the
-/// `env.`/`vminit.` prefix).
-fn key_prefix(name: &str) -> &str {
-    let start = name.find('.').map_or(0, |dot| dot + 1);
-    let end = name[start..]
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .map_or(name.len(), |i| start + i);
-    &name[..end]
+/// How many environment slots and init arguments the kernel will use for
+/// this line, as `unknown_bootoption()` and `set_init_arg()` in
+/// `init/main.c` fill them: a parameter with a dot is a module's and never
+/// reaches init; one the kernel knows neither; the others go to init, as a
+/// variable (`key=value`, one slot per distinct key, `HOME` and `TERM`
+/// replacing the kernel's own) or as an argument (a bare word). Every word
+/// after `--` is an argument.
+pub fn init_slots(tokens: &Tokens<'_>) -> (usize, usize) {
+    let for_init = tokens
+        .params
+        .iter()
+        .filter(|p| !p.name.contains(&b'.'))
+        .filter(|p| !KERNEL_PARAMS.iter().any(|known| known.as_bytes() == p.name));
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut bare = 0;
+    for param in for_init {
+        if param.value.is_none() {
+            bare += 1;
+        } else if !keys.contains(&param.name) && param.name != b"HOME" && param.name != b"TERM" {
+            keys.push(param.name);
+        }
+    }
+    let after = tokens.init_args.as_ref().map_or(0, Vec::len);
+    (keys.len(), bare + after)
 }
 
-/// Whether a parameter name is one vminit consumes.
-fn is_ours(name: &str) -> bool {
-    name.starts_with("env.")
-        || name.starts_with("vminit.")
-        || name == "workdir"
-        || name == "metadata"
+/// Where the name starts in a parameter vminit consumes (after `env.` or
+/// `vminit.`), or `None` for the kernel's own parameters.
+fn ours(name: &[u8]) -> Option<usize> {
+    if name.starts_with(b"env.") {
+        Some(4)
+    } else if name.starts_with(b"vminit.") {
+        Some(7)
+    } else if name == b"workdir" || name == b"metadata" {
+        Some(0)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -329,7 +433,7 @@ mod tests {
         assert_eq!(messages.len(), 7, "{messages:#?}");
         for (message, needle) in messages.iter().zip([
             "env.1X: is not a valid variable name",
-            "env.OK: needs a value",
+            "env.OK: the byte ':' at position 6 cannot be in a variable name",
             "env.N: is not valid UTF-8",
             "workdir: must be an absolute path",
             "metadata: must be a clean path: no '..' component",
@@ -342,11 +446,53 @@ mod tests {
         }
     }
 
+    fn problems(line: &str) -> Vec<Problem> {
+        let (_, errors) = parse(line.as_bytes(), &Source::CmdlineOption);
+        errors.into_iter().map(|e| e.problem).collect()
+    }
+
     #[test]
-    fn too_many_init_args_and_too_long_lines_are_refused_before_boot() {
-        let many = format!("-- {}", vec!["x"; 32].join(" "));
-        let (_, errors) = parse(many.as_bytes(), &Source::CmdlineOption);
-        assert_eq!(errors[0].problem, Problem::TooManyInitArgs(32));
+    fn the_kernels_init_limits_are_checked_on_both_sides() {
+        let words = |n: usize, word: &str| vec![word; n].join(" ");
+        // After `--`: 32 words boot, 33 panic.
+        assert_eq!(problems(&format!("-- {}", words(32, "x"))), []);
+        assert_eq!(
+            problems(&format!("-- {}", words(33, "x"))),
+            [Problem::TooManyInitArgs(33)]
+        );
+        // Bare words the kernel does not know share that limit; its own
+        // (`quiet`) and dotted ones (`i8042.noaux`) do not.
+        let mixed = format!("quiet ro i8042.noaux nomodules foo -- {}", words(30, "x"));
+        assert_eq!(problems(&mixed), []);
+        let over = format!("nomodules foo bar -- {}", words(30, "x"));
+        assert_eq!(problems(&over), [Problem::TooManyInitArgs(33)]);
+        // Variables: 31 distinct unknown keys boot, 32 panic; repeats,
+        // HOME and TERM take no new slot, nor do env.* and console=.
+        let keys = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let line = format!(
+            "{} k0=again HOME=/root TERM=vt100 env.A=1 console=ttyS0 -- true",
+            keys(31)
+        );
+        assert_eq!(problems(&line), []);
+        assert_eq!(
+            problems(&format!("{} -- true", keys(32))),
+            [Problem::TooManyInitEnvs(32)]
+        );
+        // workdir= and metadata= are such variables to the kernel.
+        let line = format!("{} workdir=/a -- true", keys(31));
+        assert_eq!(problems(&line), [Problem::TooManyInitEnvs(32)]);
+        // The running kernel's own line is never refused for them.
+        let (_, errors) = parse(keys(40).as_bytes(), &Source::KernelCmdline);
+        assert_eq!(errors, []);
+    }
+
+    #[test]
+    fn too_long_lines_are_refused_before_boot() {
         let long = format!("env.A={}", "x".repeat(2100));
         let (_, errors) = parse(long.as_bytes(), &Source::CmdlineOption);
         assert_eq!(errors[0].problem, Problem::CmdlineTooLong(2106));

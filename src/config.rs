@@ -18,7 +18,7 @@ use crate::limits::Limit;
 use crate::network::{self, NetSettings};
 use crate::report::VsockAddr;
 use crate::settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
-use crate::{cmdline, metadata};
+use crate::{cmdline, metadata, validate};
 
 /// What one source says; `None` and empty mean "not set here".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,6 +142,51 @@ pub fn resolve(
     if config.argv.is_empty() && errors.is_empty() {
         errors.push(ConfigError::new(&Source::Options, "", Problem::NoCommand));
     }
+    // Rules over the merged whole, named after the highest source that
+    // set the setting they read.
+    let metadata_source = metadata_path.map(|path| Source::Metadata(path.into()));
+    let sources = [
+        (options, Some(Source::Options)),
+        (&cmdline_layer, cmdline.map(|input| input.source.clone())),
+        (&metadata_layer, metadata_source),
+    ];
+    let source_of = |set: fn(&Layer) -> bool| {
+        sources
+            .iter()
+            .find(|(layer, _)| set(layer))
+            .and_then(|(_, source)| source.clone())
+            .unwrap_or(Source::Options)
+    };
+    if let Some(gateway) = config.net.unreachable_gateway() {
+        let source = source_of(|layer| layer.settings.net.gateways.is_some());
+        errors.push(ConfigError::new(
+            &source,
+            "vminit.net.gateway",
+            Problem::UnreachableGateway(gateway),
+        ));
+    }
+    if errors.is_empty() {
+        let env: Vec<(&str, &str)> = config
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let size = validate::exec_size(&config.argv, &env);
+        // The stack limit the app will have: its own, or a booted init's.
+        let stack = config
+            .rlimits
+            .get("stack")
+            .map_or(Some(DEFAULT_STACK), |limit| limit.soft);
+        let limit = validate::exec_limit(stack);
+        if size > limit {
+            let source = source_of(|layer| !layer.env.is_empty() || layer.argv.is_some());
+            errors.push(ConfigError::new(
+                &source,
+                "",
+                Problem::ExecTooLarge { size, limit },
+            ));
+        }
+    }
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -149,18 +194,45 @@ pub fn resolve(
     }
 }
 
-/// Reads a configuration file (metadata, or a command line for `--check`),
-/// refusing one over [`metadata::MAX_BYTES`] without reading it all.
+/// The stack limit the kernel gives init (`_STK_LIM`, 8 MiB), and so the
+/// app unless the configuration sets `rlimit.stack`.
+const DEFAULT_STACK: u64 = 8 * 1024 * 1024;
+
+/// Reads a configuration file (metadata, or a command line for `--check`):
+/// a regular file only, refused without blocking otherwise, and refused
+/// past [`metadata::MAX_BYTES`] without reading it all.
 pub fn read_config_file(path: &Path) -> Result<Vec<u8>, Problem> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let unreadable = |error: io::Error| Problem::Unreadable(error.to_string());
-    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // O_NONBLOCK: opening a FIFO that has no writer would wait forever.
+    // O_NOCTTY: a terminal must not become PID 1's controlling terminal.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(unreadable)?;
+    let kind = file.metadata().map_err(unreadable)?.file_type();
+    if !kind.is_file() {
+        return Err(Problem::NotRegularFile(if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else {
+            "not a file"
+        }));
+    }
     let mut contents = Vec::new();
     file.take(metadata::MAX_BYTES + 1)
         .read_to_end(&mut contents)
         .map_err(unreadable)?;
     if contents.len() as u64 > metadata::MAX_BYTES {
-        let size = std::fs::metadata(path).map_or(contents.len() as u64, |m| m.len());
-        return Err(Problem::FileTooLarge(size));
+        return Err(Problem::FileTooLarge);
     }
     Ok(contents)
 }
@@ -297,6 +369,47 @@ mod tests {
     }
 
     #[test]
+    fn the_merged_whole_is_checked_like_a_boot() {
+        // A gateway outside the address's prefix, or with no address.
+        for line in [
+            "vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.3.1 -- true",
+            "vminit.net.gateway=10.0.2.2 -- true",
+        ] {
+            let errors = resolve(&Layer::default(), Some(&cmdline(line)), files).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(
+                errors[0]
+                    .to_string()
+                    .starts_with("kernel command line: vminit.net.gateway: 10.0."),
+                "{}",
+                errors[0]
+            );
+        }
+        let ok = "vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.2.2 -- true";
+        assert!(resolve(&Layer::default(), Some(&cmdline(ok)), files).is_ok());
+        // argv and env over a quarter of the stack limit (at least 128 KiB).
+        let options = Layer {
+            argv: Some(vec!["x".repeat(100_000), "y".repeat(100_000)]),
+            ..Layer::default()
+        };
+        assert!(resolve(&options, None, files).is_ok(), "8 MiB stack: 2 MiB");
+        let mut small_stack = options.clone();
+        small_stack.settings.set("rlimit.stack", "65536").unwrap();
+        let problems: Vec<Problem> = match resolve(&small_stack, None, files) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.problem).collect(),
+        };
+        assert_eq!(
+            problems,
+            [Problem::ExecTooLarge {
+                // Each word and its NUL, the program once more, two pointers.
+                size: 3 * 100_001 + 16,
+                limit: 131_072
+            }]
+        );
+    }
+
+    #[test]
     fn redacted_hides_values_only() {
         let config = merge(&[&Layer {
             env: vec![("TOKEN".into(), "hunter2".into())],
@@ -315,9 +428,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("big.json");
         std::fs::write(&path, vec![b' '; metadata::MAX_BYTES as usize + 10]).unwrap();
+        assert_eq!(read_config_file(&path), Err(Problem::FileTooLarge));
+        // Endless files: no length to state, and no hang.
         assert_eq!(
-            read_config_file(&path),
-            Err(Problem::FileTooLarge(metadata::MAX_BYTES + 10))
+            read_config_file(Path::new("/dev/zero")),
+            Err(Problem::NotRegularFile("a character device"))
+        );
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            read_config_file(&fifo),
+            Err(Problem::NotRegularFile("a FIFO"))
+        );
+        assert_eq!(
+            read_config_file(&dir),
+            Err(Problem::NotRegularFile("a directory"))
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -47,8 +47,20 @@ pub enum Problem {
     EnvKeyInvalid,
     #[error("name is {0} bytes long, more than the 256 allowed")]
     EnvKeyTooLong(usize),
-    #[error("value is {0} bytes long, more than the 131072 allowed")]
-    EnvValueTooLong(usize),
+    #[error(
+        "KEY=VALUE is {0} bytes with its NUL, more than the 131072 the kernel passes to a program (MAX_ARG_STRLEN)"
+    )]
+    EnvTooLong(usize),
+    #[error(
+        "the byte {} at position {position} cannot be in {}; the rest is not shown, as it may be a value",
+        show_byte(*.byte),
+        .kind.description()
+    )]
+    ForeignByte {
+        byte: u8,
+        position: usize,
+        kind: NameKind,
+    },
     #[error("value contains a NUL byte")]
     EnvValueNul,
     #[error("must be an absolute path")]
@@ -65,6 +77,10 @@ pub enum Problem {
     PathNul,
     #[error("argument {0} contains a NUL byte")]
     ArgNul(usize),
+    #[error(
+        "argument {0} is {1} bytes with its NUL, more than the 131072 the kernel passes to a program (MAX_ARG_STRLEN)"
+    )]
+    ArgTooLong(usize, usize),
     #[error("the program name is empty")]
     ProgramEmpty,
     #[error("needs a value, as in {}=VALUE", shorten(.0))]
@@ -83,22 +99,34 @@ pub enum Problem {
     UnknownField(&'static str),
     #[error("must be {0}")]
     WrongType(&'static str),
-    #[error("is {0} bytes long, more than the 1 MiB allowed")]
-    FileTooLarge(u64),
+    #[error("is longer than 1 MiB, the most a configuration file may hold")]
+    FileTooLarge,
+    #[error("is {0}, not a regular file")]
+    NotRegularFile(&'static str),
     #[error("cannot be read: {0}")]
     Unreadable(String),
     #[error("no command given: pass one after '--', or set argv in the metadata file")]
     NoCommand,
     #[error(
-        "has {0} words after '--', more than the 31 the kernel accepts (more panics it): put argv in the metadata file"
+        "gives init {0} arguments (the bare words without a dot that the kernel does not know, and every word after '--'), more than the 32 the kernel accepts (more panics it: \"Too many boot init vars\"): put argv in the metadata file"
     )]
     TooManyInitArgs(usize),
+    #[error(
+        "gives init {0} environment variables (one per distinct key=value word without a dot that the kernel does not know, workdir= and metadata= included), more than the 31 the kernel accepts besides HOME and TERM (more panics it: \"Too many boot env vars\"): use env.KEY=VALUE or the metadata file"
+    )]
+    TooManyInitEnvs(usize),
     #[error(
         "is {0} bytes long, more than the 2047 an x86 kernel keeps (it drops the rest silently): use the metadata file"
     )]
     CmdlineTooLong(usize),
     #[error("{}", escape(.0))]
     Usage(String),
+    #[error("{0} is outside every prefix in net.address: the kernel cannot route through it")]
+    UnreachableGateway(std::net::IpAddr),
+    #[error(
+        "argv and env take {size} bytes as the kernel counts them (strings, NULs, pointers), more than the {limit} it allows a program with this stack limit (a quarter of rlimit.stack, at least 128 KiB, at most 6 MiB)"
+    )]
+    ExecTooLarge { size: usize, limit: usize },
 }
 
 /// One invalid input: its source, the key or field it sat in, and the rule it broke.
@@ -138,12 +166,52 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// What a name written in a word may hold, for [`foreign_byte`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// An environment variable's name: `[A-Za-z0-9_]`.
+    Variable,
+    /// A vminit setting or a metadata field: also `.` and `-`, which
+    /// typos of real names hold (`log-target`, `net.mtu`).
+    Setting,
+}
+
+impl NameKind {
+    /// Whether `byte` may be in a name of this kind.
+    pub fn allows(self, byte: u8) -> bool {
+        byte.is_ascii_alphanumeric()
+            || byte == b'_'
+            || (self == NameKind::Setting && matches!(byte, b'.' | b'-'))
+    }
+
+    /// The name in a message: "a variable name".
+    pub fn description(self) -> &'static str {
+        match self {
+            NameKind::Variable => "a variable name ([A-Za-z0-9_])",
+            NameKind::Setting => "a setting or field name ([A-Za-z0-9_.-])",
+        }
+    }
+}
+
+/// A byte as a message shows it: `':'`, `' '`, or `0xff` when unprintable.
+fn show_byte(byte: u8) -> String {
+    if byte.is_ascii_graphic() || byte == b' ' {
+        format!("'{}'", char::from(byte))
+    } else {
+        format!("0x{byte:02x}")
+    }
+}
+
 /// Escapes control characters and cuts `text` to at most 64 characters.
 pub fn shorten(text: &str) -> String {
-    const MAX: usize = 64;
-    let cut: String = text.chars().take(MAX).collect();
+    shorten_to(text, 64)
+}
+
+/// Escapes control characters and cuts `text` to at most `max` characters.
+pub fn shorten_to(text: &str, max: usize) -> String {
+    let cut: String = text.chars().take(max).collect();
     let mut out = escape(&cut);
-    if text.chars().nth(MAX).is_some() {
+    if text.chars().nth(max).is_some() {
         out.push('…');
     }
     out

@@ -2,17 +2,35 @@
 //! (standard error) or the kernel log (`/dev/kmsg`, see dev-kmsg in the
 //! kernel docs). Never given an env value: callers log keys and redacted
 //! configuration only.
+//!
+//! Lines are cut to a size both targets keep: the kernel refuses a record
+//! over 1 KiB with EINVAL, and a megabyte-long argv quoted whole would
+//! flood a serial console. The kernel also rate-limits writers of
+//! `/dev/kmsg` (10 lines per 5 s, dropped silently): a machine's init
+//! lifts that for itself, and a line the kernel refuses goes to the
+//! console instead.
 
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::settings::{LogTarget, Verbosity};
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Info as u8);
 static KMSG: OnceLock<File> = OnceLock::new();
+/// Errors and warnings also go to the console: the kernel may drop kmsg
+/// lines (its rate limit could not be lifted).
+static KMSG_MAY_DROP: AtomicBool = AtomicBool::new(true);
+
+/// The longest record written to `/dev/kmsg`: the kernel refuses more
+/// than 1024 bytes (`PRINTKRB_RECORD_MAX`, and 992 before 5.10).
+const KMSG_MAX: usize = 976;
+/// The longest line written to the console.
+const CONSOLE_MAX: usize = 4096;
+/// The file whose "on" turns the `/dev/kmsg` rate limit off.
+const KMSG_RATE_LIMIT: &str = "/proc/sys/kernel/printk_devkmsg";
 
 /// The importance of one line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +68,16 @@ pub fn enabled(level: Level) -> bool {
     }
 }
 
+/// Turns off the kernel's rate limit on `/dev/kmsg` writers, so no line
+/// of vminit's is dropped: for a machine's init only (the setting is the
+/// kernel's). A kernel line `printk.devkmsg=ratelimit` locks it; then
+/// errors and warnings also go to the console.
+pub fn lift_kmsg_rate_limit() -> std::io::Result<()> {
+    std::fs::write(KMSG_RATE_LIMIT, "on\n")?;
+    KMSG_MAY_DROP.store(false, Ordering::Relaxed);
+    Ok(())
+}
+
 /// Writes one line; the macros call it only when its level is enabled,
 /// so that a hidden line costs neither formatting nor its arguments
 /// (`signal::name` allocates, `Config::redacted` builds JSON).
@@ -59,26 +87,72 @@ pub fn write(level: Level, message: fmt::Arguments<'_>) {
         Level::Warn => "warning: ",
         Level::Info | Level::Debug => "",
     };
-    match KMSG.get() {
-        Some(mut kmsg) => {
-            // kmsg priorities: 3 err, 4 warning, 6 info, 7 debug.
-            let priority = match level {
-                Level::Error => 3,
-                Level::Warn => 4,
-                Level::Info => 6,
-                Level::Debug => 7,
-            };
-            let _ = kmsg.write_all(format!("<{priority}>vminit: {tag}{message}\n").as_bytes());
-        }
-        None => always(format_args!("{tag}{message}")),
+    let Some(mut kmsg) = KMSG.get() else {
+        return always(format_args!("{tag}{message}"));
+    };
+    // kmsg priorities: 3 err, 4 warning, 6 info, 7 debug.
+    let priority = match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug => 7,
+    };
+    let mut line = format!("<{priority}>vminit: {tag}{message}");
+    cut(&mut line, KMSG_MAX - 1);
+    line.push('\n');
+    let important = matches!(level, Level::Error | Level::Warn);
+    let refused = kmsg.write_all(line.as_bytes()).is_err();
+    if refused || (important && KMSG_MAY_DROP.load(Ordering::Relaxed)) {
+        always(format_args!("{tag}{message}"));
     }
 }
 
 /// Writes one `vminit:` line to standard error whatever the settings: for
-/// the exit line the host waits for, and for usage output.
+/// usage output, and the log on the console.
 pub fn always(message: fmt::Arguments<'_>) {
+    let mut line = format!("vminit: {message}");
+    cut(&mut line, CONSOLE_MAX - 1);
+    line.push('\n');
     // One write per line, so lines from vminit and the app never interleave mid-line.
-    let _ = std::io::stderr().write_all(format!("vminit: {message}\n").as_bytes());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Writes the exit line the host waits for, `vminit: exit_code=N`, by
+/// `deadline` whatever state the console is in (see `stdio::write_by`);
+/// false when it did not all go out. Only once no other process is left.
+pub fn exit_line(code: i32, deadline: std::time::Instant) -> bool {
+    let line = format!("vminit: exit_code={code}\n");
+    crate::sys::stdio::write_by(2, line.as_bytes(), deadline).is_ok_and(|n| n == line.len())
+}
+
+/// Writes a line to the kernel log when the console could not take it,
+/// whatever the log's target: `/dev/kmsg` opened for this line.
+pub fn kmsg_fallback(message: fmt::Arguments<'_>) {
+    let mut line = format!("<3>vminit: {message}");
+    cut(&mut line, KMSG_MAX - 1);
+    line.push('\n');
+    let kmsg = KMSG
+        .get()
+        .map(|f| f.try_clone())
+        .unwrap_or_else(|| std::fs::OpenOptions::new().write(true).open("/dev/kmsg"));
+    if let Ok(mut kmsg) = kmsg {
+        let _ = kmsg.write_all(line.as_bytes());
+    }
+}
+
+/// Cuts `line` to at most `max` bytes, on a character boundary, saying so.
+fn cut(line: &mut String, max: usize) {
+    if line.len() <= max {
+        return;
+    }
+    let total = line.len();
+    let note = format!("… ({total} bytes, cut)");
+    let mut end = max.saturating_sub(note.len());
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line.truncate(end);
+    line.push_str(&note);
 }
 
 /// An error and its sources as one line: `Cannot load module x: No such file`.
@@ -131,4 +205,20 @@ macro_rules! debug {
             $crate::log::write($crate::log::Level::Debug, format_args!($($arg)*))
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        let mut line = "é".repeat(1000);
+        cut(&mut line, KMSG_MAX - 1);
+        assert!(line.len() < KMSG_MAX, "{}", line.len());
+        assert!(line.ends_with("… (2000 bytes, cut)"), "{line}");
+        let mut short = "short".to_owned();
+        cut(&mut short, 10);
+        assert_eq!(short, "short");
+    }
 }

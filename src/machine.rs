@@ -3,6 +3,7 @@
 //! machine afterwards (sync, unmount, status file, exit line, power-off).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::mount::MsFlags;
 
@@ -167,31 +168,88 @@ pub fn set_hostname(name: &str, vm: bool, real_machine: bool) {
     }
 }
 
+/// How long the disks may go without writing anything back before the
+/// machine is powered off anyway: a hung disk would block sync(2) and
+/// umount(2) forever, while a slow one keeps making progress.
+const FLUSH_STALL: Duration = Duration::from_secs(10);
+/// How long the console gets to take the exit line and send it.
+const CONSOLE_WAIT: Duration = Duration::from_secs(2);
+
 /// Ends the VM: sync and unmount disks, write the status file, print the one
 /// `vminit: exit_code=N` line, and power off (or restart). Never returns:
 /// PID 1 exiting is a kernel panic, so if the kernel refuses, vminit waits.
+/// Every step is bounded, and the log says which one gave up.
 pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
     // Inside a PID namespace (`--mode vm` in tests) the disks are the
     // host's, not this "machine's": nothing to flush or unmount.
     if real_machine {
-        mount::sync();
-        for target in mount::unmount_disks() {
-            warn!("{target} stays mounted read-write");
-        }
-        mount::sync();
+        flush_disks();
     }
     report.timings.poweroff = Some(clock::since_boot());
     debug!("timings: {}", report.timings_line());
     if let Err(e) = std::fs::write(STATUS_FILE, report.to_line()) {
         debug!("cannot write {STATUS_FILE}: {e}");
     }
-    log::always(format_args!("exit_code={}", report.exit_code));
-    // A serial console sends from a buffer, by interrupts: without waiting
-    // for it to empty, a restart (which ends QEMU at once) can cut the line.
-    tty::drain_stderr();
+    end_console(report.exit_code, real_machine);
     let error = power::end_machine(action);
     error!("cannot {}: {error}; waiting instead", action.name());
     loop {
         let _ = signal::wait(None);
+    }
+}
+
+/// Prints the exit line and waits for the console to send it: without
+/// that wait a restart (which ends QEMU at once) can cut the line short.
+/// Both within [`CONSOLE_WAIT`], whatever the app left the console in
+/// (non-blocking, or output stopped by XOFF). A machine's init then says
+/// so in the kernel log, which a host may read too.
+pub fn end_console(exit_code: i32, real_machine: bool) {
+    let deadline = Instant::now() + CONSOLE_WAIT;
+    let written = log::exit_line(exit_code, deadline);
+    let sent = tty::drain_stderr(deadline);
+    if real_machine && !(written && sent) {
+        log::kmsg_fallback(format_args!(
+            "exit_code={exit_code} (the console did not take and send the line within {CONSOLE_WAIT:?}: output stopped?)"
+        ));
+    }
+}
+
+/// Syncs, unmounts (or remounts read-only) the disks, and syncs again, in
+/// a child process watched from here: when the kernel's dirty and
+/// writeback pages stop going down for [`FLUSH_STALL`], the disk is taken
+/// as hung, the log says so, and the machine ends without it. (A process
+/// rather than a thread: every other process is gone by now, and std's
+/// threads would cost the binary 30 KB.)
+fn flush_disks() {
+    let flush = || {
+        mount::sync();
+        for target in mount::unmount_disks() {
+            warn!("{target} stays mounted read-write");
+        }
+        mount::sync();
+    };
+    let child = match process::fork_and_run(flush) {
+        Ok(child) => child,
+        Err(e) => {
+            warn!("cannot fork to flush the disks ({e}): flushing without a bound");
+            return flush();
+        }
+    };
+    let mut pending = mount::unwritten_kib();
+    let mut stall_ends = Instant::now() + FLUSH_STALL;
+    while process::running(child) {
+        let _ = signal::wait(Some(Duration::from_millis(50)));
+        let now = mount::unwritten_kib();
+        if now < pending {
+            pending = now;
+            stall_ends = Instant::now() + FLUSH_STALL;
+        } else if Instant::now() >= stall_ends {
+            warn!(
+                "sync and unmount made no progress for {FLUSH_STALL:?} ({} KiB unwritten): \
+                 a disk hangs, ending the machine without them",
+                pending.unwrap_or(0)
+            );
+            return;
+        }
     }
 }

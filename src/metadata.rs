@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use crate::config::Layer;
-use crate::error::{ConfigError, Problem, Source};
+use crate::error::{ConfigError, NameKind, Problem, Source};
 use crate::settings::{self, Settings};
 use crate::validate;
 
@@ -65,9 +65,16 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
             "env" => match value.as_object() {
                 Some(env) => {
                     for (key, value) in env {
+                        // `"TOKEN:hunter2": ""`: never show past the ':'.
+                        if let Err((shown, problem)) =
+                            validate::name_in_word(key.as_bytes(), 0, NameKind::Variable)
+                        {
+                            fail(&format!("env.{shown}"), problem);
+                            continue;
+                        }
                         let place = format!("env.{key}");
                         let checked = validate::env_key(key).and_then(|()| match value.as_str() {
-                            Some(value) => validate::env_value(value).map(|()| value),
+                            Some(value) => validate::env_value(key, value).map(|()| value),
                             None => Err(Problem::WrongType("a string")),
                         });
                         match checked {
@@ -89,6 +96,10 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
             "vminit" => match value.as_object() {
                 Some(object) => {
                     for (name, value) in object {
+                        if let Err((shown, problem)) = setting_name(name) {
+                            fail(&format!("vminit.{shown}"), problem);
+                            continue;
+                        }
                         // `"net": {"mtu": 1400}` is `net.mtu`.
                         let members = match value.as_object() {
                             Some(members) if GROUPS.contains(&name.as_str()) => members
@@ -98,6 +109,10 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
                             _ => vec![(name.clone(), value)],
                         };
                         for (name, value) in members {
+                            if let Err((shown, problem)) = setting_name(&name) {
+                                fail(&format!("vminit.{shown}"), problem);
+                                continue;
+                            }
                             if let Err(problem) = set_setting(&mut layer.settings, &name, value) {
                                 fail(&format!("vminit.{name}"), problem);
                             }
@@ -106,10 +121,19 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
                 }
                 None => fail("vminit", Problem::WrongType("an object")),
             },
-            _ => fail(field, Problem::UnknownField(FIELDS)),
+            _ => match setting_name(field) {
+                Ok(()) => fail(field, Problem::UnknownField(FIELDS)),
+                Err((shown, problem)) => fail(&shown, problem),
+            },
         }
     }
     (layer, errors)
+}
+
+/// Checks a field or setting name for a byte that cannot be in one, which
+/// would start a value typed into the name (`"user:root"`).
+fn setting_name(name: &str) -> Result<(), (String, Problem)> {
+    validate::name_in_word(name.as_bytes(), 0, NameKind::Setting)
 }
 
 /// The settings that take `true`/`false`.
@@ -249,6 +273,29 @@ mod tests {
                 message.starts_with("metadata file /meta.json: "),
                 "{message}"
             );
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn names_holding_a_value_are_cut_before_it() {
+        let json = br#"{"env": {"TOKEN:secret1=": "x", "TOKEN secret2": "y"},
+            "vminit": {"user:secret3": "x", "net": {"mtu=secret4": 1}},
+            "token=secret5": 1, "working-dir": "/a"}"#;
+        let (_, errors) = parse(json, &source());
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        for needle in [
+            "env.TOKEN: the byte ':' at position 5 cannot be in a variable name",
+            "env.TOKEN: the byte ' ' at position 5",
+            "vminit.user: the byte ':' at position 4 cannot be in a setting or field name",
+            "vminit.net.mtu: the byte '=' at position 7",
+            "token: the byte '=' at position 5",
+            "working-dir: is not a known field",
+        ] {
+            let hit = messages.iter().find(|m| m.contains(needle));
+            assert!(hit.is_some(), "no message contains {needle}: {messages:#?}");
+        }
+        for message in &messages {
             assert!(!message.contains("secret"), "{message}");
         }
     }

@@ -21,10 +21,11 @@ use crate::machine;
 use crate::network::NetSettings;
 use crate::report::{self, VsockAddr};
 use crate::report::{Report, Timings};
-use crate::settings::Shutdown;
+use crate::settings::{LogTarget, Shutdown};
 use crate::setup::{self, SetupError};
 use crate::supervisor::{Scope, Supervisor};
 use crate::sys::credentials::{self, RawLimit};
+use crate::sys::process::{SpawnError, Step};
 use crate::sys::{clock, power, process, signal, stdio, tty};
 use crate::{cmdline, debug, error, info, log, oom, warn};
 
@@ -59,6 +60,8 @@ struct Ending {
     timings: Timings,
     /// The record, once made: the host channels get it only once.
     record: Option<Report>,
+    /// The metadata file hidden under a bind mount of `/dev/null`.
+    hidden_metadata: Option<String>,
 }
 
 impl Ending {
@@ -97,7 +100,12 @@ impl Ending {
             oom_killed: !victims.is_empty(),
             timings: self.timings,
         };
-        if self.vm {
+        let channels = self.report_port.is_some() || self.report_vsock.is_some();
+        if self.vm && !self.real_machine && channels {
+            // As modules and the network: the host's vsock and ports
+            // are not this namespace's to dial.
+            warn!("report.* channels are a machine's: skipped in a PID namespace");
+        } else if self.vm {
             if let Some(name) = &self.report_port {
                 match report::send_to_port(&record, name) {
                     Ok(()) => debug!("sent the exit record to port {name}"),
@@ -117,6 +125,12 @@ impl Ending {
 
     /// Container: returns the exit code for `main`. VM: never returns.
     fn finish(&mut self, exit_code: i32, signal: Option<i32>) -> i32 {
+        if let Some(path) = self.hidden_metadata.take().filter(|_| !self.vm) {
+            // The caller's mount namespace outlives a container's vminit.
+            if let Err(e) = crate::sys::mount::detach(&path) {
+                warn!("cannot remove the mount that hid {path}: {e}");
+            }
+        }
         if self.vm {
             if !self.prepared {
                 // An error before set-up: the channels need /sys, the
@@ -139,6 +153,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if let Err(e) = signal::block_all() {
         error!("cannot block signals: {e}");
     }
+    // Then no inherited "ignore" throws a signal (SIGCHLD above all) away.
+    signal::reset_dispositions();
     let pid1 = process::own_pid() == 1;
     // PID 1 with no /proc to tell is a kernel-started init as well: any
     // container runtime mounts /proc.
@@ -163,6 +179,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             ..Timings::default()
         },
         record: None,
+        hidden_metadata: None,
     };
 
     let words = args.get(1..).unwrap_or_default();
@@ -179,6 +196,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Ok(options) => options,
             Err(e) => {
                 error!("{e}");
+                // `--mode vm --bogus` in a PID namespace: still the VM's end.
+                if pid1 && cli::requested_mode(words) == Mode::Vm {
+                    ending.vm = true;
+                }
                 ending.adopt(&lenient_config(None, kernel_line.as_deref()));
                 return ending.finish(EXIT_CONFIG, None);
             }
@@ -261,9 +282,16 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 
     log::configure(config.verbosity, config.log_target);
+    if config.log_target == LogTarget::Kmsg && ending.real_machine {
+        if let Err(e) = log::lift_kmsg_rate_limit() {
+            warn!(
+                "cannot lift the kernel's rate limit on /dev/kmsg ({e}): errors and warnings also go to the console"
+            );
+        }
+    }
     if config.delete_metadata {
         if let Some(path) = &config.metadata {
-            delete_metadata(path);
+            ending.hidden_metadata = delete_metadata(path);
         }
     }
     let from_kernel = cmdline_input
@@ -330,7 +358,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .collect();
     if let Some(dir) = &config.workdir {
         if !Path::new(dir).is_dir() {
-            error!("workdir {dir}: no such directory");
+            error!("workdir {}: no such directory", quote(dir));
             return ending.finish(EXIT_CONFIG, None);
         }
     }
@@ -356,18 +384,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let app = match process::spawn(&request) {
         Ok(pid) => pid,
         Err(e) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                EXIT_NOT_FOUND
-            } else {
-                EXIT_CANNOT_RUN
-            };
-            match &identity {
-                Some(i) => error!(
-                    "cannot run {:?} as uid {} gid {}: {e}",
-                    config.argv[0], i.uid, i.gid
-                ),
-                None => error!("cannot run {:?}: {e}", config.argv[0]),
-            }
+            let code = spawn_failed(&e, &config, identity.as_ref(), &limits);
             return ending.finish(code, None);
         }
     };
@@ -441,16 +458,105 @@ fn set_up_machine(
     setup::write_network_files(&config.net, config.hostname.as_deref())
 }
 
+/// Says which step of starting the app failed; returns the exit status:
+/// 127 when exec did not find the command, 126 for any other failure.
+fn spawn_failed(
+    failure: &SpawnError,
+    config: &Config,
+    identity: Option<&Identity>,
+    limits: &[RawLimit],
+) -> i32 {
+    let e = &failure.error;
+    let program = quote(&config.argv[0]);
+    let who = identity.map_or(String::new(), |i| {
+        format!(" as uid {} gid {}", i.uid, i.gid)
+    });
+    match failure.step {
+        Step::Exec => {
+            error!("cannot run {program}{who}: {e}");
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                EXIT_NOT_FOUND
+            } else {
+                EXIT_CANNOT_RUN
+            };
+        }
+        Step::Limit(index) => {
+            let name = limits
+                .get(index)
+                .and_then(|l| {
+                    crate::limits::RESOURCES
+                        .iter()
+                        .find(|r| credentials::resource_number(r) == Some(l.resource))
+                })
+                .copied()
+                .unwrap_or("?");
+            let limit = config
+                .rlimits
+                .get(name)
+                .map_or(String::new(), |l| format!("={l}"));
+            error!("cannot set the resource limit {name}{limit} for {program}: {e}");
+        }
+        Step::ProcessGroup => error!("cannot give {program} its own process group: {e}"),
+        Step::User => error!("cannot switch users for {program}{who}: {e}"),
+        Step::Workdir => error!(
+            "cannot enter the working directory {} for {program}{who}: {e}",
+            quote(config.workdir.as_deref().unwrap_or("?"))
+        ),
+        Step::NoNewPrivs => error!("cannot set no_new_privs for {program}: {e}"),
+        Step::Signals => error!("cannot clear the signal mask for {program}: {e}"),
+    }
+    EXIT_CANNOT_RUN
+}
+
+/// A word from the configuration in a log line: quoted, escaped, and cut
+/// (a megabyte-long argv[0] would flood the console).
+fn quote(word: &str) -> String {
+    format!("\"{}\"", crate::error::shorten_to(word, 200))
+}
+
 /// Deletes the metadata file (it was read already), or on a read-only
-/// image hides it under an empty bind mount of `/dev/null`, which root
-/// cannot read through either.
-fn delete_metadata(path: &str) {
-    match std::fs::remove_file(path) {
-        Ok(()) => debug!("deleted {path}"),
-        Err(remove) => match crate::sys::mount::bind("/dev/null", path) {
-            Ok(()) => debug!("cannot delete {path} ({remove}): hid it under /dev/null"),
+/// image hides it under a bind mount of `/dev/null`, which root cannot
+/// read through either. When `path` is a symbolic link, the file it leads
+/// to is what was read and what goes (the link with it). Returns the path
+/// hidden under a mount, if it came to that.
+fn delete_metadata(path: &str) -> Option<String> {
+    let real = match std::fs::canonicalize(path) {
+        Ok(real) => real.to_string_lossy().into_owned(),
+        Err(e) => {
+            warn!("cannot find {path} again to delete it ({e}): the app may read it");
+            return None;
+        }
+    };
+    let through = if real == path {
+        String::new()
+    } else {
+        format!(" (where {path} leads)")
+    };
+    let links = std::fs::metadata(&real).map_or(1, |m| std::os::unix::fs::MetadataExt::nlink(&m));
+    match std::fs::remove_file(&real) {
+        Ok(()) => {
+            debug!("deleted {real}{through}");
+            if !through.is_empty() {
+                let _ = std::fs::remove_file(path);
+            }
+            if links > 1 {
+                warn!(
+                    "deleted {real}, but {} more hard links to it remain readable",
+                    links - 1
+                );
+            }
+            None
+        }
+        Err(remove) => match crate::sys::mount::bind("/dev/null", &real) {
+            Ok(()) => {
+                debug!("cannot delete {real}{through} ({remove}): hid it under /dev/null");
+                Some(real)
+            }
             Err(hide) => {
-                warn!("cannot delete {path} ({remove}) nor hide it ({hide}): the app can read it")
+                warn!(
+                    "cannot delete {real}{through} ({remove}) nor hide it ({hide}): the app can read it"
+                );
+                None
             }
         },
     }
@@ -550,8 +656,7 @@ fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         log::always(format_args!("internal error: {info}"));
         crate::sys::mount::sync();
-        log::always(format_args!("exit_code={EXIT_INTERNAL}"));
-        tty::drain_stderr();
+        machine::end_console(EXIT_INTERNAL, true);
         let action = if PANIC_RESTARTS.load(Ordering::Relaxed) {
             Shutdown::Reboot
         } else {

@@ -44,8 +44,6 @@ pub enum SetupError {
         #[source]
         source: io::Error,
     },
-    #[error("Network gateway {0} is outside every prefix in net.address")]
-    UnreachableGateway(IpAddr),
     #[error("Cannot configure network interface {interface} ({step})")]
     Network {
         step: String,
@@ -109,9 +107,6 @@ pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupErr
 /// Duplicate address detection is turned off first: the host assigned
 /// these addresses, and waiting for it would delay the app by a second.
 pub fn configure_network(config: &NetSettings) -> Result<(), SetupError> {
-    if let Some(gateway) = config.unreachable_gateway() {
-        return Err(SetupError::UnreachableGateway(gateway));
-    }
     let name = config.interface();
     let fail = |step: String| {
         move |source| SetupError::Network {

@@ -11,21 +11,27 @@ use std::time::{Duration, Instant};
 
 use crate::sys::process::{self, Reaped};
 use crate::sys::{signal, tty};
-use crate::{debug, info, warn};
+use crate::{debug, error, info, warn};
 
 /// How the application ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Exited(i32),
     Killed(i32),
+    /// Its status cannot be had: it was reaped by someone else (no child
+    /// is left), or it did not die within [`KILL_WAIT`] of SIGKILL (a
+    /// process in uninterruptible sleep, or traced by a stuck tracer).
+    Lost,
 }
 
 impl Outcome {
-    /// The shell convention: the exit code, or 128 + the signal number.
+    /// The shell convention: the exit code, or 128 + the signal number;
+    /// vminit's own failure status when the app's was lost.
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Exited(code) => code,
             Outcome::Killed(signal) => 128 + signal,
+            Outcome::Lost => crate::run::EXIT_INTERNAL,
         }
     }
 
@@ -33,7 +39,7 @@ impl Outcome {
     pub fn signal(self) -> Option<i32> {
         match self {
             Outcome::Killed(signal) => Some(signal),
-            Outcome::Exited(_) => None,
+            Outcome::Exited(_) | Outcome::Lost => None,
         }
     }
 }
@@ -80,11 +86,28 @@ impl Supervisor {
         }
     }
 
-    /// Runs until the application has ended and been reaped.
+    /// Runs until the application has ended and been reaped, or is lost.
     pub fn wait_for_app(&mut self) -> Outcome {
+        // Set once SIGKILL went to the app: how long it has to die.
+        let mut kill_wait: Option<Instant> = None;
         loop {
+            // Reap first: the app may have ended before the loop started.
+            if let Some(outcome) = self.reap_all() {
+                self.app_reaped = true;
+                return outcome;
+            }
+            if kill_wait.is_some_and(|d| Instant::now() >= d) {
+                warn!(
+                    "the application did not end within {KILL_WAIT:?} of SIGKILL \
+                     (uninterruptible sleep?): its status is lost"
+                );
+                return Outcome::Lost;
+            }
             let timeout = self
                 .deadline
+                .into_iter()
+                .chain(kill_wait)
+                .min()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             match signal::wait(timeout) {
                 // Not the app's (a log write to a closed pipe raises SIGPIPE);
@@ -99,10 +122,7 @@ impl Supervisor {
                 self.signal_everything(libc::SIGKILL);
                 self.deadline = None;
                 self.killed = true;
-            }
-            if let Some(outcome) = self.reap_all() {
-                self.app_reaped = true;
-                return outcome;
+                kill_wait = Some(Instant::now() + KILL_WAIT);
             }
         }
     }
@@ -140,8 +160,8 @@ impl Supervisor {
     /// when it was among them.
     fn reap_all(&mut self) -> Option<Outcome> {
         let mut outcome = None;
-        // Stops matter only for job control, outside PID 1 (see on_app_stopped).
-        let stops = self.job_control && self.scope == Scope::Descendants;
+        // Stops matter only for job control (see on_app_stopped).
+        let stops = self.job_control;
         loop {
             match process::reap(stops) {
                 Ok(Reaped::Exited(pid, code)) if pid == self.app => {
@@ -152,7 +172,14 @@ impl Supervisor {
                 }
                 Ok(Reaped::Stopped(pid, signal)) if pid == self.app => self.on_app_stopped(signal),
                 Ok(Reaped::Exited(..) | Reaped::Killed(..) | Reaped::Stopped(..)) => {}
-                Ok(Reaped::Nothing | Reaped::NoChildren) => return outcome,
+                Ok(Reaped::Nothing) => return outcome,
+                Ok(Reaped::NoChildren) if outcome.is_none() => {
+                    // The kernel or another process reaped it: waiting
+                    // on would wait forever.
+                    error!("the application is gone without vminit seeing its exit status");
+                    return Some(Outcome::Lost);
+                }
+                Ok(Reaped::NoChildren) => return outcome,
                 Err(error) => {
                     warn!("waitpid failed: {error}");
                     return outcome;
@@ -165,16 +192,16 @@ impl Supervisor {
     /// read or write from the background) and vminit is not PID 1, vminit
     /// takes the terminal back and stops too, so the shell that started it
     /// sees its job stop; `fg` or `bg` then sends SIGCONT, which resumes both
-    /// (see `on_signal`). dumb-init does the same.
+    /// (see `on_signal`). dumb-init does the same. As PID 1 (`docker run
+    /// -it`), or without a job-control shell above, nobody would ever send
+    /// SIGCONT: vminit resumes the app itself.
     fn on_app_stopped(&mut self, signal: i32) {
         debug!("the application stopped on {}", signal::name(signal));
         let by_terminal = matches!(signal, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU);
-        if !(by_terminal && self.job_control && self.scope == Scope::Descendants) {
+        if !(by_terminal && self.job_control) {
             return;
         }
-        if !tty::parent_can_resume_us() {
-            // No job-control shell above (ssh -t, docker exec -it): nobody
-            // would ever send SIGCONT. Let the app go on instead.
+        if self.scope == Scope::WholeNamespace || !tty::parent_can_resume_us() {
             self.forward(libc::SIGCONT);
             return;
         }
@@ -230,10 +257,20 @@ impl Supervisor {
             if now >= deadline {
                 return false;
             }
-            // Any signal wakes us; only SIGCHLD matters now, and the app is gone.
-            let _ = signal::wait(Some((deadline - now).min(RECHECK)));
+            // Any signal wakes us. The app is gone: a repeated stop request
+            // (a second Ctrl-Alt-Del, SIGTERM) ends the grace period now.
+            let received = signal::wait(Some((deadline - now).min(RECHECK)));
             if let Some(signal) = resend {
                 self.signal_everything(signal);
+            } else if let Ok(Some(r)) = received
+                && !r.from_self
+                && matches!(r.signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+            {
+                info!(
+                    "{} while the rest stops: no more grace",
+                    signal::name(r.signal)
+                );
+                return false;
             }
         }
     }
@@ -247,12 +284,17 @@ impl Supervisor {
                 // The app's group members are descendants too: none escapes
                 // the tree, as orphans are reparented to vminit.
                 let descendants = process::descendants(process::own_pid());
-                // While the app is unreaped its pid and group id are its own;
-                // after, the group is signalled only when /proc cannot tell
-                // the descendants (best effort: the id may be reused).
-                if !self.app_reaped || descendants.is_none() {
+                // While the app is unreaped its pid and group id are its own.
+                // After, its bare pid is free for reuse and never signalled;
+                // its group is, only when /proc cannot tell the
+                // descendants: the kernel keeps a group's id from reuse
+                // while any member lives, so kill(-group) reaches only
+                // them, or nobody.
+                if !self.app_reaped {
                     let _ = signal::send(-self.app, signal);
                     let _ = signal::send(self.app, signal);
+                } else if descendants.is_none() {
+                    let _ = signal::send(-self.app, signal);
                 }
                 for pid in descendants.unwrap_or_default() {
                     let _ = signal::send(pid, signal);

@@ -4,12 +4,14 @@
 //! cmdline key, which file and field) when they turn a [`Problem`] into a
 //! [`crate::error::ConfigError`]. No message here ever contains an env value.
 
-use crate::error::Problem;
+use crate::error::{NameKind, Problem};
 
 /// Longest environment variable name accepted, in bytes.
 pub const MAX_ENV_KEY_BYTES: usize = 256;
-/// Longest environment variable value accepted, in bytes.
-pub const MAX_ENV_VALUE_BYTES: usize = 128 * 1024;
+/// The longest string the kernel copies into a new program, its NUL
+/// included: `MAX_ARG_STRLEN` (32 pages of 4 KiB). An argv word, or an
+/// environment entry `KEY=VALUE`, longer than this fails exec with E2BIG.
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// Longest path accepted, in bytes (`PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
 
@@ -27,16 +29,48 @@ pub fn env_key(key: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Checks an environment variable value: at most [`MAX_ENV_VALUE_BYTES`] and
-/// free of NUL (which `execve` cannot carry).
-pub fn env_value(value: &str) -> Result<(), Problem> {
-    if value.len() > MAX_ENV_VALUE_BYTES {
-        return Err(Problem::EnvValueTooLong(value.len()));
+/// Checks an environment variable's value: free of NUL (which `execve`
+/// cannot carry), and `KEY=VALUE` with its NUL within [`MAX_ARG_STRLEN`].
+pub fn env_value(key: &str, value: &str) -> Result<(), Problem> {
+    let entry = key.len() + 1 + value.len() + 1;
+    if entry > MAX_ARG_STRLEN {
+        return Err(Problem::EnvTooLong(entry));
     }
     if value.contains('\0') {
         return Err(Problem::EnvValueNul);
     }
     Ok(())
+}
+
+/// The position of the first byte of `word`, from `start` on, that cannot
+/// be in a name of `kind`.
+///
+/// A malformed name is most often a name and a value that lost their `=`
+/// (`env.TOKEN:hunter2`): everything from that byte on may be a secret, so
+/// callers show the word only up to it, and say which byte it was.
+pub fn foreign_byte(word: &[u8], start: usize, kind: NameKind) -> Option<usize> {
+    word.iter()
+        .skip(start)
+        .position(|&b| !kind.allows(b))
+        .map(|i| start + i)
+}
+
+/// Checks a name written at the start of `word` (from `start` on, after a
+/// known prefix such as `env.`): on a foreign byte, returns the part that
+/// may be shown and the problem that names the byte, never the rest.
+pub fn name_in_word(word: &[u8], start: usize, kind: NameKind) -> Result<(), (String, Problem)> {
+    match foreign_byte(word, start, kind) {
+        None => Ok(()),
+        Some(position) => Err((
+            // Every byte before `position` is ASCII.
+            String::from_utf8_lossy(&word[..position]).into_owned(),
+            Problem::ForeignByte {
+                byte: word[position],
+                position,
+                kind,
+            },
+        )),
+    }
 }
 
 /// Checks a path: absolute and already clean (no `.` or `..` component, no
@@ -68,9 +102,12 @@ pub fn clean_absolute_path(path: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Checks one word of the application's argv: no NUL, and the program name
-/// (`index` 0) not empty.
+/// Checks one word of the application's argv: no NUL, the program name
+/// (`index` 0) not empty, and the word with its NUL within [`MAX_ARG_STRLEN`].
 pub fn argv_word(index: usize, word: &str) -> Result<(), Problem> {
+    if word.len() + 1 > MAX_ARG_STRLEN {
+        return Err(Problem::ArgTooLong(index, word.len() + 1));
+    }
     if word.contains('\0') {
         return Err(Problem::ArgNul(index));
     }
@@ -78,6 +115,29 @@ pub fn argv_word(index: usize, word: &str) -> Result<(), Problem> {
         return Err(Problem::ProgramEmpty);
     }
     Ok(())
+}
+
+/// The bytes a new program's argv and environment take on its stack as
+/// the kernel counts them (`bprm_stack_limits()` and `copy_strings()` in
+/// `fs/exec.c`): each string with its NUL, the program's path once more,
+/// and a pointer per string.
+pub fn exec_size(argv: &[String], env: &[(&str, &str)]) -> usize {
+    let strings: usize = argv.iter().map(|word| word.len() + 1).sum::<usize>()
+        + env
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>()
+        + argv.first().map_or(1, |program| program.len() + 1);
+    strings + (argv.len().max(1) + env.len()) * std::mem::size_of::<usize>()
+}
+
+/// The most [`exec_size`] the kernel allows for a stack limit of `stack`
+/// bytes (`None`: unlimited): a quarter of it, at most 6 MiB (3/4 of
+/// `_STK_LIM`), at least 128 KiB (`ARG_MAX`, 32 pages).
+pub fn exec_limit(stack: Option<u64>) -> usize {
+    const MOST: u64 = 6 * 1024 * 1024;
+    let quarter = stack.map_or(MOST, |s| s / 4).min(MOST);
+    usize::try_from(quarter.max(MAX_ARG_STRLEN as u64)).unwrap_or(MAX_ARG_STRLEN)
 }
 
 #[cfg(test)]
@@ -104,14 +164,42 @@ mod tests {
 
     #[test]
     fn env_values() {
-        assert_eq!(env_value(""), Ok(()));
-        assert_eq!(env_value("a=b c\"d"), Ok(()));
-        assert_eq!(env_value(&"x".repeat(MAX_ENV_VALUE_BYTES)), Ok(()));
+        assert_eq!(env_value("K", ""), Ok(()));
+        assert_eq!(env_value("K", "a=b c\"d"), Ok(()));
+        // `K=` and the NUL take 3 of the kernel's 131072 bytes.
+        let fits = MAX_ARG_STRLEN - 3;
+        assert_eq!(env_value("K", &"x".repeat(fits)), Ok(()));
         assert_eq!(
-            env_value(&"x".repeat(MAX_ENV_VALUE_BYTES + 1)),
-            Err(Problem::EnvValueTooLong(MAX_ENV_VALUE_BYTES + 1))
+            env_value("K", &"x".repeat(fits + 1)),
+            Err(Problem::EnvTooLong(MAX_ARG_STRLEN + 1))
         );
-        assert_eq!(env_value("a\0b"), Err(Problem::EnvValueNul));
+        assert_eq!(env_value("K", "a\0b"), Err(Problem::EnvValueNul));
+    }
+
+    #[test]
+    fn names_are_cut_at_the_first_foreign_byte() {
+        assert_eq!(foreign_byte(b"env.TOKEN", 4, NameKind::Variable), None);
+        assert_eq!(
+            foreign_byte(b"env.TOKEN:c2VjcmV0==", 4, NameKind::Variable),
+            Some(9)
+        );
+        assert_eq!(foreign_byte(b"log-target", 0, NameKind::Setting), None);
+        assert_eq!(foreign_byte(b"user:root", 0, NameKind::Setting), Some(4));
+        let (shown, problem) =
+            name_in_word(b"env.TOKEN hunter2\xff", 4, NameKind::Variable).unwrap_err();
+        assert_eq!(shown, "env.TOKEN");
+        let message = problem.to_string();
+        assert!(
+            message.starts_with("the byte ' ' at position 9 "),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+        let (_, problem) = name_in_word(b"A\xffsecret", 0, NameKind::Variable).unwrap_err();
+        assert!(
+            problem
+                .to_string()
+                .starts_with("the byte 0xff at position 1 ")
+        );
     }
 
     #[test]
@@ -140,10 +228,25 @@ mod tests {
     }
 
     #[test]
+    fn exec_sizes_and_limits() {
+        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned()];
+        // "/bin/sh\0-c\0" + "/bin/sh\0" again + "A=bc\0", 3 pointers.
+        assert_eq!(exec_size(&argv, &[("A", "bc")]), 8 + 3 + 8 + 5 + 24);
+        assert_eq!(exec_limit(Some(8 * 1024 * 1024)), 2 * 1024 * 1024);
+        assert_eq!(exec_limit(None), 6 * 1024 * 1024);
+        assert_eq!(exec_limit(Some(4096)), MAX_ARG_STRLEN);
+    }
+
+    #[test]
     fn argv_words() {
         assert_eq!(argv_word(0, "sh"), Ok(()));
         assert_eq!(argv_word(1, ""), Ok(()));
         assert_eq!(argv_word(0, ""), Err(Problem::ProgramEmpty));
         assert_eq!(argv_word(2, "a\0"), Err(Problem::ArgNul(2)));
+        assert_eq!(argv_word(1, &"x".repeat(MAX_ARG_STRLEN - 1)), Ok(()));
+        assert_eq!(
+            argv_word(1, &"x".repeat(MAX_ARG_STRLEN)),
+            Err(Problem::ArgTooLong(1, MAX_ARG_STRLEN + 1))
+        );
     }
 }

@@ -176,6 +176,13 @@ fn a_workdir_the_user_cannot_enter_is_refused_as_that_user() {
     assert!(
         result
             .stderr
+            .contains("cannot enter the working directory \"/tmp/vminit-private-"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result
+            .stderr
             .contains("as uid 65534 gid 65534: Permission denied"),
         "{}",
         result.stderr

@@ -96,8 +96,20 @@ pub fn change_dir(path: &std::ffi::CStr) -> io::Result<()> {
 /// Sets `PR_SET_NO_NEW_PRIVS`: exec can no longer grant privileges
 /// (setuid bits, file capabilities).
 pub fn no_new_privs() -> io::Result<()> {
+    // prctl's arguments are unsigned longs: passed as such through the
+    // variadic syscall(), not as ints of undefined upper halves.
+    let (yes, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
     // SAFETY: prctl with integer arguments only.
-    check(unsafe { libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_SET_NO_NEW_PRIVS,
+            yes,
+            unused,
+            unused,
+            unused,
+        )
+    })
 }
 
 #[cfg(test)]

@@ -84,6 +84,11 @@ pub fn bind(source: &str, target: &str) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// Removes the mount at `target` lazily (umount2 with `MNT_DETACH`).
+pub fn detach(target: &str) -> io::Result<()> {
+    umount2(target, MntFlags::MNT_DETACH).map_err(io::Error::from)
+}
+
 /// Flushes every filesystem: sync(2).
 pub fn sync() {
     nix::unistd::sync();
@@ -127,6 +132,17 @@ pub fn unmount_disks() -> Vec<String> {
     left
 }
 
+/// The kernel's pages not yet on disk, dirty or under writeback, in KiB
+/// (`Dirty` + `Writeback` in `/proc/meminfo`); `None` without `/proc`.
+pub fn unwritten_kib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = meminfo.lines().find_map(|l| l.strip_prefix(name))?;
+        line.trim().trim_end_matches("kB").trim().parse().ok()
+    };
+    Some(field("Dirty:")? + field("Writeback:")?)
+}
+
 fn unescape_octal(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -161,6 +177,11 @@ mod tests {
         assert_eq!(unescape_octal("/mnt/a\\040b"), "/mnt/a b");
         assert_eq!(unescape_octal("/plain"), "/plain");
         assert_eq!(unescape_octal("/odd\\0"), "/odd\\0");
+    }
+
+    #[test]
+    fn unwritten_pages_are_read() {
+        assert!(unwritten_kib().is_some());
     }
 
     #[test]

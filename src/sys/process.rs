@@ -29,51 +29,160 @@ pub struct Spawn<'a> {
     pub no_new_privs: bool,
 }
 
+/// The step of the child's set-up between fork and exec, so that a
+/// failure is reported as what it was, not as an exec error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Setting `Spawn::limits[N]`.
+    Limit(usize),
+    ProcessGroup,
+    /// Dropping to `Spawn::user`.
+    User,
+    /// Entering `Spawn::workdir` (as the user, when one is given).
+    Workdir,
+    NoNewPrivs,
+    Signals,
+    /// exec itself: the command was not found or could not be run.
+    Exec,
+}
+
+impl Step {
+    /// One byte, for the page the child writes it to.
+    fn encode(self) -> u8 {
+        match self {
+            // At most 16 limits, one per resource.
+            Step::Limit(index) => 16 + u8::try_from(index).unwrap_or(0),
+            Step::ProcessGroup => 1,
+            Step::User => 2,
+            Step::Workdir => 3,
+            Step::NoNewPrivs => 4,
+            Step::Signals => 5,
+            Step::Exec => 6,
+        }
+    }
+
+    fn decode(byte: u8) -> Step {
+        match byte {
+            1 => Step::ProcessGroup,
+            2 => Step::User,
+            3 => Step::Workdir,
+            4 => Step::NoNewPrivs,
+            5 => Step::Signals,
+            16.. => Step::Limit(usize::from(byte - 16)),
+            // 6, or nothing written: std's own set-up or exec.
+            _ => Step::Exec,
+        }
+    }
+}
+
+/// Starting the application failed at `step`.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub step: Step,
+    pub error: io::Error,
+}
+
+/// One shared anonymous page: what the child writes there between fork
+/// and exec stays visible to the parent (fork copies private memory).
+#[derive(Debug)]
+struct StepPage(std::ptr::NonNull<u8>);
+
+impl StepPage {
+    fn new() -> io::Result<StepPage> {
+        // SAFETY: an anonymous shared mapping of one page, no fd; the result
+        // is checked before use.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        std::ptr::NonNull::new(page.cast::<u8>())
+            .map(StepPage)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))
+    }
+
+    /// The page's address, which the child's closure carries (a raw
+    /// pointer is neither Send nor Sync).
+    fn address(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    fn read(&self) -> Step {
+        // SAFETY: the page is mapped, readable, and outlives `self`; the
+        // child that wrote it has exec'd or exited by now.
+        Step::decode(unsafe { std::ptr::read_volatile(self.0.as_ptr()) })
+    }
+}
+
+impl Drop for StepPage {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the page `new` mapped; nothing uses it after.
+        unsafe { libc::munmap(self.0.as_ptr().cast(), 4096) };
+    }
+}
+
+/// Records `step` in the page at `address` (in the child).
+fn mark(address: usize, step: Step) {
+    // SAFETY: `address` is the StepPage's mapping, alive until the parent's
+    // `spawn` returns, which is after the child exec'd or exited.
+    unsafe { std::ptr::write_volatile(address as *mut u8, step.encode()) };
+}
+
 /// Starts the application in a new process group (its pid is the group id)
-/// with an empty signal mask and default dispositions.
+/// with an empty signal mask (vminit reset every disposition at start).
 ///
 /// Returns once the child has exec'd (std waits on a close-on-exec pipe), so
 /// the group exists by then and signals sent to it cannot miss; signals that
 /// arrived meanwhile are still pending in vminit, which blocks them all.
-pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
+pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
+    let exec_error = |error| SpawnError {
+        step: Step::Exec,
+        error,
+    };
     let (program, args) = request
         .argv
         .split_first()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        .ok_or_else(|| exec_error(io::Error::from(io::ErrorKind::InvalidInput)))?;
     let mut command = Command::new(program);
     command
         .args(args)
         .env_clear()
         .envs(request.env.iter().map(|(k, v)| (k, v)));
-    if let Some(dir) = request.workdir {
-        command.current_dir(dir);
-    }
     let take_terminal = request.take_terminal;
-    // Read before fork: only these need resetting in the child (all of them
-    // when /proc cannot tell).
-    let ignored = signal::ignored().unwrap_or(u64::MAX);
     let limits = request.limits.to_vec();
     let user = request
         .user
         .map(|(uid, gid, groups)| (uid, gid, groups.to_vec()));
     let workdir = match request.workdir {
-        Some(dir) => Some(
-            std::ffi::CString::new(dir)
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-        ),
+        Some(dir) => Some(std::ffi::CString::new(dir).map_err(|_| SpawnError {
+            step: Step::Workdir,
+            error: io::Error::from(io::ErrorKind::InvalidInput),
+        })?),
         None => None,
     };
     let no_new_privs = request.no_new_privs;
+    let page = StepPage::new().map_err(exec_error)?;
+    let at = page.address();
     // SAFETY: the closure runs in the child between fork and exec, and calls
     // only async-signal-safe functions and raw syscalls (setpgid,
-    // sigprocmask, tcsetpgrp, rt_sigaction, prlimit64, set*id, prctl); it
-    // allocates nothing (what it needs was copied before the fork) and
-    // touches no lock.
+    // sigprocmask, tcsetpgrp, prlimit64, set*id, chdir, prctl) and volatile
+    // writes to the shared page; it allocates nothing (what it needs was
+    // copied before the fork) and touches no lock.
     unsafe {
         command.pre_exec(move || {
-            for limit in &limits {
+            for (index, limit) in limits.iter().enumerate() {
+                mark(at, Step::Limit(index));
                 credentials::set_limit(limit)?;
             }
+            mark(at, Step::ProcessGroup);
             setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             if take_terminal {
                 // tcsetpgrp from a background group raises SIGTTOU unless it
@@ -83,20 +192,32 @@ pub fn spawn(request: &Spawn<'_>) -> io::Result<i32> {
                 let _ = tty::set_foreground(getpid().as_raw());
             }
             if let Some((uid, gid, groups)) = &user {
+                mark(at, Step::User);
                 credentials::become_user(*uid, *gid, groups)?;
-                if let Some(dir) = &workdir {
-                    credentials::change_dir(dir)?;
-                }
+            }
+            // Here rather than std's `current_dir`, so that a failure is
+            // told from exec's, and as the user, so that a directory only
+            // root may enter fails here.
+            if let Some(dir) = &workdir {
+                mark(at, Step::Workdir);
+                credentials::change_dir(dir)?;
             }
             if no_new_privs {
+                mark(at, Step::NoNewPrivs);
                 credentials::no_new_privs()?;
             }
-            signal::reset_for_exec(ignored)
+            mark(at, Step::Signals);
+            signal::unblock_all()?;
+            mark(at, Step::Exec);
+            Ok(())
         });
     }
-    let child = command.spawn()?;
+    let child = command.spawn().map_err(|error| SpawnError {
+        step: page.read(),
+        error,
+    })?;
     // `Child` would only wait(); vminit reaps everything itself, by pid.
-    i32::try_from(child.id()).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+    i32::try_from(child.id()).map_err(|_| exec_error(io::Error::from(io::ErrorKind::InvalidData)))
 }
 
 /// One result of [`reap`].
@@ -154,6 +275,34 @@ fn decode(pid: i32, status: i32) -> Reaped {
         // Continued: not asked for; nothing was collected.
         Reaped::Nothing
     }
+}
+
+/// Forks a child that runs `work` and exits; returns its pid. For work
+/// that may block forever (sync(2) on a hung disk), so that the parent can
+/// give up on it. The caller must be single-threaded (vminit is), as only
+/// then is everything `work` does safe after fork.
+pub fn fork_and_run(work: impl FnOnce()) -> io::Result<i32> {
+    // SAFETY: the process is single-threaded, so the child's copy of the
+    // heap and of libc's state is consistent; it runs `work` and leaves
+    // with _exit, never returning into the parent's code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            work();
+            // SAFETY: _exit ends the child without running the parent's
+            // atexit handlers or flushing its buffers.
+            unsafe { libc::_exit(0) }
+        }
+        child => Ok(child),
+    }
+}
+
+/// Whether the child `pid` is still running; reaps it once it ended.
+pub fn running(pid: i32) -> bool {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer for the call's duration.
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    rc == 0 || (rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR))
 }
 
 /// vminit's own pid.
@@ -274,6 +423,23 @@ fn parent_from_stat(stat: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_survive_their_byte() {
+        for step in [
+            Step::Limit(0),
+            Step::Limit(15),
+            Step::ProcessGroup,
+            Step::User,
+            Step::Workdir,
+            Step::NoNewPrivs,
+            Step::Signals,
+            Step::Exec,
+        ] {
+            assert_eq!(Step::decode(step.encode()), step);
+        }
+        assert_eq!(Step::decode(0), Step::Exec);
+    }
 
     #[test]
     fn wait_statuses_decode() {

@@ -1,4 +1,5 @@
-//! Making sure fds 0, 1 and 2 are open: fcntl(2), open(2), dup2(2).
+//! Standard fds: making sure 0, 1 and 2 are open (fcntl(2), open(2),
+//! dup2(2)), and writing to one within a deadline (poll(2)).
 //!
 //! A kernel whose root has no `/dev/console` starts init with all three
 //! closed. Rust's own start-up would then open `/dev/null` or abort (vminit
@@ -39,8 +40,65 @@ pub fn fill_from(path: &str) -> io::Result<()> {
         }
     }
     if opened <= 2 {
-        // It now serves as one of 0-2: keep it open.
-        let _ = file.into_raw_fd();
+        // It now serves as one of 0-2: keep it open, and inheritable. std
+        // opens with O_CLOEXEC, and dup2 clears the flag only on the
+        // copies: left set, the app would start with this fd closed.
+        let fd = file.into_raw_fd();
+        // SAFETY: F_SETFD on a descriptor we own.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
+}
+
+/// Writes all of `bytes` to `fd` by `deadline`, whether the fd is blocking
+/// or not, and returns how many bytes went out. The open file is shared
+/// with processes that may have made it non-blocking (Node does) or whose
+/// terminal stopped output (XOFF): so O_NONBLOCK is set for the write, and
+/// the fd's flags restored after. Call it only when no other process uses
+/// the fd any more: they would see the flag meanwhile.
+pub fn write_by(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::Result<usize> {
+    // SAFETY: F_GETFL reads the open file's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    let mut written = 0;
+    let result = loop {
+        if written == bytes.len() {
+            break Ok(written);
+        }
+        let rest = &bytes[written..];
+        // SAFETY: `rest` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if let Ok(n) = usize::try_from(n) {
+            written += n;
+            continue;
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EAGAIN) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break Ok(written);
+                }
+                let mut poll = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(1000);
+                // SAFETY: one valid pollfd for the call's duration.
+                unsafe { libc::poll(&mut poll, 1, millis) };
+            }
+            _ => break Err(error),
+        }
+    };
+    // SAFETY: F_SETFL restoring the flags read above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+    result
 }

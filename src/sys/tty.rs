@@ -50,12 +50,29 @@ pub fn parent_can_resume_us() -> bool {
 }
 
 /// Waits until everything written to standard error has been sent, when
-/// it is a terminal (tcdrain(3)); a no-op otherwise.
-pub fn drain_stderr() {
+/// it is a terminal, or until `deadline`; false if output was still queued
+/// then. tcdrain(3) would wait forever for a terminal whose output is
+/// stopped (XOFF, with IXON on by default), so this polls the output
+/// queue's length (`TIOCOUTQ`, tty_ioctl(4)) instead.
+pub fn drain_stderr(deadline: std::time::Instant) -> bool {
     // SAFETY: as for `stdin()`: fd 2 is only borrowed for this call.
     let stderr = unsafe { BorrowedFd::borrow_raw(2) };
-    if isatty(stderr).unwrap_or(false) {
-        let _ = nix::sys::termios::tcdrain(stderr);
+    if !isatty(stderr).unwrap_or(false) {
+        return true;
+    }
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int to the pointer given.
+        if unsafe { libc::ioctl(2, libc::TIOCOUTQ, &mut queued) } == -1 || queued == 0 {
+            // What is left sits in the device itself (a UART's FIFO), which
+            // the kernel's own wait bounds.
+            let _ = nix::sys::termios::tcdrain(stderr);
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

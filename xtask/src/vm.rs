@@ -130,14 +130,14 @@ pub fn quote(word: &str) -> Option<String> {
 }
 
 /// The kernel command-line words for env and argv, or `None` when they do
-/// not fit (unquotable words, more than 31 init args, over ~1.5 KiB).
+/// not fit (unquotable words, more than 32 init args, over ~1.5 KiB).
 pub fn cmdline_for(env: &[(String, String)], argv: &[String]) -> Option<String> {
     let mut words = Vec::new();
     for (key, value) in env {
         words.push(format!("env.{key}={}", quote(value)?));
     }
     if !argv.is_empty() {
-        if argv.len() > 31 {
+        if argv.len() > 32 {
             return None;
         }
         words.push("--".into());
@@ -168,6 +168,6 @@ mod tests {
             "env.A=\"x y\" env.B=a=b -- sh -c \"echo hello; uname -a\" \"\""
         );
         assert_eq!(quote("say \"hi\""), None);
-        assert_eq!(cmdline_for(&[], &vec!["a".to_owned(); 32]), None);
+        assert_eq!(cmdline_for(&[], &vec!["a".to_owned(); 33]), None);
     }
 }
