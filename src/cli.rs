@@ -141,15 +141,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
                 let pair = string_value(&mut parser, "--env")?;
                 // `TOKEN:hunter2=` (a typo for `=`): never show past the ':'.
                 let name = pair.split_once('=').map_or(pair.as_str(), |(key, _)| key);
-                if let Err((shown, problem)) =
-                    validate::name_in_word(name.as_bytes(), 0, NameKind::Variable)
-                {
-                    return Err(ConfigError::new(
-                        &Source::Options,
-                        &format!("--env {shown}"),
-                        problem,
-                    ));
-                }
+                name_of("--env", name, NameKind::Variable)?;
                 // A word without '=' may be a value alone: not shown either.
                 let Some((key, val)) = pair.split_once('=') else {
                     return Err(ConfigError::new(
@@ -189,15 +181,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
                         Problem::MissingValue("NAME".into()),
                     ));
                 };
-                if let Err((shown, problem)) =
-                    validate::name_in_word(name.as_bytes(), 0, NameKind::Setting)
-                {
-                    return Err(ConfigError::new(
-                        &Source::Options,
-                        &format!("--rlimit {shown}"),
-                        problem,
-                    ));
-                }
+                name_of("--rlimit", name, NameKind::Setting)?;
                 let place = format!("--rlimit {name}");
                 checked(
                     &place,
@@ -273,6 +257,14 @@ pub fn requested_mode(words: &[OsString]) -> Mode {
         };
     }
     mode
+}
+
+/// Checks the name an option's `NAME=VALUE` starts with; the error shows
+/// it only up to a byte that cannot be in one (see `validate::name_in_word`).
+fn name_of(option: &str, name: &str, kind: NameKind) -> Result<(), ConfigError> {
+    validate::name_in_word(name.as_bytes(), 0, kind).map_err(|(shown, problem)| {
+        ConfigError::new(&Source::Options, &format!("{option} {shown}"), problem)
+    })
 }
 
 fn string_value(parser: &mut lexopt::Parser, name: &str) -> Result<String, ConfigError> {

@@ -259,13 +259,16 @@ fn a_metadata_file_on_a_read_only_image_is_hidden_instead() {
         "--mount",
         "sh",
         "-c",
-        "mount --bind -o ro \"$0\" \"$0\" && exec \"$@\"",
+        // After vminit: is the mount that hid the file still there?
+        "mount --bind -o ro \"$0\" \"$0\" && \"$@\"; rc=$?; \
+         echo \"left=$(grep -c secrets.json /proc/self/mountinfo)\"; exit $rc",
         dir_text,
     ]);
     command.args([&common::binary(), "-v", "--metadata", path]);
     let result = run(command);
     assert_eq!(result.code(), 0, "{result:#?}");
-    assert_eq!(result.stdout, "size=0\n", "{result:#?}");
+    // Hidden from the app, and not left in the caller's mount namespace.
+    assert_eq!(result.stdout, "size=0\nleft=0\n", "{result:#?}");
     assert!(
         result.stderr.contains("hid it under /dev/null"),
         "{}",

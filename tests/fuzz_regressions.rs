@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+#[path = "../fuzz/common/secrets.rs"]
+mod secrets;
+
 use vminit::error::Source;
 use vminit::{cmdline, metadata};
 
@@ -26,6 +29,7 @@ fn cmdline_inputs_parse_without_panic_and_errors_are_one_line() {
     for line in inputs("cmdline") {
         let (_, errors) = cmdline::parse(&line, &Source::CmdlineOption);
         assert!(errors.iter().all(|e| !e.to_string().contains('\n')));
+        secrets::check_cmdline(&line);
     }
 }
 
@@ -34,5 +38,24 @@ fn metadata_inputs_parse_without_panic_and_errors_are_one_line() {
     for contents in inputs("metadata") {
         let (_, errors) = metadata::parse(&contents, &Source::Metadata("/m.json".into()));
         assert!(errors.iter().all(|e| !e.to_string().contains('\n')));
+        secrets::check_metadata(&contents);
+    }
+}
+
+#[test]
+fn names_typed_with_a_value_never_show_it() {
+    // The shapes of issue 10, with the names people type.
+    for name in [
+        &b"TOKEN"[..],
+        b"",
+        b"1X",
+        b"A-B",
+        b"user",
+        b"net.mtu",
+        b"A B",
+        b"\xff",
+    ] {
+        secrets::check_cmdline(name);
+        secrets::check_metadata(name);
     }
 }

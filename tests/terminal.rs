@@ -262,3 +262,55 @@ fn on_pty_shell() -> OnPty {
     bash.args(["--norc", "--noprofile", "-i"]);
     spawn_on_pty(bash)
 }
+
+#[test]
+fn ctrl_z_does_not_freeze_the_app_of_pid_1() {
+    // `docker run -it`: vminit is PID 1, nobody above would send SIGCONT.
+    let mut pty = on_pty(
+        true,
+        &["--", "sh", "-c", "echo ready; read line; echo got-$line"],
+    );
+    pty.expect("ready");
+    pty.type_keys(b"\x1a");
+    std::thread::sleep(Duration::from_millis(300));
+    pty.type_keys(b"hello\n");
+    pty.expect("got-hello");
+    let (code, seen) = pty.exit_code();
+    assert_eq!(code, 0, "{seen}");
+}
+
+#[test]
+fn output_stopped_by_xoff_does_not_hold_the_machine_end() {
+    // The exit line would wait for XON forever: the console gets 2 s.
+    let mut pty = on_pty(
+        true,
+        &[
+            "--mode",
+            "vm",
+            "--cmdline",
+            "console=ttyS0",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; sleep 0.5",
+        ],
+    );
+    pty.expect("ready");
+    pty.type_keys(b"\x13");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = pty.child.try_wait().unwrap() {
+            // Inside a PID namespace, reboot(2) ends it with SIGINT.
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(libc::SIGINT), "{}", pty.seen);
+            break;
+        }
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "hung behind XOFF: {}",
+            pty.seen
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pty.type_keys(b"\x11");
+}

@@ -1,5 +1,10 @@
-//! Fuzzes the kernel command-line tokenizer and parser with arbitrary bytes.
+//! Fuzzes the kernel command-line tokenizer and parser with arbitrary
+//! bytes, and the no-value rule with those bytes as names (see
+//! `fuzz/common/secrets.rs`).
 #![no_main]
+
+#[path = "../common/secrets.rs"]
+mod secrets;
 
 use libfuzzer_sys::fuzz_target;
 use vminit::cmdline;
@@ -14,4 +19,5 @@ fuzz_target!(|line: &[u8]| {
     for error in errors {
         assert!(!error.to_string().contains('\n'), "an error spans lines");
     }
+    secrets::check_cmdline(line);
 });

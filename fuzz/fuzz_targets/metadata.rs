@@ -1,5 +1,9 @@
-//! Fuzzes the metadata parser and the merge with arbitrary bytes.
+//! Fuzzes the metadata parser and the merge with arbitrary bytes, and the
+//! no-value rule with those bytes as names (see `fuzz/common/secrets.rs`).
 #![no_main]
+
+#[path = "../common/secrets.rs"]
+mod secrets;
 
 use libfuzzer_sys::fuzz_target;
 use vminit::config::merge;
@@ -16,4 +20,5 @@ fuzz_target!(|contents: &[u8]| {
         let _ = config.to_json().to_string();
         let _ = config.redacted();
     }
+    secrets::check_metadata(contents);
 });

@@ -95,6 +95,21 @@ exec sort /dev/zero
 "#,
     ),
     (
+        "/tests/count.sh",
+        r#"#!/bin/sh
+echo "args=$# keys=$(env | grep -c '^key[0-9]*=v$')"
+"#,
+    ),
+    (
+        "/tests/signal-init.sh",
+        r#"#!/bin/sh
+trap '' USR1
+i=0
+while [ $i -lt 15 ]; do kill -USR1 1; i=$((i+1)); sleep 0.1; done
+sleep 0.3
+"#,
+    ),
+    (
         "/tests/who-am-i.sh",
         r#"#!/bin/sh
 echo "id=[$(id)] home=[$HOME] host=[$(hostname)] nofile=[$(ulimit -n)]"
@@ -107,6 +122,8 @@ grep NoNewPrivs /proc/self/status
 struct Case {
     name: &'static str,
     image: Image,
+    /// Appended to [`qemu::BASE_CMDLINE`]; also checked with `--check`
+    /// on the host, whose verdict the case sees in [`Outside`].
     cmdline: &'static str,
     /// Press Ctrl-Alt-Del once a line contains this.
     ctrl_alt_del_after: Option<&'static str>,
@@ -155,6 +172,9 @@ struct Outside {
     http_requests: Vec<String>,
     /// What the guest wrote to the `org.vminit.exit` port.
     port_record: String,
+    /// `vminit --check --cmdline` on the host, of the boot's whole line:
+    /// its exit status and standard error.
+    check: (i32, String),
 }
 
 /// The modules the test image carries (with their dependencies).
@@ -203,8 +223,102 @@ fn refused_before_the_app(console: &Console, message: &str) -> Result<(), String
     Ok(())
 }
 
-fn cases() -> Vec<Case> {
+/// The kernel panicked before init with `message`, and `--check` refused
+/// the same line naming the same rule.
+fn kernel_refused(console: &Console, outside: &Outside, message: &str) -> Result<(), String> {
+    if !console.kernel_panicked() || !console.has(message) {
+        return Err(format!("no kernel panic with {message:?}"));
+    }
+    if console.has("vminit:") {
+        return Err("vminit ran".into());
+    }
+    match &outside.check {
+        (2, stderr) if stderr.contains(message) => Ok(()),
+        other => Err(format!("--check did not refuse the line: {other:?}")),
+    }
+}
+
+/// The app ran, exited 0 and printed `line`, and `--check` accepted the line.
+fn kernel_accepted(console: &Console, outside: &Outside, line: &str) -> Result<(), String> {
+    expect(console, 0)?;
+    require(console, &[line])?;
+    match &outside.check {
+        (0, _) => Ok(()),
+        other => Err(format!("--check refused the line: {other:?}")),
+    }
+}
+
+/// A line of `n` words: `word` repeated, or `key0=v key1=v …` for "key".
+fn words(n: usize, word: &str) -> String {
+    (0..n)
+        .map(|i| {
+            if word == "key" {
+                format!("key{i}=v")
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A generated command line for a case (cases live for the whole run).
+fn line(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+/// Both sides of the kernel's limits on init's arguments and variables
+/// (`init/main.c`): what boots must pass `--check`, what panics must not.
+fn init_limit_cases() -> Vec<Case> {
+    let case = |name, cmdline, check: fn(&Console, &Outside) -> Result<(), String>| Case {
+        name,
+        image: Image::Normal,
+        cmdline,
+        ctrl_alt_del_after: None,
+        devices: &[],
+        check,
+    };
     vec![
+        case(
+            "init_limits_31_variables_and_32_arguments_boot",
+            line(format!(
+                "{} -- /tests/count.sh {}",
+                words(31, "key"),
+                words(31, "x")
+            )),
+            |c, o| kernel_accepted(c, o, "args=31 keys=31"),
+        ),
+        case(
+            "init_limits_32_variables_panic_the_kernel_and_fail_check",
+            line(format!("{} -- /tests/count.sh", words(32, "key"))),
+            |c, o| kernel_refused(c, o, "Too many boot env vars"),
+        ),
+        case(
+            "init_limits_33_arguments_panic_the_kernel_and_fail_check",
+            line(format!("-- /tests/count.sh {}", words(32, "x"))),
+            |c, o| kernel_refused(c, o, "Too many boot init vars"),
+        ),
+        case(
+            "init_limits_bare_words_share_the_arguments_32_boot",
+            line(format!(
+                "nomodules foo -- /tests/count.sh {}",
+                words(29, "x")
+            )),
+            |c, o| kernel_accepted(c, o, "args=29 keys=0"),
+        ),
+        case(
+            "init_limits_bare_words_share_the_arguments_33_panic",
+            line(format!(
+                "nomodules foo bar -- /tests/count.sh {}",
+                words(29, "x")
+            )),
+            |c, o| kernel_refused(c, o, "Too many boot init vars"),
+        ),
+    ]
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = vec![
         Case {
             name: "env_workdir_quoting_mounts_and_no_leaks_from_the_cmdline",
             image: Image::Normal,
@@ -299,19 +413,53 @@ fn cases() -> Vec<Case> {
         Case {
             name: "a_missing_command_is_127_logged_to_kmsg",
             image: Image::Normal,
-            cmdline: "vminit.log_target=kmsg -- /no/such/app",
+            // A path of 1,100 bytes: quoted whole, the line was more than
+            // the kernel keeps of a record, and lost.
+            cmdline: line(format!(
+                "vminit.log_target=kmsg -- /no/such/app/{}",
+                "a".repeat(1100)
+            )),
             ctrl_alt_del_after: None,
             devices: &[],
             check: |c, _| {
                 expect(c, 127)?;
                 // Through the kernel log: the console shows it with a printk stamp.
                 let logged = c.lines.iter().any(|l| {
-                    l.starts_with('[') && l.contains("] vminit: error: cannot run \"/no/such/app\"")
+                    l.starts_with('[')
+                        && l.contains("] vminit: error: cannot run \"/no/such/app/aaaa")
+                        && l.contains("…\": No such file or directory")
                 });
                 if logged {
                     Ok(())
                 } else {
                     Err("the error did not go through /dev/kmsg".into())
+                }
+            },
+        },
+        Case {
+            name: "kmsg_lines_are_not_rate_limited",
+            image: Image::Normal,
+            // loglevel=8: the console shows kmsg's debug lines too. The app
+            // sends 15 signals to PID 1 within a second; the kernel lets a
+            // writer of /dev/kmsg have 10 lines per 5 s unless lifted.
+            cmdline: "loglevel=8 vminit.log_target=kmsg vminit.verbosity=debug -- /tests/signal-init.sh",
+            ctrl_alt_del_after: None,
+            devices: &[],
+            check: |c, _| {
+                expect(c, 0)?;
+                let forwarded = c
+                    .lines
+                    .iter()
+                    .filter(|l| l.starts_with('[') && l.contains("] vminit: forwarding SIGUSR1"))
+                    .count();
+                // More than the kernel's burst of 10; signals sent faster
+                // than PID 1 takes them may coalesce, so not always 15.
+                if forwarded > 10 && !c.has("suppressed due to ratelimiting") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{forwarded} of 15 forwarding lines reached the kernel log"
+                    ))
                 }
             },
         },
@@ -514,7 +662,9 @@ fn cases() -> Vec<Case> {
                 require(c, &["unable to open an initial console", "console-ok"])
             },
         },
-    ]
+    ];
+    cases.extend(init_limit_cases());
+    cases
 }
 
 /// Runs every case (or those whose name contains `filter`), two boots at
@@ -639,6 +789,7 @@ fn run_case(case: &Case, kit: &Kit, initrd: &std::path::Path, index: usize) -> R
     let outside = Outside {
         http_requests: http.map(HttpServer::stop).unwrap_or_default(),
         port_record: std::fs::read_to_string(&port_file).unwrap_or_default(),
+        check: check_on_host(kit, &boot.cmdline)?,
     };
     let _ = std::fs::remove_file(&port_file);
     let outcome = result.and_then(|console| {
@@ -656,6 +807,19 @@ fn run_case(case: &Case, kit: &Kit, initrd: &std::path::Path, index: usize) -> R
         Err(e) => println!("test vm::{} ... FAILED\n{e}", case.name),
     }
     outcome.map(|_| ())
+}
+
+/// `vminit --check --cmdline` on the host with the boot's whole line.
+fn check_on_host(kit: &Kit, cmdline: &str) -> Result<(i32, String), String> {
+    let line = format!("{} {cmdline}", qemu::BASE_CMDLINE);
+    let output = std::process::Command::new(&kit.vminit)
+        .args(["--check", "--cmdline", &line])
+        .output()
+        .map_err(|e| format!("{}: {e}", kit.vminit.display()))?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
 }
 
 /// A one-page HTTP server on the host's loopback, for the network case:

@@ -1,0 +1,67 @@
+//! The no-value rule, as the fuzz targets and their replay test check it:
+//! the fuzzer's bytes become the name part of words whose value is a known
+//! marker, malformed in the ways a typed configuration is (a `:` or a space
+//! for the `=`, a lost `=`, a quoted word), and no error may show the
+//! marker. The marker starts with a byte no name may hold, so that a
+//! correct parser always has a place to cut before it.
+
+use vminit::error::{ConfigError, Source};
+use vminit::{cmdline, metadata};
+
+/// The stand-in for a secret value.
+pub const MARKER: &str = "%q9VALUEq9";
+
+/// Fails when an error shows the marker, unless the fuzzer wrote it itself.
+fn assert_no_marker(input: &[u8], errors: &[ConfigError]) {
+    if input.windows(7).any(|w| w == b"q9VALUE") {
+        return;
+    }
+    for error in errors {
+        let text = error.to_string();
+        assert!(!text.contains("q9VALUE"), "a value in an error: {text}");
+        assert!(!text.contains('\n'), "an error spans lines: {text}");
+    }
+}
+
+/// Kernel command lines with `name` in the name of an env or vminit word.
+pub fn check_cmdline(name: &[u8]) {
+    let marker = MARKER.as_bytes();
+    let shapes: [&[&[u8]]; 8] = [
+        &[b"env.", name, marker],
+        &[b"env.", name, b"=", marker],
+        &[b"env.", name, b":", marker, b"=="],
+        &[b"\"env.", name, b" ", marker, b"=x\""],
+        &[b"vminit.", name, marker, b"=1"],
+        &[b"vminit.", name, b"=", marker],
+        &[b"env.", name, b"\xff", marker],
+        &[name, b" env.K", marker, b" -- true"],
+    ];
+    for parts in shapes {
+        let line = parts.concat();
+        let (_, errors) = cmdline::parse(&line, &Source::CmdlineOption);
+        assert_no_marker(name, &errors);
+    }
+}
+
+/// Metadata files with `name` in env keys, fields and setting names.
+pub fn check_metadata(name: &[u8]) {
+    let name = String::from_utf8_lossy(name);
+    let json = |text: &str| serde_json::Value::String(text.to_owned()).to_string();
+    let with_marker = json(&format!("{name}{MARKER}"));
+    let after_colon = json(&format!("{name}:{MARKER}"));
+    let plain = json(&name);
+    let value = json(MARKER);
+    let files = [
+        format!(r#"{{"env": {{{with_marker}: {value}}}}}"#),
+        format!(r#"{{"env": {{{after_colon}: {value}}}}}"#),
+        format!(r#"{{"env": {{{plain}: {value}}}}}"#),
+        format!(r#"{{{with_marker}: {value}}}"#),
+        format!(r#"{{"vminit": {{{after_colon}: {value}}}}}"#),
+        format!(r#"{{"vminit": {{"net": {{{with_marker}: {value}}}}}}}"#),
+        format!(r#"{{"vminit": {{{plain}: {value}}}}}"#),
+    ];
+    for file in files {
+        let (_, errors) = metadata::parse(file.as_bytes(), &Source::Metadata("/m.json".into()));
+        assert_no_marker(name.as_bytes(), &errors);
+    }
+}
