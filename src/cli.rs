@@ -238,8 +238,30 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
     Ok(options)
 }
 
+/// The options that take a value as the next word.
+const TAKES_VALUE: &[&str] = &[
+    "-e",
+    "--env",
+    "-w",
+    "--workdir",
+    "--metadata",
+    "--grace",
+    "--verbosity",
+    "--log-target",
+    "--shutdown",
+    "-u",
+    "--user",
+    "--rlimit",
+    "--hostname",
+    "--mode",
+    "--cmdline",
+    "--cmdline-file",
+];
+
 /// The `--mode` the words ask for, read without parsing the rest: when
 /// the options are invalid, `--mode vm` still decides how vminit ends.
+/// Stops where the command starts (the first word that is neither an
+/// option nor an option's value), so the app's own `--mode` is not read.
 pub fn requested_mode(words: &[OsString]) -> Mode {
     let mut mode = Mode::Auto;
     let mut words = words.iter().map(|w| w.as_encoded_bytes());
@@ -247,7 +269,13 @@ pub fn requested_mode(words: &[OsString]) -> Mode {
         let value = match word {
             b"--" => break,
             b"--mode" => words.next(),
-            _ => word.strip_prefix(b"--mode="),
+            _ if word.starts_with(b"--mode=") => word.strip_prefix(b"--mode="),
+            _ if TAKES_VALUE.iter().any(|o| o.as_bytes() == word) => {
+                words.next();
+                None
+            }
+            _ if word.starts_with(b"-") => None,
+            _ => break,
         };
         mode = match value {
             Some(b"vm") => Mode::Vm,
@@ -373,6 +401,11 @@ mod tests {
         assert_eq!(requested_mode(&words(&["--bogus", "--mode=vm"])), Mode::Vm);
         assert_eq!(requested_mode(&words(&["--", "--mode", "vm"])), Mode::Auto);
         assert_eq!(requested_mode(&words(&["--mode"])), Mode::Auto);
+        // The app's own options are not vminit's.
+        assert_eq!(
+            requested_mode(&words(&["--bogus", "-e", "A=1", "app", "--mode", "vm"])),
+            Mode::Auto
+        );
     }
 
     #[test]

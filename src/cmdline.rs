@@ -26,70 +26,74 @@ pub const MAX_INIT_ARGS: usize = 32;
 pub const MAX_INIT_ENVS: usize = 31;
 /// The kernel's own parameters without a dot that platforms and
 /// distributions put on the line (Firecracker's, cloud-hypervisor's and
-/// QEMU's defaults, root and console set-up): the kernel consumes these,
-/// they never reach init. Any other word without a dot is counted as the
-/// kernel counts an unknown one, so `--check` errs on the side of refusing.
+/// QEMU's defaults, root and console set-up), in the form the kernel
+/// takes them: `name=` only with a value (a `__setup("name=")`, a core
+/// parameter), a bare `name` only without one (a flag `__setup`), `name~`
+/// either way (an `early_param`). The kernel consumes these; they never
+/// reach init. Only parameters every kernel configuration has are listed
+/// (no `selinux=`, `ip=`, `initrd=`: without their option those reach
+/// init), plus the architecture's own for the one vminit is built for. Any
+/// other word without a dot is counted as the kernel counts an unknown
+/// one, so `--check` errs on the side of refusing.
 const KERNEL_PARAMS: &[&str] = &[
-    "acpi",
-    "apparmor",
-    "audit",
-    "cgroup_no_v1",
-    "clocksource",
-    "console",
-    "crashkernel",
-    "debug",
-    "earlycon",
-    "earlyprintk",
-    "hugepages",
-    "ignore_loglevel",
-    "init",
-    "initrd",
-    "ip",
-    "isolcpus",
-    "keep_bootcon",
-    "lapic",
-    "log_buf_len",
-    "loglevel",
-    "lpj",
-    "lsm",
-    "maxcpus",
-    "mem",
-    "memmap",
-    "mitigations",
-    "nfsroot",
-    "nmi_watchdog",
-    "no_timer_check",
-    "noapic",
-    "nokaslr",
-    "nolapic",
-    "nopti",
-    "nosmp",
-    "nowatchdog",
-    "nox2apic",
-    "nr_cpus",
-    "panic",
-    "panic_on_oops",
-    "pci",
-    "pti",
-    "quiet",
-    "rdinit",
-    "reboot",
+    "console=",
+    "debug~",
+    "ignore_loglevel~",
+    "init=",
+    "keep_bootcon~",
+    "log_buf_len~",
+    "loglevel~",
+    "maxcpus~",
+    "mem~",
+    "mitigations~",
+    "nosmp~",
+    "nr_cpus~",
+    "panic=",
+    "panic_on_oops=",
+    "quiet~",
+    "rdinit=",
+    "reboot=",
     "ro",
-    "root",
-    "rootdelay",
-    "rootflags",
-    "rootfstype",
+    "root=",
+    "rootdelay=",
+    "rootflags=",
+    "rootfstype=",
     "rootwait",
     "rw",
-    "security",
-    "selinux",
-    "swiotlb",
-    "transparent_hugepage",
-    "tsc",
-    "tsc_early_khz",
+    "swiotlb~",
 ];
+#[cfg(target_arch = "x86_64")]
+const ARCH_PARAMS: &[&str] = &[
+    "acpi~",
+    "earlyprintk~",
+    "lapic~",
+    "memmap~",
+    "no_timer_check",
+    "noapic~",
+    "nolapic~",
+    "nopti~",
+    "pci=",
+    "pti~",
+    "tsc=",
+    "tsc_early_khz~",
+];
+#[cfg(not(target_arch = "x86_64"))]
+const ARCH_PARAMS: &[&str] = &["earlycon~"];
+
 /// x86's `COMMAND_LINE_SIZE` less the NUL: the kernel silently cuts the rest.
 pub const MAX_CMDLINE_BYTES: usize = 2047;
+
+/// Whether the kernel consumes `param` itself (see [`KERNEL_PARAMS`]).
+fn kernel_consumes(param: &Param<'_>) -> bool {
+    KERNEL_PARAMS.iter().chain(ARCH_PARAMS).any(|known| {
+        let (name, form) = match known.as_bytes().split_last() {
+            Some((b'=', name)) => (name, Some(true)),
+            Some((b'~', name)) => (name, None),
+            _ => (known.as_bytes(), Some(false)),
+        };
+        name == param.name && form.is_none_or(|with_value| with_value == param.value.is_some())
+    })
+}
 
 /// One kernel parameter: `name` or `name=value`, quotes removed as the kernel does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,30 +306,54 @@ pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
     (layer, errors)
 }
 
-/// How many environment slots and init arguments the kernel will use for
+/// The most environment slots and init arguments the kernel needs for
 /// this line, as `unknown_bootoption()` and `set_init_arg()` in
 /// `init/main.c` fill them: a parameter with a dot is a module's and never
 /// reaches init; one the kernel knows neither; the others go to init, as a
-/// variable (`key=value`, one slot per distinct key, `HOME` and `TERM`
-/// replacing the kernel's own) or as an argument (a bare word). Every word
-/// after `--` is an argument.
+/// variable (`key=value`, replacing an earlier one with its key, `HOME`
+/// and `TERM` included) or as an argument (a bare word). Every word after
+/// `--` is an argument. The kernel's own test is modelled step by step: it
+/// checks for a full table before it compares keys, so even a repeated key
+/// panics it when that key stands in the last slot.
+/// Returns (variables besides HOME and TERM, arguments besides argv[0]);
+/// more than [`MAX_INIT_ENVS`] or [`MAX_INIT_ARGS`] means a panic.
 pub fn init_slots(tokens: &Tokens<'_>) -> (usize, usize) {
+    let mut envs: Vec<&[u8]> = vec![b"HOME", b"TERM"];
+    let mut env_panic = false;
+    let mut bare = 0;
     let for_init = tokens
         .params
         .iter()
-        .filter(|p| !p.name.contains(&b'.'))
-        .filter(|p| !KERNEL_PARAMS.iter().any(|known| known.as_bytes() == p.name));
-    let mut keys: Vec<&[u8]> = Vec::new();
-    let mut bare = 0;
+        .filter(|p| !p.name.contains(&b'.') && !kernel_consumes(p));
     for param in for_init {
         if param.value.is_none() {
             bare += 1;
-        } else if !keys.contains(&param.name) && param.name != b"HOME" && param.name != b"TERM" {
-            keys.push(param.name);
+            continue;
+        }
+        // for (i = 0; envp_init[i]; i++) {
+        //     if (i == MAX_INIT_ENVS) panic; if (same key) break; }
+        // envp_init[i] = param;
+        let full_before_match = envs
+            .iter()
+            .position(|key| *key == param.name)
+            .unwrap_or(envs.len())
+            > MAX_INIT_ENVS;
+        let at_the_limit = envs.len() > MAX_INIT_ENVS + 1;
+        if full_before_match && at_the_limit {
+            env_panic = true;
+            break;
+        }
+        if !envs.contains(&param.name) {
+            envs.push(param.name);
         }
     }
+    let variables = if env_panic {
+        MAX_INIT_ENVS + 1
+    } else {
+        envs.len() - 2
+    };
     let after = tokens.init_args.as_ref().map_or(0, Vec::len);
-    (keys.len(), bare + after)
+    (variables, bare + after)
 }
 
 /// Where the name starts in a parameter vminit consumes (after `env.` or
@@ -475,10 +503,19 @@ mod tests {
                 .join(" ")
         };
         let line = format!(
-            "{} k0=again HOME=/root TERM=vt100 env.A=1 console=ttyS0 -- true",
+            "{} k0=again HOME=/root TERM=vt100 env.A=1 console=ttyS0 ro -- true",
             keys(31)
         );
         assert_eq!(problems(&line), []);
+        // The kernel checks a full table before the key: repeating the key
+        // in the last slot panics it too.
+        let line = format!("{} k30=again -- true", keys(31));
+        assert_eq!(problems(&line), [Problem::TooManyInitEnvs(32)]);
+        // Its flags without a value only, its settings with one only.
+        let line = format!("console -- {}", words(32, "x"));
+        assert_eq!(problems(&line), [Problem::TooManyInitArgs(33)]);
+        let line = format!("{} ro=1 -- true", keys(31));
+        assert_eq!(problems(&line), [Problem::TooManyInitEnvs(32)]);
         assert_eq!(
             problems(&format!("{} -- true", keys(32))),
             [Problem::TooManyInitEnvs(32)]

@@ -166,12 +166,8 @@ pub fn resolve(
         ));
     }
     if errors.is_empty() {
-        let env: Vec<(&str, &str)> = config
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let size = validate::exec_size(&config.argv, &env);
+        let env = config.env.iter().map(|(k, v)| (k.len(), v.len()));
+        let size = validate::exec_size(&config.argv, env);
         // The stack limit the app will have: its own, or a booted init's.
         let stack = config
             .rlimits
@@ -198,35 +194,37 @@ pub fn resolve(
 /// app unless the configuration sets `rlimit.stack`.
 const DEFAULT_STACK: u64 = 8 * 1024 * 1024;
 
+/// Which file was read: its device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
 /// Reads a configuration file (metadata, or a command line for `--check`):
-/// a regular file only, refused without blocking otherwise, and refused
+/// a regular file only, refused without opening it otherwise, and refused
 /// past [`metadata::MAX_BYTES`] without reading it all.
 pub fn read_config_file(path: &Path) -> Result<Vec<u8>, Problem> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    read_identified(path).map(|(contents, _)| contents)
+}
+
+/// [`read_config_file`], also saying which file it read (a path that is a
+/// symbolic link may lead elsewhere later).
+pub fn read_identified(path: &Path) -> Result<(Vec<u8>, FileId), Problem> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let unreadable = |error: io::Error| Problem::Unreadable(error.to_string());
-    // O_NONBLOCK: opening a FIFO that has no writer would wait forever.
-    // O_NOCTTY: a terminal must not become PID 1's controlling terminal.
+    // The type first, without opening: opening a device can act (a
+    // watchdog arms), and opening a FIFO that has no writer waits forever.
+    regular(&std::fs::metadata(path).map_err(unreadable)?)?;
+    // O_NONBLOCK: should the path have changed into a FIFO meanwhile.
+    // O_NOCTTY: nor may a terminal become PID 1's controlling terminal.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(unreadable)?;
-    let kind = file.metadata().map_err(unreadable)?.file_type();
-    if !kind.is_file() {
-        return Err(Problem::NotRegularFile(if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_char_device() {
-            "a character device"
-        } else if kind.is_block_device() {
-            "a block device"
-        } else {
-            "not a file"
-        }));
-    }
+    let opened = file.metadata().map_err(unreadable)?;
+    regular(&opened)?;
     let mut contents = Vec::new();
     file.take(metadata::MAX_BYTES + 1)
         .read_to_end(&mut contents)
@@ -234,7 +232,33 @@ pub fn read_config_file(path: &Path) -> Result<Vec<u8>, Problem> {
     if contents.len() as u64 > metadata::MAX_BYTES {
         return Err(Problem::FileTooLarge);
     }
-    Ok(contents)
+    let id = FileId {
+        dev: opened.dev(),
+        ino: opened.ino(),
+    };
+    Ok((contents, id))
+}
+
+/// Refuses anything but a regular file, saying what it is.
+fn regular(metadata: &std::fs::Metadata) -> Result<(), Problem> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    Err(Problem::NotRegularFile(if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
+    }))
 }
 
 impl Config {

@@ -13,8 +13,10 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::settings::{LogTarget, Verbosity};
 
@@ -113,16 +115,74 @@ pub fn always(message: fmt::Arguments<'_>) {
     let mut line = format!("vminit: {message}");
     cut(&mut line, CONSOLE_MAX - 1);
     line.push('\n');
-    // One write per line, so lines from vminit and the app never interleave mid-line.
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    match END_CONSOLE.get() {
+        Some(end) => {
+            // A console that timed out once gets no more waiting.
+            let wait = if end.stuck.load(Ordering::Relaxed) {
+                Duration::ZERO
+            } else {
+                LINE_WAIT
+            };
+            if !end.write(line.as_bytes(), Instant::now() + wait) {
+                end.stuck.store(true, Ordering::Relaxed);
+            }
+        }
+        // One write per line, so lines from vminit and the app never
+        // interleave mid-line.
+        None => {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// How long one log line may wait for the console once the app has ended.
+const LINE_WAIT: Duration = Duration::from_secs(1);
+
+/// The console from the app's end on, when no line may block PID 1.
+static END_CONSOLE: OnceLock<EndConsole> = OnceLock::new();
+
+/// Standard error as the end of the run writes it.
+#[derive(Debug)]
+struct EndConsole {
+    /// A non-blocking twin of fd 2 (see `stdio::nonblocking_twin_of_stderr`);
+    /// `None` when fd 2 cannot block (a regular file) or cannot be reopened.
+    twin: Option<File>,
+    /// A line did not all go out in time: output is stopped (XOFF), or
+    /// nobody reads the pipe.
+    stuck: AtomicBool,
+}
+
+impl EndConsole {
+    /// Writes `bytes` by `deadline`; true when all went out.
+    fn write(&self, bytes: &[u8], deadline: Instant) -> bool {
+        match &self.twin {
+            Some(twin) => crate::sys::stdio::write_within(twin.as_raw_fd(), bytes, deadline)
+                .is_ok_and(|n| n == bytes.len()),
+            None => std::io::stderr().write_all(bytes).is_ok(),
+        }
+    }
+}
+
+/// From here on, console lines never block vminit for long: each waits at
+/// most [`LINE_WAIT`] for a console that takes nothing (output stopped by
+/// XOFF, a pipe nobody reads), and none waits once one has timed out. For
+/// the end of the run, between the app's exit and vminit's.
+pub fn bound_console() {
+    let _ = END_CONSOLE.get_or_init(|| EndConsole {
+        twin: crate::sys::stdio::nonblocking_twin_of_stderr(),
+        stuck: AtomicBool::new(false),
+    });
 }
 
 /// Writes the exit line the host waits for, `vminit: exit_code=N`, by
-/// `deadline` whatever state the console is in (see `stdio::write_by`);
-/// false when it did not all go out. Only once no other process is left.
-pub fn exit_line(code: i32, deadline: std::time::Instant) -> bool {
+/// `deadline`, whatever the console's state; false when it did not all go
+/// out.
+pub fn exit_line(code: i32, deadline: Instant) -> bool {
+    bound_console();
     let line = format!("vminit: exit_code={code}\n");
-    crate::sys::stdio::write_by(2, line.as_bytes(), deadline).is_ok_and(|n| n == line.len())
+    END_CONSOLE
+        .get()
+        .is_some_and(|end| end.write(line.as_bytes(), deadline))
 }
 
 /// Writes a line to the kernel log when the console could not take it,

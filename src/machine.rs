@@ -215,9 +215,10 @@ pub fn end_console(exit_code: i32, real_machine: bool) {
 }
 
 /// Syncs, unmounts (or remounts read-only) the disks, and syncs again, in
-/// a child process watched from here: when the kernel's dirty and
-/// writeback pages stop going down for [`FLUSH_STALL`], the disk is taken
-/// as hung, the log says so, and the machine ends without it. (A process
+/// a child process watched from here: when neither the kernel's dirty and
+/// writeback pages go down nor the disks' written sectors go up for
+/// [`FLUSH_STALL`], a disk is taken as hung, the log says so, and the
+/// machine ends without it. (A process
 /// rather than a thread: every other process is gone by now, and std's
 /// threads would cost the binary 30 KB.)
 fn flush_disks() {
@@ -228,20 +229,24 @@ fn flush_disks() {
         }
         mount::sync();
     };
-    let child = match process::fork_and_run(flush) {
+    // SAFETY: vminit is single-threaded.
+    let child = match unsafe { process::fork_and_run(flush) } {
         Ok(child) => child,
         Err(e) => {
             warn!("cannot fork to flush the disks ({e}): flushing without a bound");
             return flush();
         }
     };
+    // Progress: pages leaving the page cache, or sectors reaching a disk
+    // (a filesystem's own journal writes bypass the page cache).
     let mut pending = mount::unwritten_kib();
+    let mut written = mount::sectors_written();
     let mut stall_ends = Instant::now() + FLUSH_STALL;
     while process::running(child) {
         let _ = signal::wait(Some(Duration::from_millis(50)));
-        let now = mount::unwritten_kib();
-        if now < pending {
-            pending = now;
+        let (now_pending, now_written) = (mount::unwritten_kib(), mount::sectors_written());
+        if now_pending < pending || now_written > written {
+            (pending, written) = (now_pending.min(pending), now_written);
             stall_ends = Instant::now() + FLUSH_STALL;
         } else if Instant::now() >= stall_ends {
             warn!(

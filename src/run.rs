@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cli::{self, CmdlineArg, Mode, Options};
-use crate::config::{self, CmdlineInput, Config};
+use crate::config::{self, CmdlineInput, Config, FileId};
 use crate::error::escape;
 use crate::error::{ConfigError, Source};
 use crate::identity::{self, Identity, IdentityError, UserSpec};
@@ -125,6 +125,7 @@ impl Ending {
 
     /// Container: returns the exit code for `main`. VM: never returns.
     fn finish(&mut self, exit_code: i32, signal: Option<i32>) -> i32 {
+        log::bound_console();
         if let Some(path) = self.hidden_metadata.take().filter(|_| !self.vm) {
             // The caller's mount namespace outlives a container's vminit.
             if let Err(e) = crate::sys::mount::detach(&path) {
@@ -153,8 +154,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if let Err(e) = signal::block_all() {
         error!("cannot block signals: {e}");
     }
-    // Then no inherited "ignore" throws a signal (SIGCHLD above all) away.
-    signal::reset_dispositions();
+    // An inherited "ignore" of SIGCHLD would let the kernel reap the app.
+    signal::reset_sigchld();
     let pid1 = process::own_pid() == 1;
     // PID 1 with no /proc to tell is a kernel-started init as well: any
     // container runtime mounts /proc.
@@ -259,11 +260,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return ending.finish(EXIT_CONFIG, None);
         }
     };
-    let config = match config::resolve(
-        &options.layer,
-        cmdline_input.as_ref(),
-        config::read_config_file,
-    ) {
+    // Which metadata file was read, for delete_metadata.
+    let metadata_read = std::cell::Cell::new(None);
+    let read_metadata = |path: &Path| {
+        config::read_identified(path).map(|(contents, id)| {
+            metadata_read.set(Some(id));
+            contents
+        })
+    };
+    let config = match config::resolve(&options.layer, cmdline_input.as_ref(), read_metadata) {
         Ok(config) => config,
         Err(errors) => {
             for e in errors {
@@ -291,7 +296,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
     if config.delete_metadata {
         if let Some(path) = &config.metadata {
-            ending.hidden_metadata = delete_metadata(path);
+            ending.hidden_metadata = delete_metadata(path, metadata_read.get());
         }
     }
     let from_kernel = cmdline_input
@@ -356,6 +361,23 @@ pub fn run(args: Vec<OsString>) -> i32 {
             })
         })
         .collect();
+    // The kernel's E2BIG, told before the fork with its numbers: the
+    // inherited environment and the stack limit the app will have count.
+    let stack = match config.rlimits.get("stack") {
+        Some(limit) => limit.soft,
+        None => credentials::stack_limit(),
+    };
+    let exec_limit = crate::validate::exec_limit(stack);
+    let exec_size =
+        crate::validate::exec_size(&config.argv, env.iter().map(|(k, v)| (k.len(), v.len())));
+    if exec_size > exec_limit {
+        error!(
+            "cannot run {}: its argv and environment take {exec_size} bytes as the kernel counts them, more than the {exec_limit} it allows with a stack limit of {} (a quarter of it, at least 128 KiB, at most 6 MiB)",
+            quote(&config.argv[0]),
+            stack.map_or("unlimited".to_owned(), |s| s.to_string())
+        );
+        return ending.finish(EXIT_CANNOT_RUN, None);
+    }
     if let Some(dir) = &config.workdir {
         if !Path::new(dir).is_dir() {
             error!("workdir {}: no such directory", quote(dir));
@@ -401,6 +423,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal());
     let outcome = supervisor.wait_for_app();
     ending.timings.app_exit = Some(clock::since_boot());
+    // From here to the end, no log line may hold PID 1 up.
+    log::bound_console();
     if tty::foreground_group() == Some(app) {
         // Back to vminit's group, so the shell that started it gets it back
         // cleanly (SIGTTOU is blocked, so this works from the background).
@@ -519,7 +543,8 @@ fn quote(word: &str) -> String {
 /// read through either. When `path` is a symbolic link, the file it leads
 /// to is what was read and what goes (the link with it). Returns the path
 /// hidden under a mount, if it came to that.
-fn delete_metadata(path: &str) -> Option<String> {
+fn delete_metadata(path: &str, read: Option<FileId>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
     let real = match std::fs::canonicalize(path) {
         Ok(real) => real.to_string_lossy().into_owned(),
         Err(e) => {
@@ -527,12 +552,20 @@ fn delete_metadata(path: &str) -> Option<String> {
             return None;
         }
     };
+    let now = std::fs::metadata(&real).ok().map(|m| FileId {
+        dev: m.dev(),
+        ino: m.ino(),
+    });
+    if now.is_none() || now != read {
+        warn!("{path} leads to another file than the one read: nothing deleted");
+        return None;
+    }
     let through = if real == path {
         String::new()
     } else {
         format!(" (where {path} leads)")
     };
-    let links = std::fs::metadata(&real).map_or(1, |m| std::os::unix::fs::MetadataExt::nlink(&m));
+    let links = std::fs::metadata(&real).map_or(1, |m| m.nlink());
     match std::fs::remove_file(&real) {
         Ok(()) => {
             debug!("deleted {real}{through}");

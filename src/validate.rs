@@ -121,14 +121,17 @@ pub fn argv_word(index: usize, word: &str) -> Result<(), Problem> {
 /// the kernel counts them (`bprm_stack_limits()` and `copy_strings()` in
 /// `fs/exec.c`): each string with its NUL, the program's path once more,
 /// and a pointer per string.
-pub fn exec_size(argv: &[String], env: &[(&str, &str)]) -> usize {
+/// `env` gives the length of each variable's key and value.
+pub fn exec_size(argv: &[String], env: impl IntoIterator<Item = (usize, usize)>) -> usize {
+    let (mut env_bytes, mut env_count) = (0, 0);
+    for (key, value) in env {
+        env_bytes += key + value + 2;
+        env_count += 1;
+    }
     let strings: usize = argv.iter().map(|word| word.len() + 1).sum::<usize>()
-        + env
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 2)
-            .sum::<usize>()
+        + env_bytes
         + argv.first().map_or(1, |program| program.len() + 1);
-    strings + (argv.len().max(1) + env.len()) * std::mem::size_of::<usize>()
+    strings + (argv.len().max(1) + env_count) * std::mem::size_of::<usize>()
 }
 
 /// The most [`exec_size`] the kernel allows for a stack limit of `stack`
@@ -231,7 +234,7 @@ mod tests {
     fn exec_sizes_and_limits() {
         let argv = vec!["/bin/sh".to_owned(), "-c".to_owned()];
         // "/bin/sh\0-c\0" + "/bin/sh\0" again + "A=bc\0", 3 pointers.
-        assert_eq!(exec_size(&argv, &[("A", "bc")]), 8 + 3 + 8 + 5 + 24);
+        assert_eq!(exec_size(&argv, [(1, 2)]), 8 + 3 + 8 + 5 + 24);
         assert_eq!(exec_limit(Some(8 * 1024 * 1024)), 2 * 1024 * 1024);
         assert_eq!(exec_limit(None), 6 * 1024 * 1024);
         assert_eq!(exec_limit(Some(4096)), MAX_ARG_STRLEN);

@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,12 +66,27 @@ fn closed_standard_fds_are_open_for_the_app() {
     assert!(stderr.contains("both-open"), "{stderr}");
 }
 
+/// The syscalls poll(2) is made with here.
+#[cfg(target_arch = "x86_64")]
+const POLL_SYSCALLS: &[i64] = &[libc::SYS_poll, libc::SYS_ppoll];
+#[cfg(not(target_arch = "x86_64"))]
+const POLL_SYSCALLS: &[i64] = &[libc::SYS_ppoll];
+
+/// Whether `pid` is blocked in poll(2) (`/proc/PID/syscall`).
+fn in_poll(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+        .is_some_and(|n| POLL_SYSCALLS.contains(&n))
+}
+
 #[test]
 fn the_exit_line_survives_a_console_the_app_made_non_blocking() {
     // The app shares vminit's stderr (a pipe nobody reads yet), makes it
-    // non-blocking and fills it: the exit line then meets EAGAIN.
+    // non-blocking and fills it to its capacity (F_GETPIPE_SZ): the exit
+    // line then meets EAGAIN, and used to be dropped.
     let fill = "use Fcntl; fcntl(STDERR, F_SETFL, fcntl(STDERR, F_GETFL, 0) | O_NONBLOCK); \
-                syswrite(STDERR, 'x' x 65536); exit 4";
+                my $size = fcntl(STDERR, 1032, 0); syswrite(STDERR, 'x' x $size); exit 4";
     let mut command = common::pid1_namespace();
     command
         .arg(binary())
@@ -79,9 +95,20 @@ fn the_exit_line_survives_a_console_the_app_made_non_blocking() {
     command.stdin(Stdio::null()).stdout(Stdio::null());
     command.stderr(Stdio::piped()).process_group(0);
     let mut child = command.spawn().unwrap();
+    let vminit_pid = common::vminit_pid(&child, true);
     let mut stderr = child.stderr.take().unwrap();
-    // Start reading only once vminit is at its exit line.
-    std::thread::sleep(Duration::from_millis(500));
+    // Read only once vminit waits for room (or, broken, has given up).
+    let start = Instant::now();
+    while !in_poll(vminit_pid) && common::alive(vminit_pid as i32) {
+        assert!(start.elapsed() < HANG_GUARD, "vminit never waited for room");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    unsafe { libc::ioctl(stderr.as_raw_fd(), libc::FIONREAD, &mut queued) };
+    // SAFETY: F_GETPIPE_SZ reads the pipe's capacity.
+    let capacity = unsafe { libc::fcntl(stderr.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert_eq!(queued, capacity, "the app filled the pipe");
     let mut text = Vec::new();
     stderr.read_to_end(&mut text).unwrap();
     let status = child.wait().unwrap();

@@ -281,7 +281,9 @@ fn ctrl_z_does_not_freeze_the_app_of_pid_1() {
 
 #[test]
 fn output_stopped_by_xoff_does_not_hold_the_machine_end() {
-    // The exit line would wait for XON forever: the console gets 2 s.
+    // Every line of the end path and the exit line would wait for XON
+    // forever: each line gets 1 s (none once one timed out), the exit
+    // line 2 s.
     let mut pty = on_pty(
         true,
         &[
@@ -289,10 +291,14 @@ fn output_stopped_by_xoff_does_not_hold_the_machine_end() {
             "vm",
             "--cmdline",
             "console=ttyS0",
+            "--grace",
+            "1",
             "--",
             "sh",
             "-c",
-            "echo ready; sleep 0.5",
+            // Killed by a signal, leaving a child that ignores SIGTERM:
+            // the end path logs several lines while output is stopped.
+            "(trap '' TERM; exec sleep 100) & echo ready; sleep 0.5; kill -TERM $$",
         ],
     );
     pty.expect("ready");

@@ -58,6 +58,24 @@ fn check(rc: libc::c_long) -> io::Result<()> {
     }
 }
 
+/// This process's soft stack limit, which the app inherits unless the
+/// configuration sets one; `None` when unlimited.
+pub fn stack_limit() -> Option<u64> {
+    let mut value = [0u64; 2];
+    // SAFETY: `value` is a valid `struct rlimit` (two u64s on 64-bit Linux)
+    // to write the current limit to; NULL sets nothing.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_STACK,
+            std::ptr::null::<u64>(),
+            value.as_mut_ptr(),
+        )
+    };
+    (rc == 0 && value[0] != INFINITY).then_some(value[0])
+}
+
 /// Sets a resource limit.
 pub fn set_limit(limit: &RawLimit) -> io::Result<()> {
     let value = [limit.soft, limit.hard];

@@ -143,6 +143,18 @@ pub fn unwritten_kib() -> Option<u64> {
     Some(field("Dirty:")? + field("Writeback:")?)
 }
 
+/// Sectors written to every block device since boot (field 10 of each line
+/// of `/proc/diskstats`); `None` without `/proc`.
+pub fn sectors_written() -> Option<u64> {
+    let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+    Some(
+        stats
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(9)?.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
 fn unescape_octal(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -182,6 +194,7 @@ mod tests {
     #[test]
     fn unwritten_pages_are_read() {
         assert!(unwritten_kib().is_some());
+        assert!(sectors_written().is_some());
     }
 
     #[test]

@@ -109,10 +109,9 @@ impl StepPage {
             .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))
     }
 
-    /// The page's address, which the child's closure carries (a raw
-    /// pointer is neither Send nor Sync).
-    fn address(&self) -> usize {
-        self.0.as_ptr() as usize
+    /// The slot the child writes its steps to.
+    fn slot(&self) -> StepSlot {
+        StepSlot(self.0.as_ptr() as usize)
     }
 
     fn read(&self) -> Step {
@@ -129,15 +128,24 @@ impl Drop for StepPage {
     }
 }
 
-/// Records `step` in the page at `address` (in the child).
-fn mark(address: usize, step: Step) {
-    // SAFETY: `address` is the StepPage's mapping, alive until the parent's
-    // `spawn` returns, which is after the child exec'd or exited.
-    unsafe { std::ptr::write_volatile(address as *mut u8, step.encode()) };
+/// Where the child records its step: a [`StepPage`]'s address. Only
+/// `StepPage::slot` makes one, and `spawn` keeps the page mapped until the
+/// child has exec'd or exited, so writing through it is sound. (An address
+/// rather than a pointer: the child's closure must be Send and Sync.)
+#[derive(Debug, Clone, Copy)]
+struct StepSlot(usize);
+
+impl StepSlot {
+    /// Records `step` (in the child).
+    fn mark(self, step: Step) {
+        // SAFETY: see the type: the page at this address is mapped and
+        // writable for as long as the child runs its set-up.
+        unsafe { std::ptr::write_volatile(self.0 as *mut u8, step.encode()) };
+    }
 }
 
 /// Starts the application in a new process group (its pid is the group id)
-/// with an empty signal mask (vminit reset every disposition at start).
+/// with an empty signal mask and default dispositions.
 ///
 /// Returns once the child has exec'd (std waits on a close-on-exec pipe), so
 /// the group exists by then and signals sent to it cannot miss; signals that
@@ -157,6 +165,9 @@ pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
         .env_clear()
         .envs(request.env.iter().map(|(k, v)| (k, v)));
     let take_terminal = request.take_terminal;
+    // Read before fork: only these need resetting in the child (all of them
+    // when /proc cannot tell).
+    let ignored = signal::ignored().unwrap_or(u64::MAX);
     let limits = request.limits.to_vec();
     let user = request
         .user
@@ -170,19 +181,19 @@ pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
     };
     let no_new_privs = request.no_new_privs;
     let page = StepPage::new().map_err(exec_error)?;
-    let at = page.address();
+    let slot = page.slot();
     // SAFETY: the closure runs in the child between fork and exec, and calls
     // only async-signal-safe functions and raw syscalls (setpgid,
-    // sigprocmask, tcsetpgrp, prlimit64, set*id, chdir, prctl) and volatile
+    // sigprocmask, tcsetpgrp, rt_sigaction, prlimit64, set*id, chdir, prctl) and volatile
     // writes to the shared page; it allocates nothing (what it needs was
     // copied before the fork) and touches no lock.
     unsafe {
         command.pre_exec(move || {
             for (index, limit) in limits.iter().enumerate() {
-                mark(at, Step::Limit(index));
+                slot.mark(Step::Limit(index));
                 credentials::set_limit(limit)?;
             }
-            mark(at, Step::ProcessGroup);
+            slot.mark(Step::ProcessGroup);
             setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             if take_terminal {
                 // tcsetpgrp from a background group raises SIGTTOU unless it
@@ -192,23 +203,23 @@ pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
                 let _ = tty::set_foreground(getpid().as_raw());
             }
             if let Some((uid, gid, groups)) = &user {
-                mark(at, Step::User);
+                slot.mark(Step::User);
                 credentials::become_user(*uid, *gid, groups)?;
             }
             // Here rather than std's `current_dir`, so that a failure is
             // told from exec's, and as the user, so that a directory only
             // root may enter fails here.
             if let Some(dir) = &workdir {
-                mark(at, Step::Workdir);
+                slot.mark(Step::Workdir);
                 credentials::change_dir(dir)?;
             }
             if no_new_privs {
-                mark(at, Step::NoNewPrivs);
+                slot.mark(Step::NoNewPrivs);
                 credentials::no_new_privs()?;
             }
-            mark(at, Step::Signals);
-            signal::unblock_all()?;
-            mark(at, Step::Exec);
+            slot.mark(Step::Signals);
+            signal::reset_for_exec(ignored)?;
+            slot.mark(Step::Exec);
             Ok(())
         });
     }
@@ -279,15 +290,24 @@ fn decode(pid: i32, status: i32) -> Reaped {
 
 /// Forks a child that runs `work` and exits; returns its pid. For work
 /// that may block forever (sync(2) on a hung disk), so that the parent can
-/// give up on it. The caller must be single-threaded (vminit is), as only
-/// then is everything `work` does safe after fork.
-pub fn fork_and_run(work: impl FnOnce()) -> io::Result<i32> {
-    // SAFETY: the process is single-threaded, so the child's copy of the
-    // heap and of libc's state is consistent; it runs `work` and leaves
-    // with _exit, never returning into the parent's code.
+/// give up on it. A panic in the child ends the child alone (status 1),
+/// never running the parent's panic hook (which would end the machine).
+///
+/// # Safety
+///
+/// The process must be single-threaded (vminit is): only then are the
+/// child's copies of the heap's and libc's locks in a consistent state
+/// for what `work` does after fork.
+pub unsafe fn fork_and_run(work: impl FnOnce()) -> io::Result<i32> {
+    // SAFETY: single-threaded, by the caller's promise; the child runs
+    // `work` and leaves with _exit, never returning into the parent's code.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            std::panic::set_hook(Box::new(|_| {
+                // SAFETY: _exit ends this child at once.
+                unsafe { libc::_exit(1) }
+            }));
             work();
             // SAFETY: _exit ends the child without running the parent's
             // atexit handlers or flushing its buffers.

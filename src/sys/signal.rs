@@ -61,21 +61,25 @@ pub fn block(signal: Signal) -> io::Result<()> {
     set.thread_block().map_err(io::Error::from)
 }
 
-/// Sets every disposition but SIGKILL's and SIGSTOP's back to the
-/// default, with no flags: an ignored signal is thrown away when sent,
-/// blocked or not, so one that vminit inherited as ignored would never
-/// reach `sigtimedwait`. SIGCHLD inherited as ignored (`trap '' CHLD`,
-/// `signal(SIGCHLD, SIG_IGN)`) is the worst: the kernel then reaps the
-/// app itself and its status is lost. vminit installs no handler, so after
-/// this the app inherits default dispositions too (exec keeps only ignored
-/// ones). Only async-signal-safe calls.
-pub fn reset_dispositions() {
+/// The signals this process ignores, as a kernel set (bit N-1 for signal
+/// N), from `SigIgn` in `/proc/self/status`; `None` without `/proc`.
+pub fn ignored() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(mask.trim(), 16).ok()
+}
+
+/// Sets the dispositions of the signals in `set` (bit N-1 for signal N)
+/// back to the default, with no flags. Async-signal-safe.
+fn set_default(set: u64) {
     // The kernel's own `struct sigaction` all zeroes: SIG_DFL, no flags, no
     // mask. The raw syscall also reaches the signals libc keeps for itself
     // (32-34), which an ignoring ancestor may have left ignored.
     let default_action = [0u64; 4];
     for signal in 1..=MAX_SIGNAL {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+        if set & (1 << (signal - 1)) == 0 || signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
         // SAFETY: the action is a valid, fully initialised kernel sigaction
@@ -92,9 +96,24 @@ pub fn reset_dispositions() {
     }
 }
 
-/// Unblocks every signal: what a freshly forked child does before exec.
-/// Async-signal-safe.
-pub fn unblock_all() -> io::Result<()> {
+/// Sets SIGCHLD's disposition back to the default, with no flags. vminit
+/// relies on it: inherited as ignored (`trap '' CHLD`, `signal(SIGCHLD,
+/// SIG_IGN)` in the parent), or with `SA_NOCLDWAIT`, it lets the kernel
+/// reap the app itself, and the app's status is lost. Other ignored
+/// signals stay ignored, as the parent meant (`nohup vminit` is not
+/// stopped by SIGHUP), as with tini; the app gets them at their default
+/// ([`reset_for_exec`]).
+pub fn reset_sigchld() {
+    set_default(1 << (libc::SIGCHLD - 1));
+}
+
+/// Gives a freshly forked child the state a new program expects: every
+/// disposition in `ignored` back to default and an empty mask. (vminit
+/// installs no handler, and exec resets handled signals by itself: only
+/// ignored ones survive it.) Only async-signal-safe calls, so it may run
+/// between fork and exec.
+pub fn reset_for_exec(ignored: u64) -> io::Result<()> {
+    set_default(ignored);
     set_mask(0)
 }
 
@@ -201,6 +220,13 @@ pub fn name(signal: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ignored_signals_are_read_from_proc() {
+        // The test runner may ignore some signals, but never SIGKILL.
+        let mask = ignored().expect("/proc is mounted");
+        assert_eq!(mask & (1 << (libc::SIGKILL - 1)), 0);
+    }
 
     #[test]
     fn names() {

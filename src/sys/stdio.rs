@@ -52,53 +52,60 @@ pub fn fill_from(path: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes all of `bytes` to `fd` by `deadline`, whether the fd is blocking
-/// or not, and returns how many bytes went out. The open file is shared
-/// with processes that may have made it non-blocking (Node does) or whose
-/// terminal stopped output (XOFF): so O_NONBLOCK is set for the write, and
-/// the fd's flags restored after. Call it only when no other process uses
-/// the fd any more: they would see the flag meanwhile.
-pub fn write_by(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::Result<usize> {
-    // SAFETY: F_GETFL reads the open file's status flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
+/// A second, non-blocking open file for what fd 2 is, when it is a
+/// terminal or a pipe (reopened through `/proc/self/fd/2`, `O_NOCTTY`):
+/// its `O_NONBLOCK` is its own, so writing through it never blocks vminit
+/// and changes nothing for the app that shares fd 2 (and may have made it
+/// non-blocking itself, as Node does). `None` for anything else (a
+/// regular file never blocks) or without `/proc`.
+pub fn nonblocking_twin_of_stderr() -> Option<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let kind = std::fs::metadata("/proc/self/fd/2").ok()?.file_type();
+    if !(kind.is_char_device() || kind.is_fifo()) {
+        return None;
     }
-    // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open("/proc/self/fd/2")
+        .ok()
+}
+
+/// Writes `bytes` to the non-blocking `fd`, waiting for room with poll(2)
+/// until `deadline`; returns how many bytes went out.
+pub fn write_within(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::Result<usize> {
     let mut written = 0;
-    let result = loop {
-        if written == bytes.len() {
-            break Ok(written);
-        }
+    while written < bytes.len() {
         let rest = &bytes[written..];
         // SAFETY: `rest` is valid for reads of its length.
         let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
-        if let Ok(n) = usize::try_from(n) {
-            written += n;
-            continue;
-        }
-        let error = io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::EINTR) => {}
-            Some(libc::EAGAIN) => {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    break Ok(written);
-                }
-                let mut poll = libc::pollfd {
-                    fd,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(1000);
-                // SAFETY: one valid pollfd for the call's duration.
-                unsafe { libc::poll(&mut poll, 1, millis) };
+        match usize::try_from(n) {
+            Ok(n) if n > 0 => {
+                written += n;
+                continue;
             }
-            _ => break Err(error),
+            // Nothing taken: wait for room as for EAGAIN.
+            Ok(_) => {}
+            Err(_) => {
+                let error = io::Error::last_os_error();
+                match error.raw_os_error() {
+                    Some(libc::EINTR | libc::EAGAIN) => {}
+                    _ => return Err(error),
+                }
+            }
         }
-    };
-    // SAFETY: F_SETFL restoring the flags read above.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
-    result
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(1000);
+        // SAFETY: one valid pollfd for the call's duration.
+        unsafe { libc::poll(&mut poll, 1, millis) };
+    }
+    Ok(written)
 }

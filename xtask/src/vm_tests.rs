@@ -437,12 +437,17 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
-            name: "kmsg_lines_are_not_rate_limited",
+            name: "kmsg_lines_are_cut_and_not_rate_limited",
             image: Image::Normal,
             // loglevel=8: the console shows kmsg's debug lines too. The app
             // sends 15 signals to PID 1 within a second; the kernel lets a
             // writer of /dev/kmsg have 10 lines per 5 s unless lifted.
-            cmdline: "loglevel=8 vminit.log_target=kmsg vminit.verbosity=debug -- /tests/signal-init.sh",
+            // A 1,500-byte argument makes the debug line with the
+            // configuration longer than a kmsg record: it is cut.
+            cmdline: line(format!(
+                "loglevel=8 vminit.log_target=kmsg vminit.verbosity=debug -- /tests/signal-init.sh {}",
+                "y".repeat(1500)
+            )),
             ctrl_alt_del_after: None,
             devices: &[],
             check: |c, _| {
@@ -454,6 +459,14 @@ fn cases() -> Vec<Case> {
                     .count();
                 // More than the kernel's burst of 10; signals sent faster
                 // than PID 1 takes them may coalesce, so not always 15.
+                let cut = c.lines.iter().any(|l| {
+                    l.starts_with('[')
+                        && l.contains("] vminit: started pid")
+                        && l.ends_with(" bytes, cut)")
+                });
+                if !cut {
+                    return Err("no kmsg line with the configuration, cut".into());
+                }
                 if forwarded > 10 && !c.has("suppressed due to ratelimiting") {
                     Ok(())
                 } else {
