@@ -1,26 +1,25 @@
 //! vminit: a small PID 1 that runs one application in a microVM or a container.
 //!
-//! The pure parts (command-line tokenizer, metadata, validation, merging)
-//! are plain functions over data; [`sys`] holds the thin wrappers over the
-//! kernel and all of the crate's `unsafe`; [`supervisor`] and [`machine`]
-//! put them together; `main.rs` only hands over `argv`.
+//! The folders follow a boot:
+//! - [`config`]: the configuration's sources (options, kernel command
+//!   line, metadata file), their validation and their merge: plain
+//!   functions over data;
+//! - [`machine`]: the machine around the app: mounts, console, modules,
+//!   network, and its end (flush, power-off);
+//! - [`app`]: the application: who it runs as, and the supervisor that
+//!   forwards signals, reaps, and stops what is left;
+//! - [`record`]: how the run ended: the exit status, the exit record and
+//!   its channels to the host, OOM kills;
+//! - [`sys`]: the thin wrappers over the kernel, one module per syscall
+//!   family, and all of the crate's `unsafe`.
+//!
+//! [`run`] puts them together from start to end; `main.rs` only hands over
+//! `argv`; [`log`] is the `vminit:` log.
 
-pub mod cli;
-pub mod cmdline;
+pub mod app;
 pub mod config;
-pub mod error;
-pub mod identity;
-pub mod limits;
 pub mod log;
 pub mod machine;
-pub mod metadata;
-pub mod modules;
-pub mod network;
-pub mod oom;
-pub mod report;
+pub mod record;
 pub mod run;
-pub mod settings;
-pub mod setup;
-pub mod supervisor;
 pub mod sys;
-pub mod validate;

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::settings::{LogTarget, Verbosity};
+use crate::config::settings::{LogTarget, Verbosity};
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Info as u8);
 static KMSG: OnceLock<File> = OnceLock::new();

@@ -12,31 +12,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cli::{self, CmdlineArg, Mode, Options};
-use crate::config::{self, CmdlineInput, Config, FileId};
-use crate::error::escape;
-use crate::error::{ConfigError, Source};
-use crate::identity::{self, Identity, IdentityError, UserSpec};
-use crate::machine;
-use crate::network::NetSettings;
-use crate::report::{self, VsockAddr};
-use crate::report::{Report, Timings};
-use crate::settings::{LogTarget, Shutdown};
-use crate::setup::{self, SetupError};
-use crate::supervisor::{Scope, Supervisor};
+use crate::app::identity::{self, Identity, IdentityError};
+use crate::app::supervisor::{Scope, Supervisor};
+use crate::config::channels::VsockAddr;
+use crate::config::cli::{self, CmdlineArg, Mode, Options};
+use crate::config::error::{ConfigError, Source, escape};
+use crate::config::net::NetSettings;
+use crate::config::settings::{LogTarget, Shutdown};
+use crate::config::user::UserSpec;
+use crate::config::{self, CmdlineInput, Config, FileId, cmdline};
+use crate::machine::setup::{self, SetupError};
+use crate::record::{
+    self, EXIT_CANNOT_RUN, EXIT_CONFIG, EXIT_INTERNAL, EXIT_NOT_FOUND, Report, Timings, oom,
+};
 use crate::sys::credentials::{self, RawLimit};
 use crate::sys::process::{SpawnError, Step};
 use crate::sys::{clock, power, process, signal, stdio, tty};
-use crate::{cmdline, debug, error, info, log, oom, warn};
-
-/// Exit status for invalid configuration.
-pub const EXIT_CONFIG: i32 = 2;
-/// Exit status when the command cannot be run (found, but not executable).
-pub const EXIT_CANNOT_RUN: i32 = 126;
-/// Exit status when the command is not found.
-pub const EXIT_NOT_FOUND: i32 = 127;
-/// Exit status reported when vminit itself fails (sysexits' EX_SOFTWARE).
-pub const EXIT_INTERNAL: i32 = 70;
+use crate::{debug, error, info, log, machine, warn};
 
 /// The `PATH` a kernel-started init lacks (the kernel sets only HOME and TERM).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -107,13 +99,13 @@ impl Ending {
             warn!("report.* channels are a machine's: skipped in a PID namespace");
         } else if self.vm {
             if let Some(name) = &self.report_port {
-                match report::send_to_port(&record, name) {
+                match record::send_to_port(&record, name) {
                     Ok(()) => debug!("sent the exit record to port {name}"),
                     Err(e) => warn!("{}", log::chain(&e)),
                 }
             }
             if let Some(address) = self.report_vsock {
-                match report::send_to_vsock(&record, address) {
+                match record::send_to_vsock(&record, address) {
                     Ok(()) => debug!("sent the exit record to vsock {address}"),
                     Err(e) => warn!("{}", log::chain(&e)),
                 }
@@ -367,9 +359,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(limit) => limit.soft,
         None => credentials::stack_limit(),
     };
-    let exec_limit = crate::validate::exec_limit(stack);
-    let exec_size =
-        crate::validate::exec_size(&config.argv, env.iter().map(|(k, v)| (k.len(), v.len())));
+    let exec_limit = crate::config::validate::exec_limit(stack);
+    let exec_size = crate::config::validate::exec_size(
+        &config.argv,
+        env.iter().map(|(k, v)| (k.len(), v.len())),
+    );
     if exec_size > exec_limit {
         error!(
             "cannot run {}: its argv and environment take {exec_size} bytes as the kernel counts them, more than the {exec_limit} it allows with a stack limit of {} (a quarter of it, at least 128 KiB, at most 6 MiB)",
@@ -508,7 +502,7 @@ fn spawn_failed(
             let name = limits
                 .get(index)
                 .and_then(|l| {
-                    crate::limits::RESOURCES
+                    crate::config::limits::RESOURCES
                         .iter()
                         .find(|r| credentials::resource_number(r) == Some(l.resource))
                 })
@@ -535,7 +529,7 @@ fn spawn_failed(
 /// A word from the configuration in a log line: quoted, escaped, and cut
 /// (a megabyte-long argv[0] would flood the console).
 fn quote(word: &str) -> String {
-    format!("\"{}\"", crate::error::shorten_to(word, 200))
+    format!("\"{}\"", crate::config::error::shorten_to(word, 200))
 }
 
 /// Deletes the metadata file (it was read already), or on a read-only
@@ -690,12 +684,7 @@ fn install_panic_hook() {
         log::always(format_args!("internal error: {info}"));
         crate::sys::mount::sync();
         machine::end_console(EXIT_INTERNAL, true);
-        let action = if PANIC_RESTARTS.load(Ordering::Relaxed) {
-            Shutdown::Reboot
-        } else {
-            Shutdown::Poweroff
-        };
-        let _ = power::end_machine(action);
+        let _ = power::end_machine(PANIC_RESTARTS.load(Ordering::Relaxed));
         loop {
             let _ = signal::wait(None);
         }

@@ -6,8 +6,8 @@ use std::path::Path;
 #[path = "../fuzz/common/secrets.rs"]
 mod secrets;
 
-use vminit::error::Source;
-use vminit::{cmdline, metadata};
+use vminit::config::error::Source;
+use vminit::config::{cmdline, metadata};
 
 fn inputs(kind: &str) -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");

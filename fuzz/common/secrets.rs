@@ -10,8 +10,8 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-use vminit::error::{ConfigError, Source};
-use vminit::{cli, cmdline, metadata};
+use vminit::config::error::{ConfigError, Source};
+use vminit::config::{cli, cmdline, metadata};
 
 /// The stand-in for a secret value.
 pub const MARKER: &str = "q9VALUEq9";

@@ -7,8 +7,8 @@
 mod secrets;
 
 use libfuzzer_sys::fuzz_target;
-use vminit::cmdline;
-use vminit::error::Source;
+use vminit::config::cmdline;
+use vminit::config::error::Source;
 
 fuzz_target!(|line: &[u8]| {
     let tokens = cmdline::tokenize(line);

@@ -7,8 +7,8 @@ mod secrets;
 
 use libfuzzer_sys::fuzz_target;
 use vminit::config::merge;
-use vminit::error::Source;
-use vminit::metadata;
+use vminit::config::error::Source;
+use vminit::config::metadata;
 
 fuzz_target!(|contents: &[u8]| {
     let (layer, errors) = metadata::parse(contents, &Source::Metadata("/m.json".into()));

@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn every_named_resource_has_a_number() {
-        for name in crate::limits::RESOURCES {
+        for name in crate::config::limits::RESOURCES {
             assert!(resource_number(name).is_some(), "{name}");
         }
         assert_eq!(

@@ -5,19 +5,18 @@ use std::io;
 
 use nix::sys::reboot::{RebootMode, reboot, set_cad_enabled};
 
-use crate::settings::Shutdown;
-
 /// Makes the kernel send SIGINT to PID 1 on Ctrl-Alt-Del instead of
 /// restarting at once, so a host's "graceful stop" reaches the app.
 pub fn ctrl_alt_del_sends_sigint() -> io::Result<()> {
     set_cad_enabled(false).map_err(io::Error::from)
 }
 
-/// Asks the kernel to power off or restart. Returns only on failure.
-pub fn end_machine(action: Shutdown) -> io::Error {
-    let mode = match action {
-        Shutdown::Poweroff => RebootMode::RB_POWER_OFF,
-        Shutdown::Reboot => RebootMode::RB_AUTOBOOT,
+/// Asks the kernel to power off, or to restart. Returns only on failure.
+pub fn end_machine(restart: bool) -> io::Error {
+    let mode = if restart {
+        RebootMode::RB_AUTOBOOT
+    } else {
+        RebootMode::RB_POWER_OFF
     };
     match reboot(mode) {
         Err(errno) => errno.into(),

@@ -13,9 +13,9 @@
 use serde_json::Value;
 
 use crate::config::Layer;
-use crate::error::{ConfigError, NameKind, Problem, Source};
-use crate::settings::{self, Settings};
-use crate::validate;
+use crate::config::error::{ConfigError, NameKind, Problem, Source};
+use crate::config::settings::{self, Settings};
+use crate::config::validate;
 
 /// Largest metadata file accepted.
 pub const MAX_BYTES: u64 = 1024 * 1024;
@@ -157,7 +157,7 @@ fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(),
         return Err(Problem::WrongType("an object"));
     }
     if !settings::NAMES.contains(&name) && !name.starts_with("rlimit.") {
-        return Err(Problem::UnknownSetting);
+        return Err(Problem::UnknownSetting(settings::NAMES));
     }
     let numeric = NUMBERS.contains(&name) || name.starts_with("rlimit.");
     match value {
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(settings.report_vsock.map(|a| a.port), Some(5000));
         assert_eq!(
             layer.settings.shutdown,
-            Some(crate::settings::Shutdown::Reboot)
+            Some(crate::config::settings::Shutdown::Reboot)
         );
     }
 

@@ -3,12 +3,16 @@
 //! machine afterwards (sync, unmount, status file, exit line, power-off).
 
 use std::path::Path;
+
+pub mod modules;
+pub mod network;
+pub mod setup;
 use std::time::{Duration, Instant};
 
 use nix::mount::MsFlags;
 
-use crate::report::Report;
-use crate::settings::Shutdown;
+use crate::config::settings::Shutdown;
+use crate::record::Report;
 use crate::sys::mount::{self, Mount};
 use crate::sys::{clock, net, power, process, signal, stdio, tty};
 use crate::{debug, error, log, warn};
@@ -191,7 +195,7 @@ pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
         debug!("cannot write {STATUS_FILE}: {e}");
     }
     end_console(report.exit_code, real_machine);
-    let error = power::end_machine(action);
+    let error = power::end_machine(action == Shutdown::Reboot);
     error!("cannot {}: {error}; waiting instead", action.name());
     loop {
         let _ = signal::wait(None);

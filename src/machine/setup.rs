@@ -1,7 +1,8 @@
 //! The set-up steps a configuration asks of the machine before the app
 //! starts, each failing the boot with a clear error: loading kernel modules
-//! (planned by [`crate::modules`], loaded with finit_module(2)), configuring
-//! the network interface ([`crate::network`], ioctls in [`crate::sys::net`]),
+//! (planned by [`crate::machine::modules`], loaded with finit_module(2)),
+//! configuring the network interface ([`crate::config::net`], ioctls in
+//! [`crate::sys::net`]),
 //! and writing `/etc/resolv.conf` and `/etc/hosts` without silently
 //! clobbering the image's own, read-only images included.
 
@@ -11,10 +12,12 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use crate::modules::{self, PlanError};
-use crate::network::{self, NetSettings};
+use crate::config::cmdline;
+use crate::config::net::NetSettings;
+use crate::machine::modules::{self, PlanError};
+use crate::machine::network;
 use crate::sys::{module, mount, net};
-use crate::{cmdline, debug, info};
+use crate::{debug, info};
 
 /// A step of the machine's set-up that the configuration asked for and
 /// that failed: the app does not start without it.

@@ -31,7 +31,7 @@ impl Outcome {
         match self {
             Outcome::Exited(code) => code,
             Outcome::Killed(signal) => 128 + signal,
-            Outcome::Lost => crate::run::EXIT_INTERNAL,
+            Outcome::Lost => crate::record::EXIT_INTERNAL,
         }
     }
 

@@ -12,9 +12,21 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+
+pub mod oom;
+
+/// Exit status for invalid configuration.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit status when the command cannot be run (found, but not executable).
+pub const EXIT_CANNOT_RUN: i32 = 126;
+/// Exit status when the command is not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+/// Exit status reported when vminit itself fails (sysexits' EX_SOFTWARE),
+/// or the app's status is lost.
+pub const EXIT_INTERNAL: i32 = 70;
 use thiserror::Error;
 
-use crate::error::Problem;
+use crate::config::channels::VsockAddr;
 use crate::sys::vsock;
 
 /// How long one channel may take, all steps included.
@@ -41,19 +53,6 @@ pub struct Report {
     pub timings: Timings,
 }
 
-/// A vsock address: context id and port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VsockAddr {
-    pub cid: u32,
-    pub port: u32,
-}
-
-impl std::fmt::Display for VsockAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.cid, self.port)
-    }
-}
-
 #[derive(Debug, Error)]
 pub enum ChannelError {
     #[error("No virtio-serial port is named {0}")]
@@ -74,38 +73,6 @@ pub enum ChannelError {
         "Sent the exit record to vsock {0}, but the host did not close the connection within 2 s (it should read one line, then close)"
     )]
     NoReceipt(VsockAddr),
-}
-
-/// `CID:PORT`, both decimal; `-1` (any) is not an address.
-pub fn parse_vsock(value: &str) -> Result<VsockAddr, Problem> {
-    const RULE: Problem = Problem::BadSetting(
-        "must be CID:PORT, two numbers below 4294967295 (e.g. 2:5000 for the host)",
-    );
-    let (cid, port) = value.split_once(':').ok_or(RULE)?;
-    let number = |text: &str| match text.parse::<u32>() {
-        Ok(n) if n != u32::MAX && text.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-        _ => Err(RULE),
-    };
-    Ok(VsockAddr {
-        cid: number(cid)?,
-        port: number(port)?,
-    })
-}
-
-/// A virtio-serial port name, as QEMU's `virtserialport,name=` gives it.
-pub fn parse_port_name(value: &str) -> Result<String, Problem> {
-    let ok = !value.is_empty()
-        && value.len() <= 255
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(Problem::BadSetting(
-            "must be a port name of letters, digits, '.', '_' and '-' (e.g. org.vminit.exit)",
-        ))
-    }
 }
 
 fn micros(t: Option<Duration>) -> Option<u64> {
@@ -274,30 +241,5 @@ mod tests {
             report.timings_line(),
             "init_start_us=1500000 app_exec_us=1500800 app_exit_us=- poweroff_us=-"
         );
-    }
-
-    #[test]
-    fn addresses_and_names() {
-        assert_eq!(parse_vsock("2:5000"), Ok(VsockAddr { cid: 2, port: 5000 }));
-        assert_eq!(parse_vsock("1:0").map(|a| a.to_string()), Ok("1:0".into()));
-        for bad in [
-            "2",
-            "2:",
-            ":1",
-            "-1:5",
-            "2:4294967295",
-            "2:+5",
-            "x:1",
-            "2:5:6",
-        ] {
-            assert!(parse_vsock(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(
-            parse_port_name("org.vminit.exit"),
-            Ok("org.vminit.exit".into())
-        );
-        for bad in ["", "a/b", "a b", "../x"] {
-            assert!(parse_port_name(bad).is_err(), "{bad:?}");
-        }
     }
 }

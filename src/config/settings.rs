@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::error::Problem;
-use crate::identity::{self, UserSpec};
-use crate::limits::{self, Limit};
-use crate::modules;
-use crate::network::NetSettings;
-use crate::report::{self, VsockAddr};
+use crate::config::channels::{self, VsockAddr};
+use crate::config::error::Problem;
+use crate::config::limits::{self, Limit};
+use crate::config::modules;
+use crate::config::net::NetSettings;
+use crate::config::user::{self, UserSpec};
+use crate::config::validate;
 
 /// Every setting name, as written after `vminit.` or inside `"vminit"`.
 pub const NAMES: &[&str] = &[
@@ -117,13 +118,13 @@ impl Settings {
                     _ => return Err(Problem::BadSetting("must be poweroff or reboot")),
                 })
             }
-            "hostname" => self.hostname = Some(parse_hostname(value)?),
-            "user" => self.user = Some(identity::parse_user(value)?),
+            "hostname" => self.hostname = Some(validate::hostname(value)?),
+            "user" => self.user = Some(user::parse_user(value)?),
             "no_new_privs" => self.no_new_privs = Some(parse_flag(value)?),
             "delete_metadata" => self.delete_metadata = Some(parse_flag(value)?),
             "modules" => self.modules = Some(modules::parse_list(value)?),
-            "report.port" => self.report_port = Some(report::parse_port_name(value)?),
-            "report.vsock" => self.report_vsock = Some(report::parse_vsock(value)?),
+            "report.port" => self.report_port = Some(channels::parse_port_name(value)?),
+            "report.vsock" => self.report_vsock = Some(channels::parse_vsock(value)?),
             _ => {
                 if let Some(resource) = name.strip_prefix("rlimit.") {
                     let resource = limits::resource(resource)?;
@@ -131,7 +132,7 @@ impl Settings {
                 } else if let Some(net) = name.strip_prefix("net.") {
                     self.net.set(net, value)?;
                 } else {
-                    return Err(Problem::UnknownSetting);
+                    return Err(Problem::UnknownSetting(NAMES));
                 }
             }
         }
@@ -163,27 +164,6 @@ pub fn parse_flag(value: &str) -> Result<bool, Problem> {
         "1" | "true" | "yes" => Ok(true),
         "0" | "false" | "no" => Ok(false),
         _ => Err(Problem::BadSetting("must be true or false (or 1, 0)")),
-    }
-}
-
-/// Checks a host name: dot-separated labels of `[A-Za-z0-9-]`, none empty or
-/// starting or ending with `-`, at most 64 bytes in all (RFC 1123, and the
-/// kernel's limit).
-pub fn parse_hostname(value: &str) -> Result<String, Problem> {
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if value.len() <= 64 && value.split('.').all(label_ok) {
-        Ok(value.to_owned())
-    } else {
-        Err(Problem::BadSetting(
-            "must be a host name: labels of letters, digits and '-' joined by '.', at most 64 bytes",
-        ))
     }
 }
 
@@ -285,7 +265,7 @@ mod tests {
             }
         );
         for bad in ["", "-a", "a-", "a..b", "a_b", &"a".repeat(65)] {
-            assert!(parse_hostname(bad).is_err(), "{bad:?}");
+            assert!(validate::hostname(bad).is_err(), "{bad:?}");
         }
         assert!(low.set("no_new_privs", "maybe").is_err());
     }
@@ -316,8 +296,11 @@ mod tests {
         assert_eq!(low.grace, Some(Duration::from_secs(1)));
         assert_eq!(low.shutdown, Some(Shutdown::Reboot));
         assert_eq!(low.verbosity, Some(Verbosity::Debug));
-        assert_eq!(low.set("colour", "red"), Err(Problem::UnknownSetting));
-        assert_eq!(low.set("rlimit", "1"), Err(Problem::UnknownSetting));
+        assert_eq!(
+            low.set("colour", "red"),
+            Err(Problem::UnknownSetting(NAMES))
+        );
+        assert_eq!(low.set("rlimit", "1"), Err(Problem::UnknownSetting(NAMES)));
         assert!(low.set("rlimit.files", "1").is_err());
         assert!(low.set("log_target", "file").is_err());
     }

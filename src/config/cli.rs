@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use lexopt::prelude::*;
 
 use crate::config::Layer;
-use crate::error::{ConfigError, NameKind, Problem, Source};
-use crate::settings::Verbosity;
-use crate::validate;
+use crate::config::error::{ConfigError, NameKind, Problem, Source};
+use crate::config::settings::Verbosity;
+use crate::config::validate;
 
 /// The usage text for `--help`.
 pub const USAGE: &str = "\

@@ -11,8 +11,8 @@
 //! See <https://docs.kernel.org/admin-guide/kernel-parameters.html>.
 
 use crate::config::Layer;
-use crate::error::{ConfigError, NameKind, Problem, Source};
-use crate::validate;
+use crate::config::error::{ConfigError, NameKind, Problem, Source};
+use crate::config::validate;
 
 /// The most words the kernel gives init after `argv[0]` (`MAX_INIT_ARGS`
 /// in `init/main.c`, `CONFIG_INIT_ENV_ARG_LIMIT`, 32 on x86 and arm64):

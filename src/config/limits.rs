@@ -1,7 +1,7 @@
 //! Resource limits for the application (getrlimit(2)): `NAME=SOFT[:HARD]`,
 //! each a number or `unlimited`, applied in the child before exec.
 
-use crate::error::Problem;
+use crate::config::error::Problem;
 
 /// The resources, by the names `ulimit` and prlimit(1) use, lower case.
 pub const RESOURCES: &[&str] = &[
@@ -43,7 +43,7 @@ pub fn resource(name: &str) -> Result<&'static str, Problem> {
         .iter()
         .find(|r| **r == name)
         .copied()
-        .ok_or(Problem::UnknownResource)
+        .ok_or(Problem::UnknownResource(RESOURCES))
 }
 
 /// Parses `SOFT[:HARD]` (HARD defaults to SOFT); soft must not exceed hard.

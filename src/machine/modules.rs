@@ -6,11 +6,8 @@
 
 use thiserror::Error;
 
-use crate::cmdline::Param;
-use crate::error::Problem;
-
-/// The kernel's `MODULE_NAME_LEN` less the NUL.
-const MAX_NAME: usize = 55;
+use crate::config::cmdline::Param;
+use crate::config::modules::normalize;
 
 /// A module to load: its name and its file, relative to `/lib/modules/VERSION`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +29,6 @@ pub enum PlanError {
 pub struct Index<'a> {
     dep: &'a str,
     builtin: &'a str,
-}
-
-/// A module's name as the kernel knows it: `-` and `_` are the same.
-pub fn normalize(name: &str) -> String {
-    name.replace('-', "_")
 }
 
 /// The file name without directory and `.ko` suffixes, as written.
@@ -66,28 +58,6 @@ fn is_named(stem: &str, name: &str) -> bool {
 /// The module name of a file: `kernel/net/core/failover.ko.xz` → `failover`.
 pub fn name_of(path: &str) -> String {
     normalize(stem(path))
-}
-
-/// Checks a comma-separated list of module names.
-pub fn parse_list(value: &str) -> Result<Vec<String>, Problem> {
-    value
-        .split(',')
-        .map(|name| {
-            let ok = !name.is_empty()
-                && name.len() <= MAX_NAME
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if ok {
-                Ok(normalize(name))
-            } else {
-                Err(Problem::BadSetting(
-                    "must be module names separated by ',': letters, digits, '_' and '-', \
-                     at most 55 bytes each",
-                ))
-            }
-        })
-        .collect()
 }
 
 impl<'a> Index<'a> {
@@ -186,7 +156,7 @@ pub fn params(module: &str, kernel_params: &[Param]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmdline;
+    use crate::config::cmdline;
 
     /// From Debian's 6.1 kernel, after `depmod`.
     const DEP: &str = "\
@@ -254,18 +224,11 @@ kernel/net/vmw_vsock/vsock.ko:
     }
 
     #[test]
-    fn names_and_lists() {
+    fn names_of_files() {
         assert_eq!(name_of("kernel/x/vsock-loopback.ko.zst"), "vsock_loopback");
         assert_eq!(name_of("a.ko"), "a");
         assert_eq!(name_of("dir.d/x.y.ko.gz"), "x.y");
         assert_eq!(name_of("plain"), "plain");
-        assert_eq!(
-            parse_list("virtio_net,vsock-loopback"),
-            Ok(vec!["virtio_net".into(), "vsock_loopback".into()])
-        );
-        for bad in ["", "a,,b", "a b", "a/b", &"m".repeat(56)] {
-            assert!(parse_list(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

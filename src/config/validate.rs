@@ -2,9 +2,9 @@
 //!
 //! These are plain functions over strings; callers attach the source (which
 //! cmdline key, which file and field) when they turn a [`Problem`] into a
-//! [`crate::error::ConfigError`]. No message here ever contains an env value.
+//! [`crate::config::error::ConfigError`]. No message here ever contains an env value.
 
-use crate::error::{NameKind, Problem};
+use crate::config::error::{NameKind, Problem};
 
 /// Longest environment variable name accepted, in bytes.
 pub const MAX_ENV_KEY_BYTES: usize = 256;
@@ -100,6 +100,27 @@ pub fn clean_absolute_path(path: &str) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// Checks a host name: dot-separated labels of `[A-Za-z0-9-]`, none empty or
+/// starting or ending with `-`, at most 64 bytes in all (RFC 1123, and the
+/// kernel's limit).
+pub fn hostname(value: &str) -> Result<String, Problem> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if value.len() <= 64 && value.split('.').all(label_ok) {
+        Ok(value.to_owned())
+    } else {
+        Err(Problem::BadSetting(
+            "must be a host name: labels of letters, digits and '-' joined by '.', at most 64 bytes",
+        ))
+    }
 }
 
 /// Checks one word of the application's argv: no NUL, the program name

@@ -1,11 +1,12 @@
-//! Static network configuration for the VM: one interface's addresses,
-//! default gateways and MTU, and the `/etc/resolv.conf` and `/etc/hosts`
-//! to write when nameservers or host entries are given. Parsing and the
-//! files' text are here; the ioctls are in [`crate::sys::net`].
+//! The `net.*` settings: one interface's addresses, default gateways and
+//! MTU, and the nameservers and host entries for `/etc/resolv.conf` and
+//! `/etc/hosts`. Parsing and the rules are here; [`crate::machine::setup`]
+//! applies them (ioctls in [`crate::sys::net`]), and
+//! [`crate::machine::network`] writes the files' text.
 
 use std::net::IpAddr;
 
-use crate::error::Problem;
+use crate::config::error::Problem;
 
 /// The interface configured when none is named.
 pub const DEFAULT_INTERFACE: &str = "eth0";
@@ -36,8 +37,18 @@ pub struct NetSettings {
     pub hosts: Option<Vec<(String, IpAddr)>>,
 }
 
+/// The `net.*` setting names, for the "unknown setting" message.
+const NAMES: &[&str] = &[
+    "net.interface",
+    "net.address",
+    "net.gateway",
+    "net.mtu",
+    "net.nameservers",
+    "net.hosts",
+];
+
 impl NetSettings {
-    /// Parses and stores `net.NAME=value` (the `net.*` entries of [`crate::settings::NAMES`]).
+    /// Parses and stores `net.NAME=value` (the `net.*` entries of [`crate::config::settings::NAMES`]).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), Problem> {
         match name {
             "interface" => self.interface = Some(parse_interface(value)?),
@@ -62,7 +73,7 @@ impl NetSettings {
                 self.nameservers = Some(servers);
             }
             "hosts" => self.hosts = Some(list(value, parse_host)?),
-            _ => return Err(Problem::UnknownSetting),
+            _ => return Err(Problem::UnknownSetting(NAMES)),
         }
         Ok(())
     }
@@ -200,33 +211,8 @@ fn parse_host(value: &str) -> Result<(String, IpAddr), Problem> {
     const RULE: Problem =
         Problem::BadSetting("must be NAME=ADDRESS entries separated by ',' (e.g. db=10.0.2.20)");
     let (name, addr) = value.split_once('=').ok_or(RULE)?;
-    let name = crate::settings::parse_hostname(name).map_err(|_| RULE)?;
+    let name = crate::config::validate::hostname(name).map_err(|_| RULE)?;
     Ok((name, addr.parse().map_err(|_| RULE)?))
-}
-
-/// The text of `/etc/resolv.conf` for `nameservers`.
-pub fn resolv_conf(nameservers: &[IpAddr]) -> String {
-    let mut text = String::from("# Written by vminit\n");
-    for server in nameservers {
-        text.push_str(&format!("nameserver {server}\n"));
-    }
-    text
-}
-
-/// The text of `/etc/hosts`: the loopback names, the machine's own name
-/// (as Debian's installer writes it, so that it resolves), then `hosts`.
-pub fn hosts_file(hosts: &[(String, IpAddr)], hostname: Option<&str>) -> String {
-    let mut text = String::from(
-        "# Written by vminit\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    );
-    // Unless an entry names it already: the first match wins.
-    if let Some(name) = hostname.filter(|name| !hosts.iter().any(|(host, _)| host == name)) {
-        text.push_str(&format!("127.0.1.1\t{name}\n"));
-    }
-    for (name, addr) in hosts {
-        text.push_str(&format!("{addr}\t{name}\n"));
-    }
-    text
 }
 
 /// The value as a comma-separated list again, for `--check`.
@@ -312,28 +298,5 @@ mod tests {
         assert!(!cidr("10.0.2.15/0").contains(ip("::1")));
         assert!(cidr("fec0::15/64").contains(ip("fec0::2")));
         assert!(cidr("10.0.2.15/32").contains(ip("10.0.2.15")));
-    }
-
-    #[test]
-    fn files() {
-        let mut net = NetSettings::default();
-        net.set("nameservers", "10.0.2.3,fec0::3").unwrap();
-        net.set("hosts", "db=10.0.2.20,cache=fec0::20").unwrap();
-        assert_eq!(
-            resolv_conf(net.nameservers.as_deref().unwrap()),
-            "# Written by vminit\nnameserver 10.0.2.3\nnameserver fec0::3\n"
-        );
-        let hosts = hosts_file(net.hosts.as_deref().unwrap(), Some("web-1"));
-        assert!(hosts.starts_with("# Written by vminit\n127.0.0.1\tlocalhost\n"));
-        assert!(
-            hosts.ends_with("127.0.1.1\tweb-1\n10.0.2.20\tdb\nfec0::20\tcache\n"),
-            "{hosts}"
-        );
-        assert!(!hosts_file(&[], None).contains("127.0.1.1"));
-        let own = hosts_file(
-            &[("web-1".into(), "10.0.2.15".parse().unwrap())],
-            Some("web-1"),
-        );
-        assert!(!own.contains("127.0.1.1"), "{own}");
     }
 }

@@ -85,12 +85,14 @@ pub enum Problem {
     ProgramEmpty,
     #[error("needs a value, as in {}=VALUE", shorten(.0))]
     MissingValue(String),
-    #[error("is not a vminit setting (known: {known})", known = crate::settings::NAMES.join(", "))]
-    UnknownSetting,
+    /// With the names that are known.
+    #[error("is not a vminit setting (known: {})", .0.join(", "))]
+    UnknownSetting(&'static [&'static str]),
     #[error("{0}")]
     BadSetting(&'static str),
-    #[error("is not a resource limit (known: {known})", known = crate::limits::RESOURCES.join(", "))]
-    UnknownResource,
+    /// With the resources that are known.
+    #[error("is not a resource limit (known: {})", .0.join(", "))]
+    UnknownResource(&'static [&'static str]),
     #[error("is not valid UTF-8")]
     NotUtf8,
     #[error("is not valid JSON: {0}")]

@@ -1,5 +1,9 @@
-//! The effective configuration: layers from each source merged by precedence,
-//! defaults < metadata file < kernel command line < options.
+//! The configuration: its sources ([`cli`] options, the kernel
+//! [`cmdline`], the [`metadata`] file), the rules every input obeys
+//! ([`validate`], [`settings`] and the parsers of each setting's values),
+//! the errors that name source and rule ([`error`]), and here the effective
+//! configuration: layers from each source merged by precedence, defaults <
+//! metadata file < kernel command line < options.
 //!
 //! [`resolve`] is the whole loading procedure as a function of its inputs
 //! (the options, the command line's bytes, a way to read files), so it is
@@ -12,13 +16,24 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::error::{ConfigError, Problem, Source};
-use crate::identity::UserSpec;
-use crate::limits::Limit;
-use crate::network::{self, NetSettings};
-use crate::report::VsockAddr;
-use crate::settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
-use crate::{cmdline, metadata, validate};
+pub mod channels;
+pub mod cli;
+pub mod cmdline;
+pub mod error;
+pub mod limits;
+pub mod metadata;
+pub mod modules;
+pub mod net;
+pub mod settings;
+pub mod user;
+pub mod validate;
+
+use channels::VsockAddr;
+use error::{ConfigError, Problem, Source};
+use limits::Limit;
+use net::NetSettings;
+use settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
+use user::UserSpec;
 
 /// What one source says; `None` and empty mean "not set here".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -282,10 +297,10 @@ impl Config {
                 "modules": self.modules,
                 "net": {
                     "interface": self.net.interface(),
-                    "address": self.net.addresses.as_deref().map(network::join),
-                    "gateway": self.net.gateways.as_deref().map(network::join),
+                    "address": self.net.addresses.as_deref().map(net::join),
+                    "gateway": self.net.gateways.as_deref().map(net::join),
                     "mtu": self.net.mtu,
-                    "nameservers": self.net.nameservers.as_deref().map(network::join),
+                    "nameservers": self.net.nameservers.as_deref().map(net::join),
                     "hosts": self.net.hosts.as_ref().map(|hosts| {
                         hosts.iter().map(|(name, addr)| format!("{name}={addr}")).collect::<Vec<_>>().join(",")
                     }),
