@@ -17,6 +17,7 @@ use crate::app::supervisor::{Scope, Supervisor};
 use crate::config::channels::VsockAddr;
 use crate::config::cli::{self, CmdlineArg, Mode, Options};
 use crate::config::error::{ConfigError, Source, escape};
+use crate::config::mounts::DEFAULT_WAIT;
 use crate::config::net::NetSettings;
 use crate::config::settings::{LogTarget, Shutdown};
 use crate::config::user::UserSpec;
@@ -319,10 +320,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return ending.finish(EXIT_CONFIG, None);
         }
     } else if asks_for_machine(&config)
+        || !config.mounts.is_empty()
         || config.report_port.is_some()
         || config.report_vsock.is_some()
     {
-        warn!("modules, net.* and report.* apply in VM mode only: ignored");
+        warn!("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored");
     }
     let identity = match &config.user {
         Some(spec) => match resolve_user(spec) {
@@ -447,29 +449,37 @@ fn lenient_config(options: Option<&crate::config::Layer>, kernel_line: Option<&[
 
 /// Whether the configuration asks for machine-wide set-up.
 fn asks_for_machine(config: &Config) -> bool {
-    !config.modules.is_empty() || config.net != NetSettings::default()
+    !config.modules.is_empty()
+        || config.net != NetSettings::default()
+        || config.root.source.is_some()
 }
 
-/// Loads modules and configures the network, as the configuration asks.
-/// Inside a PID namespace (`--mode vm` in tests) the kernel and the network
-/// are the host's: nothing is done.
-/// `kernel_line` gives the modules their parameters.
+/// Loads modules, switches to the root, mounts the volumes and configures
+/// the network, as the configuration asks, in that order: the root and
+/// volumes may need modules, and resolv.conf and hosts belong in the final
+/// root. Inside a PID namespace (`--mode vm` in tests) the kernel, the
+/// root and the network are the host's: only the volumes are mounted (in
+/// the namespace's own mount namespace). `kernel_line` gives the modules
+/// their parameters.
 fn set_up_machine(
     config: &Config,
     real_machine: bool,
     kernel_line: &[u8],
 ) -> Result<(), SetupError> {
+    let wait = config.root.wait.unwrap_or(DEFAULT_WAIT);
     if !real_machine {
         if asks_for_machine(config) {
             warn!(
-                "modules and net.* are applied by a machine's init only: skipped in a PID namespace"
+                "modules, root and net.* are applied by a machine's init only: skipped in a PID namespace"
             );
         }
-        return Ok(());
+        return Ok(crate::machine::volumes::mount_all(&config.mounts, wait)?);
     }
     if !config.modules.is_empty() {
         setup::load_modules(&config.modules, kernel_line)?;
     }
+    crate::machine::root::switch(&config.root)?;
+    crate::machine::volumes::mount_all(&config.mounts, wait)?;
     if config.net.configures_interface() {
         setup::configure_network(&config.net)?;
     }

@@ -177,3 +177,50 @@ fn machine_set_up_and_report_channels_are_skipped_in_a_namespace() {
     assert_eq!(status["exit_code"], 6);
     assert_eq!(status["oom_killed"], false);
 }
+
+#[test]
+fn volumes_are_mounted_parents_first_and_a_failed_one_stops_the_boot() {
+    // Children named first: the order comes from the targets.
+    let (result, _) = vm(
+        "volumes",
+        &[
+            "--cmdline",
+            "vminit.mount.logs=tmpfs,/run/vol/data/logs,tmpfs,size=1m \
+             vminit.mount.data=tmpfs,/run/vol/data,tmpfs,noexec,mode=0700 \
+             -- sh -c \"grep ' /run/vol' /proc/self/mounts\"",
+        ],
+    );
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=0"], "{result:#?}");
+    let mounts: Vec<&str> = result.stdout.lines().collect();
+    assert_eq!(mounts.len(), 2, "{result:#?}");
+    assert!(
+        mounts[0].starts_with("tmpfs /run/vol/data tmpfs rw,"),
+        "{mounts:?}"
+    );
+    assert!(
+        mounts[0].contains("noexec") && mounts[0].contains("mode=700"),
+        "{mounts:?}"
+    );
+    assert!(
+        mounts[1].starts_with("tmpfs /run/vol/data/logs tmpfs"),
+        "{mounts:?}"
+    );
+    assert!(mounts[1].contains("size=1024k"), "{mounts:?}");
+
+    let (result, _) = vm(
+        "bad-volume",
+        &[
+            "--cmdline",
+            "vminit.mount.data=/dev/no-such-disk,/run/vol/data,ext4 vminit.root.wait=0.2 \
+             -- sh -c \"echo app-ran\"",
+        ],
+    );
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=2"], "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("Volume data: device /dev/no-such-disk did not appear within 200ms"),
+        "{result:#?}"
+    );
+    assert!(!result.stdout.contains("app-ran"));
+}

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::config::Layer;
 use crate::config::error::{ConfigError, NameKind, Problem, Source};
+use crate::config::mounts;
 use crate::config::settings::{self, Settings};
 use crate::config::validate;
 
@@ -102,9 +103,24 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
                         }
                         // `"net": {"mtu": 1400}` is `net.mtu`.
                         let members = match value.as_object() {
+                            Some(members) if name == "mounts" => {
+                                for (volume, spec) in members {
+                                    let place = format!("vminit.mounts.{}", shorten_name(volume));
+                                    if let Err(problem) =
+                                        set_mount(&mut layer.settings, volume, spec)
+                                    {
+                                        fail(&place, problem);
+                                    }
+                                }
+                                continue;
+                            }
+                            // `"root": {"source": "/dev/vda"}` is `root`.
                             Some(members) if GROUPS.contains(&name.as_str()) => members
                                 .iter()
-                                .map(|(member, value)| (format!("{name}.{member}"), value))
+                                .map(|(member, value)| match (name.as_str(), member.as_str()) {
+                                    ("root", "source") => ("root".to_owned(), value),
+                                    _ => (format!("{name}.{member}"), value),
+                                })
                                 .collect(),
                             _ => vec![(name.clone(), value)],
                         };
@@ -136,10 +152,55 @@ fn setting_name(name: &str) -> Result<(), (String, Problem)> {
     validate::name_in_word(name.as_bytes(), 0, NameKind::Setting)
 }
 
+/// A volume name as a place in a message: cut before a byte that cannot
+/// be in a name.
+fn shorten_name(name: &str) -> String {
+    let end = validate::foreign_byte(name.as_bytes(), 0, NameKind::Setting).unwrap_or(name.len());
+    crate::config::error::shorten(&name[..end])
+}
+
+/// `"mounts": {"data": {"source": "/dev/vdb", "target": "/data", "type":
+/// "ext4", "options": "noatime"}}`: one volume.
+fn set_mount(settings: &mut Settings, volume: &str, spec: &Value) -> Result<(), Problem> {
+    mounts::parse_mount_name(volume)?;
+    let Some(fields) = spec.as_object() else {
+        return Err(Problem::WrongType(
+            "an object with source, target, type and options",
+        ));
+    };
+    let field = |name: &str| -> Result<&str, Problem> {
+        match fields.get(name) {
+            Some(Value::String(text)) => Ok(text),
+            None if name == "options" => Ok(""),
+            _ => Err(Problem::WrongType(
+                "an object with strings source, target, type (and options)",
+            )),
+        }
+    };
+    let known = ["source", "target", "type", "options"];
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(
+            if validate::foreign_byte(unknown.as_bytes(), 0, NameKind::Setting).is_some() {
+                Problem::WrongType("an object with source, target, type and options only")
+            } else {
+                Problem::UnknownField("source, target, type, options")
+            },
+        );
+    }
+    let spec = mounts::mount_spec(
+        field("source")?,
+        field("target")?,
+        field("type")?,
+        field("options")?,
+    )?;
+    settings.mounts.set(volume, spec);
+    Ok(())
+}
+
 /// The settings that take `true`/`false`.
-const FLAGS: &[&str] = &["no_new_privs", "delete_metadata"];
+const FLAGS: &[&str] = &["no_new_privs", "delete_metadata", "root.rw"];
 /// The settings that take numbers as well as strings.
-const NUMBERS: &[&str] = &["grace", "net.mtu"];
+const NUMBERS: &[&str] = &["grace", "net.mtu", "root.wait"];
 /// The settings that take lists: an array of strings, or one string with ','.
 const LISTS: &[&str] = &[
     "modules",
@@ -149,14 +210,19 @@ const LISTS: &[&str] = &[
     "net.hosts",
 ];
 /// The groups written as nested objects: `"rlimit": {"nofile": "1024:4096"}`.
-const GROUPS: &[&str] = &["rlimit", "net", "report"];
+const GROUPS: &[&str] = &["rlimit", "net", "report", "root"];
 
 /// Applies one `"vminit"` entry, in the JSON types natural to it.
 fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(), Problem> {
-    if GROUPS.contains(&name) {
+    if name == "mounts" {
+        return Err(Problem::WrongType("an object of volumes"));
+    }
+    // `"root": "/dev/vda"` is the root alone.
+    if GROUPS.contains(&name) && name != "root" {
         return Err(Problem::WrongType("an object"));
     }
-    if !settings::NAMES.contains(&name) && !name.starts_with("rlimit.") {
+    let named = |prefix: &str| name.starts_with(prefix);
+    if !settings::NAMES.contains(&name) && !named("rlimit.") && !named("mount.") {
         return Err(Problem::UnknownSetting(settings::NAMES));
     }
     let numeric = NUMBERS.contains(&name) || name.starts_with("rlimit.");
@@ -274,6 +340,44 @@ mod tests {
                 "{message}"
             );
             assert!(!message.contains("secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn root_and_volumes() {
+        let json = br#"{"argv": ["x"], "vminit": {
+            "root": {"source": "/dev/vda", "fstype": "ext4", "rw": true, "overlay": "tmpfs:1g", "wait": 3},
+            "mounts": {"data": {"source": "/dev/vdb", "target": "/data", "type": "ext4", "options": "noatime"},
+                       "tmp": {"source": "tmpfs", "target": "/data/tmp", "type": "tmpfs"}}}}"#;
+        let (layer, errors) = parse(json, &source());
+        assert_eq!(errors, []);
+        let root = &layer.settings.root;
+        assert_eq!(root.source.as_deref(), Some("/dev/vda"));
+        assert_eq!(root.rw, Some(true));
+        assert_eq!(root.wait, Some(Duration::from_secs(3)));
+        assert_eq!(
+            layer.settings.mounts.get("data").unwrap().options,
+            "noatime"
+        );
+        assert_eq!(layer.settings.mounts.get("tmp").unwrap().options, "");
+        let (layer, errors) = parse(br#"{"vminit": {"root": "/dev/vdc"}}"#, &source());
+        assert_eq!(errors, []);
+        assert_eq!(layer.settings.root.source.as_deref(), Some("/dev/vdc"));
+        let bad = br#"{"vminit": {"mounts": {"d": {"source": "/dev/vdb", "target": "rel", "type": "ext4"},
+            "e": {"source": "/dev/vdb", "type": "ext4"}, "f": "x", "g h": {}}, "root": {"colour": 1}}}"#;
+        let (_, errors) = parse(bad, &source());
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        for needle in [
+            "vminit.mounts.d: must be an absolute path",
+            "vminit.mounts.e: must be an object with strings source, target, type",
+            "vminit.mounts.f: must be an object with source, target, type and options",
+            "vminit.mounts.g: needs a volume name",
+            "vminit.root.colour: is not a vminit setting",
+        ] {
+            assert!(
+                messages.iter().any(|m| m.contains(needle)),
+                "no {needle}: {messages:#?}"
+            );
         }
     }
 

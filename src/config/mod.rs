@@ -23,6 +23,7 @@ pub mod error;
 pub mod limits;
 pub mod metadata;
 pub mod modules;
+pub mod mounts;
 pub mod net;
 pub mod settings;
 pub mod user;
@@ -31,6 +32,7 @@ pub mod validate;
 use channels::VsockAddr;
 use error::{ConfigError, Problem, Source};
 use limits::Limit;
+use mounts::{RootSettings, Volumes};
 use net::NetSettings;
 use settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
 use user::UserSpec;
@@ -69,6 +71,8 @@ pub struct Config {
     pub net: NetSettings,
     pub report_port: Option<String>,
     pub report_vsock: Option<VsockAddr>,
+    pub root: RootSettings,
+    pub mounts: Volumes,
 }
 
 /// A command line to read configuration from, and where it came from.
@@ -112,6 +116,8 @@ pub fn merge(layers: &[&Layer]) -> Config {
         net: settings.net,
         report_port: settings.report_port,
         report_vsock: settings.report_vsock,
+        root: settings.root,
+        mounts: settings.mounts,
     }
 }
 
@@ -172,6 +178,22 @@ pub fn resolve(
             .and_then(|(_, source)| source.clone())
             .unwrap_or(Source::Options)
     };
+    if config.root.orphaned() {
+        let source = source_of(|layer| layer.settings.root != RootSettings::default());
+        errors.push(ConfigError::new(
+            &source,
+            "vminit.root",
+            Problem::BadSetting("root.* settings need vminit.root: the root to mount"),
+        ));
+    }
+    if let Some(target) = mounts::shared_target(&config.mounts) {
+        let source = source_of(|layer| !layer.settings.mounts.is_empty());
+        errors.push(ConfigError::new(
+            &source,
+            &format!("vminit.mount (target {})", error::shorten(target)),
+            Problem::BadSetting("two volumes on one target"),
+        ));
+    }
     if let Some(gateway) = config.net.unreachable_gateway() {
         let source = source_of(|layer| layer.settings.net.gateways.is_some());
         errors.push(ConfigError::new(
@@ -309,8 +331,32 @@ impl Config {
                     "port": self.report_port,
                     "vsock": self.report_vsock.map(|a| a.to_string()),
                 },
+                "root": {
+                    "source": self.root.source,
+                    "fstype": self.root.fstype,
+                    "options": self.root.options,
+                    "rw": self.root.rw.unwrap_or(false),
+                    "overlay": self.root.overlay.as_ref().map(ToString::to_string),
+                    "wait": self.root.wait.unwrap_or(mounts::DEFAULT_WAIT).as_secs_f64(),
+                },
+                "mounts": self.volumes_json(),
             },
         })
+    }
+
+    /// The volumes for `--check`, by name.
+    fn volumes_json(&self) -> Value {
+        let mut volumes = serde_json::Map::new();
+        for (name, spec) in self.mounts.iter() {
+            let volume = json!({
+                "source": spec.source,
+                "target": spec.target,
+                "type": spec.fstype,
+                "options": spec.options,
+            });
+            volumes.insert(name.to_owned(), volume);
+        }
+        Value::Object(volumes)
     }
 
     /// The configuration for a debug log line: env values redacted.

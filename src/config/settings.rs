@@ -11,6 +11,7 @@ use crate::config::channels::{self, VsockAddr};
 use crate::config::error::Problem;
 use crate::config::limits::{self, Limit};
 use crate::config::modules;
+use crate::config::mounts::{self, RootSettings, Volumes};
 use crate::config::net::NetSettings;
 use crate::config::user::{self, UserSpec};
 use crate::config::validate;
@@ -35,6 +36,13 @@ pub const NAMES: &[&str] = &[
     "net.hosts",
     "report.port",
     "report.vsock",
+    "root",
+    "root.fstype",
+    "root.options",
+    "root.rw",
+    "root.overlay",
+    "root.wait",
+    "mount.NAME",
 ];
 
 /// Default time between SIGTERM and SIGKILL: `docker stop`'s default.
@@ -96,6 +104,10 @@ pub struct Settings {
     pub report_port: Option<String>,
     /// The vsock address that receives the exit record.
     pub report_vsock: Option<VsockAddr>,
+    /// The root to switch to, and its overlay.
+    pub root: RootSettings,
+    /// Volumes by name; a higher layer replaces a volume whole.
+    pub mounts: Volumes,
 }
 
 impl Settings {
@@ -123,12 +135,18 @@ impl Settings {
             "no_new_privs" => self.no_new_privs = Some(parse_flag(value)?),
             "delete_metadata" => self.delete_metadata = Some(parse_flag(value)?),
             "modules" => self.modules = Some(modules::parse_list(value)?),
+            "root" => self.root.set("", value)?,
             "report.port" => self.report_port = Some(channels::parse_port_name(value)?),
             "report.vsock" => self.report_vsock = Some(channels::parse_vsock(value)?),
             _ => {
                 if let Some(resource) = name.strip_prefix("rlimit.") {
                     let resource = limits::resource(resource)?;
                     self.rlimits.insert(resource, limits::parse_limit(value)?);
+                } else if let Some(member) = name.strip_prefix("root.") {
+                    self.root.set(member, value)?;
+                } else if let Some(volume) = name.strip_prefix("mount.") {
+                    mounts::parse_mount_name(volume)?;
+                    self.mounts.set(volume, mounts::parse_mount(value)?);
                 } else if let Some(net) = name.strip_prefix("net.") {
                     self.net.set(net, value)?;
                 } else {
@@ -155,6 +173,8 @@ impl Settings {
         self.net.overlay(&other.net);
         self.report_port = other.report_port.clone().or(self.report_port.take());
         self.report_vsock = other.report_vsock.or(self.report_vsock);
+        self.root.overlay(&other.root);
+        self.mounts.overlay(&other.mounts);
     }
 }
 

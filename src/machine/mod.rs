@@ -6,7 +6,9 @@ use std::path::Path;
 
 pub mod modules;
 pub mod network;
+pub mod root;
 pub mod setup;
+pub mod volumes;
 use std::time::{Duration, Instant};
 
 use nix::mount::MsFlags;
@@ -228,8 +230,12 @@ pub fn end_console(exit_code: i32, real_machine: bool) {
 fn flush_disks() {
     let flush = || {
         mount::sync();
-        for target in mount::unmount_disks() {
-            warn!("{target} stays mounted read-write");
+        let (read_only, writable) = mount::unmount_data();
+        for target in read_only {
+            debug!("remounted {target} read-only: it could not be unmounted");
+        }
+        for target in writable {
+            warn!("{target} could be neither unmounted nor remounted read-only");
         }
         mount::sync();
     };

@@ -16,6 +16,8 @@ use crate::config::cmdline;
 use crate::config::net::NetSettings;
 use crate::machine::modules::{self, PlanError};
 use crate::machine::network;
+use crate::machine::root::RootError;
+use crate::machine::volumes::VolumeError;
 use crate::sys::{module, mount, net};
 use crate::{debug, info};
 
@@ -64,6 +66,10 @@ pub enum SetupError {
         "Cannot write {path}: on this read-only image it links to {target}, which does not exist and is outside the /run that vminit mounts"
     )]
     EtcLink { path: String, target: String },
+    #[error(transparent)]
+    Root(#[from] RootError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
 }
 
 /// Loads `names` and their dependencies from `/lib/modules/$(uname -r)`,

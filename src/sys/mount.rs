@@ -1,5 +1,7 @@
-//! Filesystems: mount(2), umount(2), mkdir(2), symlink(2), and the mount
-//! table in `/proc/self/mounts` (proc(5)).
+//! Filesystems: mount(2) (with `MS_MOVE` for a root switch), umount(2),
+//! chroot(2), statfs(2), mkdir(2), symlink(2), the mount table in
+//! `/proc/self/mounts` and the kernel's filesystems in `/proc/filesystems`
+//! (proc(5)).
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -94,42 +96,140 @@ pub fn sync() {
     nix::unistd::sync();
 }
 
-/// Unmounts, newest first, every mount backed by a block device (its source
-/// is under `/dev/`), or failing that remounts it read-only, so that disks
-/// are clean when the VM stops. Pseudo filesystems are left: they hold
-/// nothing to lose. Returns the mount points that stayed writable.
-pub fn unmount_disks() -> Vec<String> {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
-        return Vec::new();
+/// Mounts `source` on `target` with `flags` and filesystem `data`.
+pub fn mount_with(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+) -> io::Result<()> {
+    let data = (!data.is_empty()).then_some(data);
+    mount(Some(source), target, Some(fstype), flags, data).map_err(io::Error::from)
+}
+
+/// Moves the mount at `from` (with the mounts below it) to `to`.
+pub fn move_mount(from: &str, to: &str) -> io::Result<()> {
+    mount(Some(from), to, None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(io::Error::from)
+}
+
+/// Makes the current directory the root (chroot(2)) and enters it.
+pub fn chroot_here() -> io::Result<()> {
+    nix::unistd::chroot(".").map_err(io::Error::from)?;
+    std::env::set_current_dir("/")
+}
+
+/// Whether `/` is the initramfs the kernel unpacked (ramfs or tmpfs), whose
+/// files are worth freeing before a root switch.
+pub fn root_is_initramfs() -> bool {
+    use nix::sys::statfs::{FsType, TMPFS_MAGIC, statfs};
+    // RAMFS_MAGIC in include/uapi/linux/magic.h (nix lacks it).
+    const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
+    statfs("/").is_ok_and(|fs| [RAMFS_MAGIC, TMPFS_MAGIC].contains(&fs.filesystem_type()))
+}
+
+/// Deletes everything below `dir` that is on `dir`'s own filesystem, as
+/// switch_root(8) frees the initramfs: mount points (another device) are
+/// left alone. Errors are skipped: this only frees memory.
+pub fn delete_on_same_device(dir: &Path) {
+    let Ok(device) = std::fs::symlink_metadata(dir).map(|m| m.dev()) else {
+        return;
     };
-    let mut left = Vec::new();
-    for line in table.lines().rev() {
-        let mut fields = line.split_whitespace();
-        let (Some(source), Some(target)) = (fields.next(), fields.next()) else {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        if !source.starts_with("/dev/") {
+        if metadata.dev() != device {
             continue;
         }
-        // The table escapes spaces and such as octal: `\040`.
-        let target = unescape_octal(target);
-        if umount2(target.as_str(), MntFlags::empty()).is_ok() {
+        if metadata.is_dir() {
+            delete_on_same_device(&path);
+            let _ = std::fs::remove_dir(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The kernel's block filesystems (`/proc/filesystems` lines without
+/// `nodev`), in its order: what it would try for `root=` without
+/// `rootfstype=`.
+pub fn block_filesystems() -> Vec<String> {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.starts_with("nodev"))
+        .map(|line| line.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// Filesystem types whose mounts are flushed and unmounted at the end
+/// besides those on a device: they may hold the app's data.
+const DATA_FSTYPES: &[&str] = &["overlay", "virtiofs", "9p"];
+
+/// Makes every mount that may hold data (its source is a device under
+/// `/dev/`, or it is an overlay, virtiofs or 9p) safe to power off: the
+/// root first, then the deepest mounts first, each is remounted read-only
+/// (which commits an ext4 journal and marks the filesystem clean) and then
+/// unmounted. Read-only first, because unmounting alone can leave a
+/// filesystem mounted read-write: an overlay keeps its own private mount
+/// of its upper layer's filesystem. Pseudo filesystems are left: they hold
+/// nothing to lose. Returns the mounts that stay mounted read-only (the
+/// root, an overlay's layers) and those that stayed writable.
+pub fn unmount_data() -> (Vec<String>, Vec<String>) {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
+        return (Vec::new(), Vec::new());
+    };
+    let targets: Vec<String> = table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (source, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            let data = source.starts_with("/dev/") || DATA_FSTYPES.contains(&fstype);
+            // The table escapes spaces and such as octal: `\040`.
+            data.then(|| unescape_octal(target))
+        })
+        .collect();
+    // The root, then the deepest first; the same target once. (An
+    // insertion sort: a few mounts, and no sort code in PID 1's binary.)
+    let order = |t: &str| (t != "/", usize::MAX - t.matches('/').count());
+    let mut sorted: Vec<String> = Vec::new();
+    for target in targets {
+        if sorted.contains(&target) {
             continue;
         }
-        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        if mount(
+        let at = sorted
+            .iter()
+            .position(|other| order(other) > order(&target))
+            .unwrap_or(sorted.len());
+        sorted.insert(at, target);
+    }
+    let targets = sorted;
+    let (mut read_only, mut writable) = (Vec::new(), Vec::new());
+    for target in targets {
+        let remounted = mount(
             None::<&str>,
             target.as_str(),
             None::<&str>,
-            flags,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             None::<&str>,
         )
-        .is_err()
-        {
-            left.push(target);
+        .is_ok();
+        if target != "/" && umount2(target.as_str(), MntFlags::empty()).is_ok() {
+            continue;
+        }
+        if remounted {
+            read_only.push(target);
+        } else {
+            writable.push(target);
         }
     }
-    left
+    (read_only, writable)
 }
 
 /// The kernel's pages not yet on disk, dirty or under writeback, in KiB

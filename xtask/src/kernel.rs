@@ -109,11 +109,9 @@ fn deb_named(dir: &Path, package: &str) -> Result<PathBuf, String> {
     })
 }
 
-/// The files an image needs to load `names` with the stock kernel at
-/// `vmlinuz`: each module with its dependencies, `modules.dep` (made with
-/// depmod(8), which the package leaves to its install script) and
-/// `modules.builtin`, as (guest path, contents, mode).
-pub fn module_files(vmlinuz: &Path, names: &[&str]) -> Result<Vec<(String, Vec<u8>, u32)>, String> {
+/// The kernel's `/lib/modules/RELEASE` in its unpacked package, with a
+/// `modules.dep` (made with `depmod` when the package left it out).
+pub fn modules_dir(vmlinuz: &Path) -> Result<PathBuf, String> {
     let release = vmlinuz
         .file_name()
         .and_then(|n| n.to_str())
@@ -144,6 +142,20 @@ pub fn module_files(vmlinuz: &Path, names: &[&str]) -> Result<Vec<(String, Vec<u
         let depmod = find().ok_or("no depmod after installing kmod")?;
         cmd::run(Command::new(depmod).arg("-b").arg(root).arg(release))?;
     }
+    Ok(dir)
+}
+
+/// The files an image needs to load `names` with the stock kernel at
+/// `vmlinuz`: each module with its dependencies, `modules.dep` (made with
+/// depmod(8), which the package leaves to its install script) and
+/// `modules.builtin`, as (guest path, contents, mode).
+pub fn module_files(vmlinuz: &Path, names: &[&str]) -> Result<Vec<(String, Vec<u8>, u32)>, String> {
+    let dir = modules_dir(vmlinuz)?;
+    let release = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dep_path = dir.join("modules.dep");
     let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
     let dep = String::from_utf8(read(&dep_path)?).map_err(|e| e.to_string())?;
     let guest = format!("/lib/modules/{release}");

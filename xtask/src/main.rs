@@ -14,6 +14,7 @@ mod bench_helper;
 mod bench_vm;
 mod build;
 mod cmd;
+mod disk;
 mod fuzz;
 mod initramfs;
 mod kernel;

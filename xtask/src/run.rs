@@ -4,7 +4,14 @@
 //! ```text
 //! cargo xtask run [--env K=V]... [--workdir DIR] [--metadata FILE] [--add HOST:GUEST]...
 //!                 [--kernel PATH] [--cmdline EXTRA] [--net] -- COMMAND [ARGS...]
+//! cargo xtask run --image SOURCE [--volume FILE:/TARGET[:TYPE]]... [--publish HOST:GUEST]...
+//!                 [--env K=V]... [--kernel PATH] [--cmdline EXTRA] [-- COMMAND [ARGS...]]
 //! ```
+//!
+//! `--image` builds the image with `vminit-image` (into `target/vm/image/`),
+//! boots its root disk read-only under a tmpfs overlay, attaches each
+//! volume as the next virtio disk and mounts it, and with `--publish`
+//! forwards host ports to the guest over user networking.
 //!
 //! `--net` gives the guest QEMU's user networking on virtio-net: the image
 //! gets the stock kernel's modules for it, and vminit configures the
@@ -33,6 +40,11 @@ struct Request {
     cmdline: Vec<String>,
     net: bool,
     argv: Vec<String>,
+    image: Option<String>,
+    /// (host file, guest target, filesystem type).
+    volumes: Vec<(PathBuf, String, String)>,
+    /// (host port, guest port).
+    publish: Vec<(u16, u16)>,
 }
 
 /// What `--net` adds to the kernel command line.
@@ -63,6 +75,24 @@ fn parse(args: &[String]) -> Result<Request, String> {
             "--kernel" => request.kernel = Some(value("--kernel")?.into()),
             "--cmdline" => request.cmdline.push(value("--cmdline")?),
             "--net" => request.net = true,
+            "--image" => request.image = Some(value("--image")?),
+            "--volume" => {
+                let spec = value("--volume")?;
+                let mut parts = spec.splitn(3, ':');
+                let (Some(file), Some(target)) = (parts.next(), parts.next()) else {
+                    return Err(format!("--volume {spec}: give FILE:/TARGET[:TYPE]"));
+                };
+                let fstype = parts.next().unwrap_or("ext4").to_owned();
+                request.volumes.push((file.into(), target.to_owned(), fstype));
+            }
+            "--publish" => {
+                let spec = value("--publish")?;
+                let ports = spec
+                    .split_once(':')
+                    .and_then(|(h, g)| Some((h.parse().ok()?, g.parse().ok()?)))
+                    .ok_or(format!("--publish {spec}: give HOSTPORT:GUESTPORT"))?;
+                request.publish.push(ports);
+            }
             "--" => {
                 request.argv = words.cloned().collect();
                 break;
@@ -74,7 +104,7 @@ fn parse(args: &[String]) -> Result<Request, String> {
             }
         }
     }
-    if request.argv.is_empty() && request.metadata.is_none() {
+    if request.argv.is_empty() && request.metadata.is_none() && request.image.is_none() {
         return Err("give a command after --, e.g. cargo xtask run -- sh -c 'echo hello from a microVM; uname -a'".into());
     }
     Ok(request)
@@ -83,6 +113,9 @@ fn parse(args: &[String]) -> Result<Request, String> {
 pub fn run(args: &[String]) -> Result<i32, String> {
     let request = parse(args)?;
     let kit = Kit::prepare(request.kernel.as_deref())?;
+    if let Some(source) = &request.image {
+        return run_image(&request, &kit, source);
+    }
 
     let mut files = Vec::new();
     for (host, guest) in &request.add {
@@ -148,6 +181,104 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         None if console.kernel_panicked() => Err("the kernel panicked (see above)".into()),
         None => Err("the VM ended without vminit's exit line".into()),
     }
+}
+
+/// `--image`: builds the image, then boots its root disk and volumes.
+fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> {
+    let modules = kernel::modules_dir(&kit.kernel)?;
+    let net = request.net || !request.publish.is_empty();
+    let options = vminit_image::build::Options {
+        source: vminit_image::source::Source::parse(source).map_err(|e| e.to_string())?,
+        output: crate::cmd::root().join("target/vm/image"),
+        kernel_modules: Some(modules),
+        format: vminit_image::build::Format::Ext4,
+        size_mib: None,
+        vminit: kit.vminit.clone(),
+        kernel: Some(kit.kernel.clone()),
+        arch: std::env::consts::ARCH.to_owned(),
+        command: Vec::new(),
+        extra_modules: if net {
+            vec!["virtio_net".to_owned()]
+        } else {
+            Vec::new()
+        },
+    };
+    eprintln!("building {source} with vminit-image");
+    let built = vminit_image::build::build(&options).map_err(|e| chain(&e))?;
+    let mut devices = vec![
+        "-drive".to_owned(),
+        format!(
+            "file={},if=none,id=root,format=raw,readonly=on",
+            built.rootfs.display()
+        ),
+        "-device".to_owned(),
+        "virtio-blk-device,drive=root".to_owned(),
+    ];
+    let mut cmdline = built.cmdline.clone();
+    for (index, (file, target, fstype)) in request.volumes.iter().enumerate() {
+        let letter = char::from(b'b' + u8::try_from(index).map_err(|_| "too many volumes")?);
+        devices.extend([
+            "-drive".to_owned(),
+            format!("file={},if=none,id=v{index},format=raw", file.display()),
+            "-device".to_owned(),
+            format!("virtio-blk-device,drive=v{index}"),
+        ]);
+        cmdline.push_str(&format!(
+            " vminit.mount.v{index}=/dev/vd{letter},{target},{fstype}"
+        ));
+    }
+    if net {
+        let forwards: String = request
+            .publish
+            .iter()
+            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+            .collect();
+        devices.extend([
+            "-netdev".to_owned(),
+            format!("user,id=n0{forwards}"),
+            "-device".to_owned(),
+            "virtio-net-device,netdev=n0".to_owned(),
+        ]);
+        // The modules come with the image; the addresses QEMU's DHCP gives.
+        cmdline.push_str(
+            " vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.2.2 vminit.net.nameservers=10.0.2.3",
+        );
+    }
+    for word in &request.cmdline {
+        cmdline.push(' ');
+        cmdline.push_str(word);
+    }
+    // --env and a command go on the kernel line, above the image's metadata.
+    let words = vm::cmdline_for(&request.env, &request.argv)
+        .ok_or("--env or the command does not fit on the kernel command line")?;
+    if !words.is_empty() {
+        cmdline.push(' ');
+        cmdline.push_str(&words);
+    }
+    let boot = Boot {
+        memory_mb: 512,
+        devices,
+        ..kit.boot(&built.initramfs, cmdline)
+    };
+    eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
+    let console = qemu::run(&boot, GUARD, true, |_| {})?;
+    match console.exit_code() {
+        Some(code) => Ok(code),
+        None if console.kernel_panicked() => Err("the kernel panicked (see above)".into()),
+        None => Err("the VM ended without vminit's exit line".into()),
+    }
+}
+
+/// An error and its sources as one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 /// A metadata file's text, edited without a JSON library: xtask stays

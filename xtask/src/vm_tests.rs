@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::initramfs::Console as ConsoleNodes;
 use crate::qemu::{self, Boot, Console};
 use crate::vm::Kit;
-use crate::{build, kernel};
+use crate::{build, cmd, kernel};
 
 /// A hang guard per boot (a TCG boot takes 5-10 s here).
 const GUARD: Duration = Duration::from_secs(180);
@@ -163,7 +163,24 @@ enum Device {
     Net,
     /// A virtio-serial port named `org.vminit.exit`, written to a file.
     ExitPort,
+    /// `/dev/vda`: a fresh copy of the root disk (ext4 with busybox, see
+    /// [`ROOT_FILES`]).
+    RootDisk,
+    /// The next `/dev/vd*`: a fresh, empty ext4 disk of 32 MiB.
+    DataDisk,
 }
+
+/// The root disk's own files, besides busybox.
+const ROOT_FILES: &[(&str, &[u8], u32)] = &[
+    ("/etc/root-marker", b"root-marker-ok\n", 0o644),
+    ("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644),
+    ("/etc/group", b"root:x:0:\n", 0o644),
+    (
+        "/writer.sh",
+        b"#!/bin/sh\n# Writes to /data until stopped; says so after 200 lines.\ni=0\nwhile :; do echo \"line $i\" >> /data/log; i=$((i+1)); [ $i = 200 ] && echo writing; done\n",
+        0o755,
+    ),
+];
 
 /// What the host side of the devices saw.
 #[derive(Debug, Default)]
@@ -175,6 +192,32 @@ struct Outside {
     /// `vminit --check --cmdline` on the host, of the boot's whole line:
     /// its exit status and standard error.
     check: (i32, String),
+    /// The disks after the VM stopped.
+    root_disk: Option<std::path::PathBuf>,
+    data_disk: Option<std::path::PathBuf>,
+}
+
+impl Outside {
+    /// Checks that each disk the case had is a clean ext4 (`e2fsck -fn`).
+    fn disks_clean(&self) -> Result<(), String> {
+        for disk in self.root_disk.iter().chain(&self.data_disk) {
+            crate::disk::check(disk)?;
+        }
+        Ok(())
+    }
+
+    /// A file on the data disk, or on the root disk.
+    fn read(&self, data: bool, path: &str) -> Result<String, String> {
+        let disk = if data {
+            &self.data_disk
+        } else {
+            &self.root_disk
+        };
+        match disk {
+            Some(disk) => crate::disk::read(disk, path),
+            None => Err("the case has no such disk".into()),
+        }
+    }
 }
 
 /// The modules the test image carries (with their dependencies).
@@ -183,6 +226,10 @@ const MODULES: &[&str] = &[
     "virtio_net",
     "virtio_console",
     "vsock_loopback",
+    "virtio_blk",
+    "crc32c_generic",
+    "ext4",
+    "overlay",
 ];
 /// What the HTTP server answers.
 const HTTP_BODY: &str = "host-says-hello";
@@ -314,6 +361,136 @@ fn init_limit_cases() -> Vec<Case> {
             )),
             |c, o| kernel_refused(c, o, "Too many boot init vars"),
         ),
+    ]
+}
+
+/// The modules a root or volume on a virtio disk needs on Debian's kernel
+/// (crc32c: ext4's soft dependency, which no modprobe resolves here).
+const DISK_MODULES: &str = "vminit.modules=virtio_mmio,virtio_blk,crc32c_generic,ext4";
+
+/// The root switch, overlays and volumes, and their state after the VM.
+fn disk_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "root_switch_to_an_ext4_disk_and_a_volume_both_clean_after",
+            image: Image::Normal,
+            cmdline: line(format!(
+                "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4,noatime \
+                 -- /bin/sh -c \"cat /etc/root-marker; touch /x 2>/dev/null || echo root-read-only; \
+                 [ -e /tests ] || echo initramfs-gone; echo written > /data/file; grep -E ' (/|/data) ' /proc/mounts\""
+            )),
+            ctrl_alt_del_after: None,
+            devices: &[Device::RootDisk, Device::DataDisk],
+            check: |c, o| {
+                expect(c, 0)?;
+                require(
+                    c,
+                    &[
+                        "root-marker-ok",
+                        "root-read-only",
+                        "initramfs-gone",
+                        "/dev/vda / ext4 ro,",
+                        "/dev/vdb /data ext4 rw,noatime",
+                    ],
+                )?;
+                o.disks_clean()?;
+                match o.read(true, "/file")?.as_str() {
+                    "written\n" => Ok(()),
+                    other => Err(format!("the volume holds {other:?}")),
+                }
+            },
+        },
+        Case {
+            name: "root_under_a_tmpfs_overlay_is_writable_and_the_disk_untouched",
+            image: Image::Normal,
+            cmdline: line(format!(
+                "{DISK_MODULES},overlay vminit.root=/dev/vda vminit.root.overlay=tmpfs:16m \
+                 -- /bin/sh -c \"echo changed > /etc/root-marker && cat /etc/root-marker; grep ' / ' /proc/mounts\""
+            )),
+            ctrl_alt_del_after: None,
+            devices: &[Device::RootDisk],
+            check: |c, o| {
+                expect(c, 0)?;
+                require(c, &["changed", "overlay / overlay rw,"])?;
+                o.disks_clean()?;
+                match o.read(false, "/etc/root-marker")?.as_str() {
+                    "root-marker-ok\n" => Ok(()),
+                    other => Err(format!("the root disk changed: {other:?}")),
+                }
+            },
+        },
+        Case {
+            name: "root_under_an_overlay_on_a_second_disk_keeps_the_changes_there",
+            image: Image::Normal,
+            cmdline: line(format!(
+                "{DISK_MODULES},overlay vminit.root=/dev/vda vminit.root.overlay=/dev/vdb \
+                 -- /bin/sh -c \"echo kept > /etc/new-file\""
+            )),
+            ctrl_alt_del_after: None,
+            devices: &[Device::RootDisk, Device::DataDisk],
+            check: |c, o| {
+                expect(c, 0)?;
+                o.disks_clean()?;
+                let upper = o.read(true, "/upper/etc/new-file")?;
+                let root = o.read(false, "/etc/new-file")?;
+                if upper == "kept\n" && root.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("upper {upper:?}, root {root:?}"))
+                }
+            },
+        },
+        Case {
+            name: "a_root_device_that_never_appears_ends_in_2",
+            image: Image::Normal,
+            cmdline: "vminit.modules=virtio_mmio,virtio_blk vminit.root=/dev/vdz vminit.root.wait=1 \
+                      -- sh -c \"echo app-ran\"",
+            ctrl_alt_del_after: None,
+            devices: &[Device::RootDisk],
+            check: |c, _| {
+                refused_before_the_app(c, "Root device /dev/vdz did not appear within 1s")
+            },
+        },
+        Case {
+            name: "ctrl_alt_del_during_writes_leaves_the_volume_clean",
+            image: Image::Normal,
+            cmdline: line(format!(
+                "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
+                 vminit.grace=5 -- /writer.sh"
+            )),
+            ctrl_alt_del_after: Some("writing"),
+            devices: &[Device::RootDisk, Device::DataDisk],
+            check: |c, o| {
+                // SIGINT's default action ends the writer: 130.
+                expect(c, 130)?;
+                o.disks_clean()?;
+                // /data/log in the guest: /log on the volume.
+                let log = o.read(true, "/log")?;
+                if log.lines().count() >= 200 {
+                    Ok(())
+                } else {
+                    Err(format!("{} lines on the volume", log.lines().count()))
+                }
+            },
+        },
+        Case {
+            name: "a_writer_killed_after_the_grace_period_leaves_the_volume_clean",
+            image: Image::Normal,
+            cmdline: line(format!(
+                "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
+                 vminit.grace=1 -- /bin/sh -c \"(trap '' TERM; exec /writer.sh) & sleep 2; exit 3\""
+            )),
+            ctrl_alt_del_after: None,
+            devices: &[Device::RootDisk, Device::DataDisk],
+            check: |c, o| {
+                expect(c, 3)?;
+                require(
+                    c,
+                    &["processes still running after the grace period: sending SIGKILL"],
+                )?;
+                o.disks_clean()
+            },
+        },
     ]
 }
 
@@ -677,6 +854,7 @@ fn cases() -> Vec<Case> {
         },
     ];
     cases.extend(init_limit_cases());
+    cases.extend(disk_cases());
     cases
 }
 
@@ -704,6 +882,9 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
         ConsoleNodes::Nodes,
         read_only_files,
     )?;
+    crate::setup::packages(crate::disk::TOOLS)?;
+    let root_image = cmd::root().join("target/vm/root.ext4");
+    crate::disk::root_image(&root_image, &kit.busybox, ROOT_FILES, 64)?;
     eprintln!(
         "VM tests: {} with {:?}",
         kit.kernel.display(),
@@ -729,7 +910,7 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
                         Image::NoConsole => &no_console,
                         Image::ReadOnlyRoot => &read_only,
                     };
-                    let outcome = run_case(&case, &kit, initrd, index);
+                    let outcome = run_case(&case, &kit, initrd, &root_image, index);
                     results.lock().unwrap().push((case.name, outcome));
                 }
             });
@@ -745,7 +926,13 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
     }
 }
 
-fn run_case(case: &Case, kit: &Kit, initrd: &std::path::Path, index: usize) -> Result<(), String> {
+fn run_case(
+    case: &Case,
+    kit: &Kit,
+    initrd: &std::path::Path,
+    root_image: &std::path::Path,
+    index: usize,
+) -> Result<(), String> {
     let qmp = case.ctrl_alt_del_after.map(|_| {
         std::env::temp_dir().join(format!("vminit-qmp-{}-{index}.sock", std::process::id()))
     });
@@ -760,8 +947,31 @@ fn run_case(case: &Case, kit: &Kit, initrd: &std::path::Path, index: usize) -> R
         "vminit-exit-port-{}-{index}.json",
         std::process::id()
     ));
+    let disk_path = |what: &str| cmd::root().join(format!("target/vm/{}-{what}.ext4", case.name));
+    let mut root_disk = None;
+    let mut data_disk = None;
+    let drive = |devices: &mut Vec<String>, path: &std::path::Path, id: &str| {
+        devices.extend([
+            "-drive".into(),
+            format!("file={},if=none,id={id},format=raw", path.display()),
+            "-device".into(),
+            format!("virtio-blk-device,drive={id}"),
+        ]);
+    };
     for device in case.devices {
         match device {
+            Device::RootDisk => {
+                let path = disk_path("root");
+                std::fs::copy(root_image, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                drive(&mut devices, &path, "root");
+                root_disk = Some(path);
+            }
+            Device::DataDisk => {
+                let path = disk_path("data");
+                crate::disk::empty(&path, 32)?;
+                drive(&mut devices, &path, "data");
+                data_disk = Some(path);
+            }
             Device::Net => {
                 let server = HttpServer::start()?;
                 cmdline = cmdline.replace("{http_port}", &server.port.to_string());
@@ -803,14 +1013,22 @@ fn run_case(case: &Case, kit: &Kit, initrd: &std::path::Path, index: usize) -> R
         http_requests: http.map(HttpServer::stop).unwrap_or_default(),
         port_record: std::fs::read_to_string(&port_file).unwrap_or_default(),
         check: check_on_host(kit, &boot.cmdline)?,
+        root_disk,
+        data_disk,
     };
     let _ = std::fs::remove_file(&port_file);
+    let remove_disks = |outside: &Outside| {
+        for disk in outside.root_disk.iter().chain(&outside.data_disk) {
+            let _ = std::fs::remove_file(disk);
+        }
+    };
     let outcome = result.and_then(|console| {
         sent.clone()?;
         (case.check)(&console, &outside)
             .map_err(|e| format!("{e}\n--- console ---\n{}", console.text()))?;
         Ok(console.wall)
     });
+    remove_disks(&outside);
     match &outcome {
         Ok(wall) => println!(
             "test vm::{} ... ok ({:.1} s)",

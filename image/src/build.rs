@@ -1,0 +1,426 @@
+//! `vminit-image build`: from an image source to the files that boot it.
+//!
+//! `DIR` gets the root disk (`rootfs.ext4` or `rootfs.erofs`),
+//! `metadata.json`, `initramfs.cpio.gz` (vminit as `/init`, the metadata
+//! file, and with `--kernel-modules` the modules the root needs), a
+//! `cmdline` file, and a Firecracker `vm-config.json`.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+use thiserror::Error;
+
+use crate::cpio::Archive;
+use crate::layers::{self, LayerError};
+use crate::metadata::{self, ConfigError};
+use crate::source::{self, Hashing, Source, SourceError};
+
+/// The filesystem of the root disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ext4,
+    Erofs,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Ext4 => "ext4",
+            Format::Erofs => "erofs",
+        }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub source: Source,
+    pub output: PathBuf,
+    /// `/lib/modules/VERSION` of the kernel that will boot it.
+    pub kernel_modules: Option<PathBuf>,
+    pub format: Format,
+    /// The root disk's size in MiB; by default its contents and half again.
+    pub size_mib: Option<u64>,
+    /// The vminit binary to put in the initramfs.
+    pub vminit: PathBuf,
+    /// The kernel to name in `vm-config.json`.
+    pub kernel: Option<PathBuf>,
+    /// The target architecture (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// A command in place of the image's.
+    pub command: Vec<String>,
+    /// More modules for the initramfs, with `kernel_modules` (e.g.
+    /// `virtio_net`); the boot loads them too.
+    pub extra_modules: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("Layer {digest}")]
+    Layer {
+        digest: String,
+        #[source]
+        source: LayerError,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("Cannot {what} {path}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{tool} failed ({status}): {output}; it comes with Debian's {package}")]
+    Tool {
+        tool: String,
+        package: &'static str,
+        status: String,
+        output: String,
+    },
+    #[error("Cannot plan the kernel modules from {dir}: {message}")]
+    Modules { dir: String, message: String },
+}
+
+fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BuildError + 'a {
+    move |source| BuildError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Where the metadata file goes in the initramfs.
+pub const METADATA_IN_IMAGE: &str = "/etc/vminit/metadata.json";
+
+/// The modules a root on a virtio disk with an overlay needs on a stock
+/// kernel (crc32c: ext4's soft dependency, which no modprobe resolves in
+/// an initramfs).
+fn root_modules(format: Format) -> Vec<String> {
+    let fs: &[&str] = match format {
+        Format::Ext4 => &["crc32c_generic", "ext4"],
+        Format::Erofs => &["erofs"],
+    };
+    ["virtio_mmio", "virtio_blk"]
+        .iter()
+        .chain(fs)
+        .chain(&["overlay"])
+        .map(|m| (*m).to_owned())
+        .collect()
+}
+
+/// What was built, and where.
+#[derive(Debug)]
+pub struct Built {
+    pub rootfs: PathBuf,
+    pub metadata: PathBuf,
+    pub initramfs: PathBuf,
+    pub cmdline: String,
+    pub vm_config: PathBuf,
+    /// The digest that names the image.
+    pub id: String,
+}
+
+/// Builds everything into `options.output`.
+pub fn build(options: &Options) -> Result<Built, BuildError> {
+    let out = &options.output;
+    fs::create_dir_all(out).map_err(io_error("create", out))?;
+    let out = fs::canonicalize(out).map_err(io_error("find", out))?;
+    let staging = out.join(".rootfs");
+    let scratch = out.join(".unpacked");
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).map_err(io_error("create", &staging))?;
+    let image = options.source.open(&options.arch, &scratch)?;
+    let built = fill_and_pack(options, &out, &staging, &image);
+    let _ = fs::remove_dir_all(&staging);
+    if let Some(scratch) = &image.scratch {
+        let _ = fs::remove_dir_all(scratch);
+    }
+    built
+}
+
+fn fill_and_pack(
+    options: &Options,
+    out: &Path,
+    staging: &Path,
+    image: &source::Image,
+) -> Result<Built, BuildError> {
+    if let Some(root) = &image.root {
+        copy_tree(root, staging)?;
+    }
+    for layer in &image.layers {
+        apply_layer(staging, layer)?;
+    }
+    // vminit moves the kernel's filesystems into these at the root switch.
+    for (dir, mode) in [
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("dev", 0o755),
+        ("run", 0o755),
+        ("tmp", 0o1777),
+    ] {
+        let path = staging.join(dir);
+        if fs::symlink_metadata(&path).is_err() {
+            fs::create_dir(&path).map_err(io_error("create", &path))?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                .map_err(io_error("set the mode of", &path))?;
+        }
+    }
+    let metadata = metadata::metadata(image.config.as_ref(), &options.command)?;
+    let metadata_text = serde_json::to_string_pretty(&metadata).unwrap_or_default() + "\n";
+    let metadata_path = out.join("metadata.json");
+    fs::write(&metadata_path, &metadata_text).map_err(io_error("write", &metadata_path))?;
+
+    let rootfs = out.join(format!("rootfs.{}", options.format.name()));
+    make_filesystem(options, staging, &rootfs)?;
+
+    let mut archive = Archive::default();
+    for dir in ["dev", "proc", "sys", "run", "tmp", "etc", "etc/vminit"] {
+        archive.dir(dir);
+    }
+    let vminit =
+        fs::read(&options.vminit).map_err(io_error("read vminit from", &options.vminit))?;
+    archive.file("init", 0o755, &vminit);
+    archive.char_device("dev/console", 0o600, 5, 1);
+    archive.char_device("dev/null", 0o666, 1, 3);
+    archive.file(METADATA_IN_IMAGE, 0o600, metadata_text.as_bytes());
+    let mut cmdline = format!(
+        "console=ttyS0 metadata={METADATA_IN_IMAGE} vminit.root=/dev/vda vminit.root.fstype={} vminit.root.overlay=tmpfs",
+        options.format.name()
+    );
+    if let Some(dir) = &options.kernel_modules {
+        let mut wanted = root_modules(options.format);
+        wanted.extend(options.extra_modules.iter().cloned());
+        add_modules(&mut archive, dir, &wanted)?;
+        cmdline.push_str(&format!(" vminit.modules={}", wanted.join(",")));
+    }
+    let initramfs = out.join("initramfs.cpio.gz");
+    let bytes = archive
+        .finish_gzip()
+        .map_err(io_error("compress", &initramfs))?;
+    fs::write(&initramfs, bytes).map_err(io_error("write", &initramfs))?;
+    let cmdline_path = out.join("cmdline");
+    fs::write(&cmdline_path, format!("{cmdline}\n")).map_err(io_error("write", &cmdline_path))?;
+
+    // Firecracker: on x86 a guest ends only by a restart, its serial
+    // console is ttyS0, and it has no PCI.
+    let kernel = options
+        .kernel
+        .as_ref()
+        .map_or("vmlinux".to_owned(), |k| k.display().to_string());
+    let vm_config = json!({
+        "boot-source": {
+            "kernel_image_path": kernel,
+            "initrd_path": initramfs.display().to_string(),
+            "boot_args": format!("{cmdline} reboot=k panic=1 pci=off vminit.shutdown=reboot"),
+        },
+        "drives": [{
+            "drive_id": "rootfs",
+            "path_on_host": rootfs.display().to_string(),
+            "is_root_device": false,
+            "is_read_only": true,
+        }],
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": 512},
+    });
+    let vm_config_path = out.join("vm-config.json");
+    fs::write(
+        &vm_config_path,
+        serde_json::to_string_pretty(&vm_config).unwrap_or_default() + "\n",
+    )
+    .map_err(io_error("write", &vm_config_path))?;
+    Ok(Built {
+        rootfs,
+        metadata: metadata_path,
+        initramfs,
+        cmdline,
+        vm_config: vm_config_path,
+        id: image.id.clone(),
+    })
+}
+
+/// Applies one layer, checking its digest and size as it streams.
+fn apply_layer(staging: &Path, layer: &source::Blob) -> Result<(), BuildError> {
+    let name = layer
+        .digest
+        .clone()
+        .unwrap_or_else(|| layer.path.display().to_string());
+    let file = File::open(&layer.path).map_err(io_error("open the layer", &layer.path))?;
+    let mut hashing = Hashing::new(io::BufReader::new(file));
+    layers::apply(staging, &mut hashing, layer.compression).map_err(|source| {
+        BuildError::Layer {
+            digest: name.clone(),
+            source,
+        }
+    })?;
+    let (found, bytes) = hashing.finish().map_err(io_error("read", &layer.path))?;
+    if let Some(expected) = layer.size.filter(|&s| s != bytes) {
+        return Err(SourceError::SizeMismatch {
+            digest: name,
+            expected,
+            found: bytes,
+        }
+        .into());
+    }
+    if let Some(digest) = &layer.digest {
+        source::check_hash(digest, &found)?;
+    }
+    Ok(())
+}
+
+/// Copies a plain root directory, keeping owners, modes, links and times.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+    run_tool(
+        Command::new("cp").arg("-a").arg(from.join(".")).arg(to),
+        "coreutils",
+    )
+}
+
+/// The root disk, from the staging directory.
+fn make_filesystem(options: &Options, staging: &Path, image: &Path) -> Result<(), BuildError> {
+    let _ = fs::remove_file(image);
+    match options.format {
+        Format::Ext4 => {
+            let size = options
+                .size_mib
+                .unwrap_or_else(|| tree_size(staging) / (1 << 20) * 3 / 2 + 64);
+            run_tool(
+                Command::new("mkfs.ext4")
+                    .args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0", "-d"])
+                    .arg(staging)
+                    .arg(image)
+                    .arg(format!("{size}M")),
+                "e2fsprogs",
+            )
+        }
+        Format::Erofs => run_tool(
+            Command::new("mkfs.erofs")
+                .args(["--quiet", "-T", "0"])
+                .arg(image)
+                .arg(staging),
+            "erofs-utils",
+        ),
+    }
+}
+
+/// The bytes of every file below `dir`, with a block for each entry.
+fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            total += meta.len().max(4096);
+            if meta.is_dir() {
+                todo.push(entry.path());
+            }
+        }
+    }
+    total
+}
+
+fn run_tool(command: &mut Command, package: &'static str) -> Result<(), BuildError> {
+    let tool = command.get_program().to_string_lossy().into_owned();
+    let output = command.output().map_err(|e| BuildError::Tool {
+        tool: tool.clone(),
+        package,
+        status: "cannot start".into(),
+        output: e.to_string(),
+    })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(BuildError::Tool {
+        tool,
+        package,
+        status: output.status.to_string(),
+        output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    })
+}
+
+/// Adds `wanted` and their dependencies from a kernel's module directory
+/// (`/lib/modules/VERSION`, with `modules.dep`), under the same path, with
+/// a `modules.dep` and `modules.builtin` for them.
+fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(), BuildError> {
+    let fail = |message: String| BuildError::Modules {
+        dir: dir.display().to_string(),
+        message,
+    };
+    let version = dir
+        .file_name()
+        .map(|v| v.to_string_lossy().into_owned())
+        .ok_or_else(|| fail("it is not a /lib/modules/VERSION directory".into()))?;
+    let dep = fs::read_to_string(dir.join("modules.dep"))
+        .map_err(|e| fail(format!("modules.dep: {e} (run depmod)")))?;
+    let builtin = fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
+    let plan = vminit::machine::modules::Index::parse(&dep, &builtin)
+        .plan(wanted)
+        .map_err(|e| fail(e.to_string()))?;
+    let base = format!("lib/modules/{version}");
+    let mut made = std::collections::BTreeSet::new();
+    for part in ["lib", "lib/modules", base.as_str()] {
+        made.insert(part.to_owned());
+        archive.dir(part);
+    }
+    let mut dep_lines = String::new();
+    for load in &plan {
+        let data =
+            fs::read(dir.join(&load.path)).map_err(|e| fail(format!("{}: {e}", load.path)))?;
+        let path = format!("{base}/{}", load.path);
+        let mut parent = String::new();
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, p)| p)
+        {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            if made.insert(parent.clone()) {
+                archive.dir(&parent);
+            }
+        }
+        archive.file(&path, 0o644, &data);
+        if let Some(line) = dep
+            .lines()
+            .find(|l| l.split(':').next() == Some(load.path.as_str()))
+        {
+            dep_lines.push_str(line);
+            dep_lines.push('\n');
+        }
+    }
+    archive.file(&format!("{base}/modules.dep"), 0o644, dep_lines.as_bytes());
+    archive.file(
+        &format!("{base}/modules.builtin"),
+        0o644,
+        builtin.as_bytes(),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_needs_its_disk_filesystem_and_overlay() {
+        assert_eq!(
+            root_modules(Format::Ext4),
+            [
+                "virtio_mmio",
+                "virtio_blk",
+                "crc32c_generic",
+                "ext4",
+                "overlay"
+            ]
+        );
+        assert!(root_modules(Format::Erofs).contains(&"erofs".to_owned()));
+    }
+}

@@ -1,0 +1,216 @@
+//! The `vminit-image` command: see `USAGE`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lexopt::prelude::*;
+use vminit_image::build::{self, Format, Options};
+use vminit_image::source::Source;
+
+const USAGE: &str = "\
+Usage: vminit-image build SOURCE --output DIR [OPTIONS] [-- COMMAND [ARGS...]]
+
+Turns a container image into what boots it as a microVM with vminit as PID 1.
+
+SOURCE names its transport, as skopeo does:
+  oci:DIR[:TAG]            an OCI image layout (TAG: org.opencontainers.image.ref.name)
+  oci-archive:FILE         an OCI image layout as a tar file
+  docker-archive:FILE      what `docker save` or `podman save` writes
+  dir:DIR                  a plain root directory (no config: give the command)
+
+The layers are applied in order, whiteouts (.wh.NAME) and opaque
+directories (.wh..wh..opq) honoured, owners, modes, links and extended
+attributes kept (owners need root); gzip, zstd and plain layers; from a
+multi-platform index, the image for linux and --arch. Every blob is
+checked against its digest and size.
+
+DIR then holds:
+  rootfs.ext4 | rootfs.erofs   the root disk (read-only; vminit puts a tmpfs overlay over it)
+  metadata.json                the image's config as vminit's metadata: Entrypoint + Cmd
+                               (or COMMAND) as argv, Env as env, WorkingDir, User
+  initramfs.cpio.gz            vminit as /init, the metadata file, and with
+                               --kernel-modules the modules the root needs
+  cmdline                      the kernel command line that boots it
+  vm-config.json               a Firecracker configuration: firecracker --no-api --config-file DIR/vm-config.json
+
+Options:
+  -o, --output DIR           where to write (created if missing)
+      --kernel-modules DIR   the booting kernel's /lib/modules/VERSION (with modules.dep):
+                             its virtio_mmio, virtio_blk, filesystem and overlay modules
+                             go into the initramfs, for a stock distribution kernel
+      --modules A,B          with --kernel-modules, these modules too, loaded at boot
+                             (e.g. virtio_net for a network)
+      --format FORMAT        ext4 (default) or erofs (needs mkfs.erofs: erofs-utils)
+      --size SIZE            the root disk's size, in MiB, or with M or G (ext4 only;
+                             default: its contents and half again, plus 64 MiB)
+      --vminit PATH          the vminit binary for /init (default: `vminit` beside this
+                             program, else on PATH)
+      --kernel PATH          the kernel to name in vm-config.json (default: vmlinux)
+      --arch ARCH            x86_64 or aarch64 (default: this machine's)
+  -h, --help                 print this help
+  -V, --version              print the version
+
+Needs mkfs.ext4 (e2fsprogs) or mkfs.erofs (erofs-utils), and cp.
+";
+
+fn main() -> ExitCode {
+    match run(std::env::args_os().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("vminit-image: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Vec<OsString>) -> Result<(), String> {
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut command_word = None;
+    let mut source = None;
+    let mut output = None;
+    let mut kernel_modules = None;
+    let mut format = Format::Ext4;
+    let mut size_mib = None;
+    let mut vminit = None;
+    let mut kernel = None;
+    let mut arch = std::env::consts::ARCH.to_owned();
+    let mut command = Vec::new();
+    let mut extra_modules = Vec::new();
+    let value = |parser: &mut lexopt::Parser, name: &str| -> Result<String, String> {
+        parser
+            .value()
+            .map_err(|_| format!("{name} needs a value"))?
+            .into_string()
+            .map_err(|_| format!("{name}: not valid UTF-8"))
+    };
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            Short('V') | Long("version") => {
+                println!("vminit-image {}", env!("CARGO_PKG_VERSION"));
+                return Ok(());
+            }
+            Short('o') | Long("output") => {
+                output = Some(PathBuf::from(value(&mut parser, "--output")?))
+            }
+            Long("kernel-modules") => {
+                kernel_modules = Some(PathBuf::from(value(&mut parser, "--kernel-modules")?))
+            }
+            Long("modules") => {
+                let list = value(&mut parser, "--modules")?;
+                extra_modules = vminit::config::modules::parse_list(&list)
+                    .map_err(|e| format!("--modules: {e}"))?;
+            }
+            Long("format") => {
+                format = match value(&mut parser, "--format")?.as_str() {
+                    "ext4" => Format::Ext4,
+                    "erofs" => Format::Erofs,
+                    other => return Err(format!("--format {other}: must be ext4 or erofs")),
+                }
+            }
+            Long("size") => size_mib = Some(parse_size(&value(&mut parser, "--size")?)?),
+            Long("vminit") => vminit = Some(PathBuf::from(value(&mut parser, "--vminit")?)),
+            Long("kernel") => kernel = Some(PathBuf::from(value(&mut parser, "--kernel")?)),
+            Long("arch") => {
+                arch = value(&mut parser, "--arch")?;
+                if !["x86_64", "aarch64"].contains(&arch.as_str()) {
+                    return Err(format!("--arch {arch}: must be x86_64 or aarch64"));
+                }
+            }
+            Value(word) if command_word.is_none() => {
+                command_word = Some(word.into_string().map_err(|_| "the command is not UTF-8")?)
+            }
+            Value(word) if source.is_none() => {
+                let text = word
+                    .into_string()
+                    .map_err(|_| "SOURCE is not valid UTF-8")?;
+                source = Some(Source::parse(&text).map_err(|e| e.to_string())?);
+            }
+            // After SOURCE (and `--`, which lexopt takes): the command.
+            Value(word) => command.push(
+                word.into_string()
+                    .map_err(|_| "COMMAND is not valid UTF-8")?,
+            ),
+            Long(other) => return Err(format!("--{other} is not an option (see --help)")),
+            Short(other) => return Err(format!("-{other} is not an option (see --help)")),
+        }
+    }
+    match command_word.as_deref() {
+        Some("build") => {}
+        Some(other) => {
+            return Err(format!(
+                "{other}: not a command; the command is `build` (see --help)"
+            ));
+        }
+        None => return Err(format!("no command given\n{USAGE}")),
+    }
+    let source = source.ok_or("no SOURCE given (see --help)")?;
+    let output = output.ok_or("no --output DIR given")?;
+    let vminit = match vminit {
+        Some(path) => path,
+        None => find_vminit()
+            .ok_or("cannot find vminit beside this program or on PATH: give --vminit")?,
+    };
+    let options = Options {
+        source,
+        output,
+        kernel_modules,
+        format,
+        size_mib,
+        vminit,
+        kernel,
+        arch,
+        command,
+        extra_modules,
+    };
+    let built = build::build(&options).map_err(|e| chain(&e))?;
+    println!("root disk:   {}", built.rootfs.display());
+    println!("metadata:    {}", built.metadata.display());
+    println!("initramfs:   {}", built.initramfs.display());
+    println!("firecracker: {}", built.vm_config.display());
+    println!("cmdline:     {}", built.cmdline);
+    Ok(())
+}
+
+/// `512`, `512M`, `2G` → MiB.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.strip_suffix(['G', 'g']) {
+        Some(n) => (n, 1024),
+        None => (text.strip_suffix(['M', 'm']).unwrap_or(text), 1),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("--size {text}: must be a size in MiB, or with M or G"))
+}
+
+/// `vminit` beside this program, else on PATH.
+fn find_vminit() -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.with_file_name("vminit");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join("vminit"))
+        .find(|p| p.is_file())
+}
+
+/// An error and its sources as one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
