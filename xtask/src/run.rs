@@ -83,7 +83,9 @@ fn parse(args: &[String]) -> Result<Request, String> {
                     return Err(format!("--volume {spec}: give FILE:/TARGET[:TYPE]"));
                 };
                 let fstype = parts.next().unwrap_or("ext4").to_owned();
-                request.volumes.push((file.into(), target.to_owned(), fstype));
+                request
+                    .volumes
+                    .push((file.into(), target.to_owned(), fstype));
             }
             "--publish" => {
                 let spec = value("--publish")?;
