@@ -1,0 +1,370 @@
+//! `vminit-image build` through its binary, on OCI image layouts and
+//! `docker save` archives written here, byte by byte: layers with a
+//! whiteout and an opaque directory, a link that points out of the root,
+//! and each kind of bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vminit-image-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tar layer from (path, contents or link target, kind).
+fn layer(entries: &[(&str, &str, char)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data, kind) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        match kind {
+            'd' => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder.append_data(&mut header, path, &[][..]).unwrap();
+            }
+            'l' => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, path, data).unwrap();
+            }
+            _ => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o755);
+                header.set_size(data.len() as u64);
+                builder
+                    .append_data(&mut header, path, data.as_bytes())
+                    .unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Writes a blob into an OCI layout; returns its descriptor.
+fn blob(layout: &Path, media: &str, bytes: &[u8]) -> Value {
+    let digest = hex(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(&digest), bytes).unwrap();
+    json!({"mediaType": media, "digest": format!("sha256:{digest}"), "size": bytes.len()})
+}
+
+const GZ_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// An OCI layout with the usual two layers and `config`.
+fn layout(name: &str, config: Value) -> PathBuf {
+    let dir = tempdir(name).join("layout");
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
+    let first = layer(&[
+        ("bin/", "", 'd'),
+        ("bin/app", "#!/bin/sh\necho app\n", 'f'),
+        ("etc/", "", 'd'),
+        ("etc/remove-me", "old", 'f'),
+        ("etc/keep", "keep", 'f'),
+        ("var/cache/", "", 'd'),
+        ("var/cache/old", "old", 'f'),
+        ("host-etc", "/etc", 'l'),
+    ]);
+    let second = layer(&[
+        ("etc/.wh.remove-me", "", 'f'),
+        ("var/cache/.wh..wh..opq", "", 'f'),
+        ("var/cache/new", "new", 'f'),
+        // Through an absolute link: lands in the image's /etc, not the host's.
+        ("host-etc/written-through-link", "inside", 'f'),
+    ]);
+    let layers = vec![
+        blob(&dir, GZ_LAYER, &gzip(&first)),
+        blob(&dir, "application/vnd.oci.image.layer.v1.tar", &second),
+    ];
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&first)), format!("sha256:{}", hex(&second))]},
+        "config": config,
+    });
+    let config = blob(
+        &dir,
+        "application/vnd.oci.image.config.v1+json",
+        config.to_string().as_bytes(),
+    );
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "config": config, "layers": layers});
+    let mut manifest_descriptor = blob(
+        &dir,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.to_string().as_bytes(),
+    );
+    manifest_descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    let index = json!({"schemaVersion": 2, "manifests": [manifest_descriptor]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    dir
+}
+
+fn build(source: &str, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vminit-image"))
+        .args(["build", source, "--output"])
+        .arg(out)
+        .args(["--vminit", "/bin/true"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn debugfs_cat(image: &Path, path: &str) -> String {
+    let output = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_oci_layout_becomes_a_root_disk_metadata_and_boot_files() {
+    let layout = layout(
+        "good",
+        json!({"Entrypoint": ["/bin/app"], "Cmd": ["--serve"], "Env": ["PORT=8080"], "WorkingDir": "/srv", "User": "1000"}),
+    );
+    let out = layout.with_file_name("out");
+    let result = build(&format!("oci:{}:v1", layout.display()), &out, &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let rootfs = out.join("rootfs.ext4");
+    assert_eq!(debugfs_cat(&rootfs, "/etc/keep"), "keep");
+    assert_eq!(debugfs_cat(&rootfs, "/etc/remove-me"), "", "the whiteout");
+    assert_eq!(
+        debugfs_cat(&rootfs, "/var/cache/old"),
+        "",
+        "the opaque directory"
+    );
+    assert_eq!(debugfs_cat(&rootfs, "/var/cache/new"), "new");
+    assert_eq!(debugfs_cat(&rootfs, "/etc/written-through-link"), "inside");
+    assert!(!Path::new("/etc/written-through-link").exists());
+    let metadata: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(
+        metadata,
+        json!({"argv": ["/bin/app", "--serve"], "env": {"PORT": "8080"}, "working_dir": "/srv",
+               "vminit": {"user": "1000"}})
+    );
+    let cmdline = std::fs::read_to_string(out.join("cmdline")).unwrap();
+    assert!(
+        cmdline.contains("vminit.root=/dev/vda vminit.root.fstype=ext4 vminit.root.overlay=tmpfs"),
+        "{cmdline}"
+    );
+    let vm: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("vm-config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        vm["drives"][0]["path_on_host"],
+        rootfs.display().to_string()
+    );
+    assert!(
+        vm["boot-source"]["boot_args"]
+            .as_str()
+            .unwrap()
+            .contains("vminit.shutdown=reboot")
+    );
+    // The initramfs holds /init and the metadata file.
+    let initramfs = std::fs::read(out.join("initramfs.cpio.gz")).unwrap();
+    let mut cpio = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(initramfs.as_slice()),
+        &mut cpio,
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&cpio);
+    assert!(text.contains("init\0") && text.contains("etc/vminit/metadata.json\0"));
+    // The same image twice gives the same initramfs.
+    let again = out.with_file_name("again");
+    assert!(
+        build(&format!("oci:{}", layout.display()), &again, &[])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read(again.join("initramfs.cpio.gz")).unwrap(),
+        initramfs
+    );
+}
+
+#[test]
+fn a_docker_save_archive_builds_too() {
+    let dir = tempdir("docker");
+    let layer_tar = layer(&[("bin/", "", 'd'), ("bin/app", "x", 'f')]);
+    let layer_name = format!("blobs/sha256/{}", hex(&layer_tar));
+    let config = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Cmd": ["/bin/app"]}})
+    .to_string();
+    let config_name = format!("blobs/sha256/{}", hex(config.as_bytes()));
+    let manifest = json!([{"Config": config_name, "RepoTags": ["app:1"], "Layers": [layer_name]}]);
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("manifest.json", manifest.to_string().into_bytes()),
+        (config_name.as_str(), config.into_bytes()),
+        (layer_name.as_str(), layer_tar),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        archive
+            .append_data(&mut header, name, data.as_slice())
+            .unwrap();
+    }
+    let file = dir.join("app.tar");
+    std::fs::write(&file, archive.into_inner().unwrap()).unwrap();
+    let out = dir.join("out");
+    let result = build(&format!("docker-archive:{}", file.display()), &out, &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(debugfs_cat(&out.join("rootfs.ext4"), "/bin/app"), "x");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    // A layer whose bytes changed after its digest was written.
+    let layout_dir = layout("corrupt", json!({"Cmd": ["/bin/app"]}));
+    let manifest_blobs = std::fs::read_dir(layout_dir.join("blobs/sha256")).unwrap();
+    let mut corrupted = false;
+    for entry in manifest_blobs.flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            // Append garbage after the gzip stream: same layer, other bytes.
+            let mut changed = bytes.clone();
+            changed.extend_from_slice(b"tampered");
+            std::fs::write(entry.path(), changed).unwrap();
+            corrupted = true;
+        }
+    }
+    assert!(corrupted);
+    let result = build(
+        &format!("oci:{}", layout_dir.display()),
+        &layout_dir.with_file_name("out"),
+        &[],
+    );
+    assert_eq!(result.status.code(), Some(2));
+    assert!(
+        stderr(&result).contains("is 8 bytes longer")
+            || stderr(&result).contains("bytes long, not the"),
+        "{}",
+        stderr(&result)
+    );
+
+    let cases: [(&str, Damage, &str); 4] = [
+        (
+            "missing",
+            Box::new(|dir: &Path| {
+                for entry in std::fs::read_dir(dir.join("blobs/sha256"))
+                    .unwrap()
+                    .flatten()
+                {
+                    if std::fs::read(entry.path())
+                        .unwrap()
+                        .starts_with(&[0x1f, 0x8b])
+                    {
+                        std::fs::remove_file(entry.path()).unwrap();
+                    }
+                }
+            }),
+            "is missing from the image",
+        ),
+        (
+            "media",
+            Box::new(|dir: &Path| {
+                rewrite_manifest(dir, |m| {
+                    m["layers"][0]["mediaType"] = json!("application/x-rar")
+                })
+            }),
+            "Unsupported media type application/x-rar",
+        ),
+        (
+            "no-command",
+            Box::new(|_: &Path| {}),
+            "has no command (no Entrypoint nor Cmd)",
+        ),
+        (
+            "digest",
+            Box::new(|dir: &Path| {
+                rewrite_manifest(dir, |m| {
+                    m["layers"][1]["digest"] = json!(format!("sha256:{}", "0".repeat(64)))
+                })
+            }),
+            "is missing from the image",
+        ),
+    ];
+    for (name, damage, needle) in cases {
+        let config = if name == "no-command" {
+            json!({})
+        } else {
+            json!({"Cmd": ["/bin/app"]})
+        };
+        let dir = layout(name, config);
+        damage(&dir);
+        let result = build(
+            &format!("oci:{}", dir.display()),
+            &dir.with_file_name("out"),
+            &[],
+        );
+        assert_eq!(result.status.code(), Some(2), "{name}: {}", stderr(&result));
+        assert!(
+            stderr(&result).contains(needle),
+            "{name}: {}",
+            stderr(&result)
+        );
+        assert_eq!(stderr(&result).lines().count(), 1, "{name}: one line");
+    }
+    let result = build("docker://nginx", Path::new("/tmp/unused"), &[]);
+    assert!(
+        stderr(&result).contains("not an image source"),
+        "{}",
+        stderr(&result)
+    );
+}
+
+/// What a bad-input case does to a good layout.
+type Damage = Box<dyn Fn(&Path)>;
+
+/// Rewrites the layout's manifest and the index that names it.
+fn rewrite_manifest(dir: &Path, change: impl Fn(&mut Value)) {
+    let index_path = dir.join("index.json");
+    let mut index: Value =
+        serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let path = dir
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    change(&mut manifest);
+    let bytes = manifest.to_string().into_bytes();
+    let new = hex(&bytes);
+    std::fs::write(dir.join("blobs/sha256").join(&new), &bytes).unwrap();
+    index["manifests"][0]["digest"] = json!(format!("sha256:{new}"));
+    index["manifests"][0]["size"] = json!(bytes.len());
+    std::fs::write(&index_path, index.to_string()).unwrap();
+}
