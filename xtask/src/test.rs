@@ -12,6 +12,9 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("perl", "perl-base"),
     ("bash", "bash"),
     ("awk", "mawk"),
+    // vminit-image's tests make and read ext4 images.
+    ("mkfs.ext4", "e2fsprogs"),
+    ("debugfs", "e2fsprogs"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
