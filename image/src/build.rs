@@ -362,32 +362,12 @@ fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(
         .plan(wanted)
         .map_err(|e| fail(e.to_string()))?;
     let base = format!("lib/modules/{version}");
-    let mut made = std::collections::BTreeSet::new();
-    for part in ["lib", "lib/modules", base.as_str()] {
-        made.insert(part.to_owned());
-        archive.dir(part);
-    }
     let mut dep_lines = String::new();
     for load in &plan {
         let data =
             fs::read(dir.join(&load.path)).map_err(|e| fail(format!("{}: {e}", load.path)))?;
         let path = format!("{base}/{}", load.path);
-        let mut parent = String::new();
-        for part in path
-            .split('/')
-            .collect::<Vec<_>>()
-            .split_last()
-            .map_or(&[][..], |(_, p)| p)
-        {
-            if !parent.is_empty() {
-                parent.push('/');
-            }
-            parent.push_str(part);
-            if made.insert(parent.clone()) {
-                archive.dir(&parent);
-            }
-        }
-        archive.file(&path, 0o644, &data);
+        archive.file_with_parents(&path, 0o644, &data);
         if let Some(line) = dep
             .lines()
             .find(|l| l.split(':').next() == Some(load.path.as_str()))
@@ -396,7 +376,7 @@ fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(
             dep_lines.push('\n');
         }
     }
-    archive.file(&format!("{base}/modules.dep"), 0o644, dep_lines.as_bytes());
+    archive.file_with_parents(&format!("{base}/modules.dep"), 0o644, dep_lines.as_bytes());
     archive.file(
         &format!("{base}/modules.builtin"),
         0o644,

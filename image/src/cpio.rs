@@ -12,6 +12,8 @@ const S_IFCHR: u32 = 0o020_000;
 pub struct Archive {
     bytes: Vec<u8>,
     next_inode: u32,
+    /// The directories added, so that none is added twice.
+    dirs: std::collections::BTreeSet<String>,
 }
 
 impl Archive {
@@ -51,8 +53,28 @@ impl Archive {
         }
     }
 
+    /// Adds a directory, once.
     pub fn dir(&mut self, name: &str) {
-        self.entry(name, S_IFDIR | 0o755, &[], (0, 0));
+        let name = name.trim_start_matches('/').trim_end_matches('/');
+        if self.dirs.insert(name.to_owned()) {
+            self.entry(name, S_IFDIR | 0o755, &[], (0, 0));
+        }
+    }
+
+    /// Adds a file and, before it, each of its parent directories not
+    /// added yet (the kernel does not create them).
+    pub fn file_with_parents(&mut self, name: &str, mode: u32, data: &[u8]) {
+        let name = name.trim_start_matches('/');
+        let parts: Vec<&str> = name.split('/').collect();
+        let mut parent = String::new();
+        for part in parts.split_last().map_or(&[][..], |(_, dirs)| dirs) {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            self.dir(&parent);
+        }
+        self.file(name, mode, data);
     }
 
     pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {

@@ -167,7 +167,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
         command,
         extra_modules,
     };
-    let built = build::build(&options).map_err(|e| chain(&e))?;
+    let built = build::build(&options).map_err(|e| vminit::log::chain(&e))?;
     println!("root disk:   {}", built.rootfs.display());
     println!("metadata:    {}", built.metadata.display());
     println!("initramfs:   {}", built.initramfs.display());
@@ -201,16 +201,4 @@ fn find_vminit() -> Option<PathBuf> {
         .split(':')
         .map(|dir| PathBuf::from(dir).join("vminit"))
         .find(|p| p.is_file())
-}
-
-/// An error and its sources as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }

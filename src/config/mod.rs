@@ -82,6 +82,14 @@ pub struct CmdlineInput {
     pub text: Vec<u8>,
 }
 
+/// Takes `high` over `low` when it is set: one setting of one layer over
+/// another's.
+pub fn pick<T: Clone>(low: &mut Option<T>, high: &Option<T>) {
+    if high.is_some() {
+        low.clone_from(high);
+    }
+}
+
 /// Merges layers given from lowest to highest precedence.
 pub fn merge(layers: &[&Layer]) -> Config {
     let mut argv = Vec::new();

@@ -125,11 +125,7 @@ impl RootSettings {
 
     /// Overlays `other` (higher precedence) on `self`, setting by setting.
     pub fn overlay(&mut self, other: &RootSettings) {
-        fn pick<T: Clone>(low: &mut Option<T>, high: &Option<T>) {
-            if high.is_some() {
-                low.clone_from(high);
-            }
-        }
+        use crate::config::pick;
         pick(&mut self.source, &other.source);
         pick(&mut self.fstype, &other.fstype);
         pick(&mut self.options, &other.options);

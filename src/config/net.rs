@@ -80,11 +80,7 @@ impl NetSettings {
 
     /// Overlays `other` (higher precedence) on `self`, setting by setting.
     pub fn overlay(&mut self, other: &NetSettings) {
-        fn pick<T: Clone>(low: &mut Option<T>, high: &Option<T>) {
-            if high.is_some() {
-                low.clone_from(high);
-            }
-        }
+        use crate::config::pick;
         pick(&mut self.interface, &other.interface);
         pick(&mut self.addresses, &other.addresses);
         pick(&mut self.gateways, &other.gateways);

@@ -64,26 +64,8 @@ pub fn build(contents: &Contents<'_>) -> Result<Vec<u8>, String> {
     }
     archive.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
     archive.file("etc/group", 0o644, b"root:x:0:\ntty:x:5:\n");
-    let mut made = std::collections::BTreeSet::new();
     for (path, data, mode) in &contents.files {
-        let path = path.trim_start_matches('/');
-        // Parent directories first; the kernel does not create them.
-        let mut parent = String::new();
-        for part in path
-            .split('/')
-            .collect::<Vec<_>>()
-            .split_last()
-            .map_or(&[][..], |(_, p)| p)
-        {
-            if !parent.is_empty() {
-                parent.push('/');
-            }
-            parent.push_str(part);
-            if made.insert(parent.clone()) {
-                archive.dir(&parent);
-            }
-        }
-        archive.file(path, *mode, data);
+        archive.file_with_parents(path, *mode, data);
     }
     archive
         .finish_gzip()

@@ -33,6 +33,21 @@ pub fn user_net() -> Vec<String> {
     .to_vec()
 }
 
+/// A raw disk image as the next virtio-blk device (`/dev/vda`, `vdb`, …
+/// in the order given).
+pub fn disk(image: &Path, id: &str, read_only: bool) -> Vec<String> {
+    let read_only = if read_only { ",readonly=on" } else { "" };
+    vec![
+        "-drive".into(),
+        format!(
+            "file={},if=none,id={id},format=raw{read_only}",
+            image.display()
+        ),
+        "-device".into(),
+        format!("virtio-blk-device,drive={id}"),
+    ]
+}
+
 /// How long QEMU may take to exit after vminit's exit line.
 const AFTER_EXIT_LINE: Duration = Duration::from_secs(5);
 

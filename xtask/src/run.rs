@@ -177,12 +177,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
         ..kit.boot(&initrd, cmdline)
     };
     eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
-    let console = qemu::run(&boot, GUARD, true, |_| {})?;
-    match console.exit_code() {
-        Some(code) => Ok(code),
-        None if console.kernel_panicked() => Err("the kernel panicked (see above)".into()),
-        None => Err("the VM ended without vminit's exit line".into()),
-    }
+    exit_status(&qemu::run(&boot, GUARD, true, |_| {})?)
 }
 
 /// `--image`: builds the image, then boots its root disk and volumes.
@@ -206,25 +201,12 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         },
     };
     eprintln!("building {source} with vminit-image");
-    let built = vminit_image::build::build(&options).map_err(|e| chain(&e))?;
-    let mut devices = vec![
-        "-drive".to_owned(),
-        format!(
-            "file={},if=none,id=root,format=raw,readonly=on",
-            built.rootfs.display()
-        ),
-        "-device".to_owned(),
-        "virtio-blk-device,drive=root".to_owned(),
-    ];
+    let built = vminit_image::build::build(&options).map_err(|e| vminit::log::chain(&e))?;
+    let mut devices = qemu::disk(&built.rootfs, "root", true);
     let mut cmdline = built.cmdline.clone();
     for (index, (file, target, fstype)) in request.volumes.iter().enumerate() {
         let letter = char::from(b'b' + u8::try_from(index).map_err(|_| "too many volumes")?);
-        devices.extend([
-            "-drive".to_owned(),
-            format!("file={},if=none,id=v{index},format=raw", file.display()),
-            "-device".to_owned(),
-            format!("virtio-blk-device,drive=v{index}"),
-        ]);
+        devices.extend(qemu::disk(file, &format!("v{index}"), false));
         cmdline.push_str(&format!(
             " vminit.mount.v{index}=/dev/vd{letter},{target},{fstype}"
         ));
@@ -263,24 +245,16 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         ..kit.boot(&built.initramfs, cmdline)
     };
     eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
-    let console = qemu::run(&boot, GUARD, true, |_| {})?;
+    exit_status(&qemu::run(&boot, GUARD, true, |_| {})?)
+}
+
+/// The app's status, from vminit's exit line.
+fn exit_status(console: &qemu::Console) -> Result<i32, String> {
     match console.exit_code() {
         Some(code) => Ok(code),
         None if console.kernel_panicked() => Err("the kernel panicked (see above)".into()),
         None => Err("the VM ended without vminit's exit line".into()),
     }
-}
-
-/// An error and its sources as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }
 
 /// A metadata file's text, edited without a JSON library: xtask stays

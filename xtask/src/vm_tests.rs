@@ -959,26 +959,18 @@ fn run_case(
     let disk_path = |what: &str| cmd::root().join(format!("target/vm/{}-{what}.ext4", case.name));
     let mut root_disk = None;
     let mut data_disk = None;
-    let drive = |devices: &mut Vec<String>, path: &std::path::Path, id: &str| {
-        devices.extend([
-            "-drive".into(),
-            format!("file={},if=none,id={id},format=raw", path.display()),
-            "-device".into(),
-            format!("virtio-blk-device,drive={id}"),
-        ]);
-    };
     for device in case.devices {
         match device {
             Device::RootDisk => {
                 let path = disk_path("root");
                 std::fs::copy(root_image, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-                drive(&mut devices, &path, "root");
+                devices.extend(qemu::disk(&path, "root", false));
                 root_disk = Some(path);
             }
             Device::DataDisk => {
                 let path = disk_path("data");
                 crate::disk::empty(&path, 32)?;
-                drive(&mut devices, &path, "data");
+                devices.extend(qemu::disk(&path, "data", false));
                 data_disk = Some(path);
             }
             Device::Net => {
@@ -1104,15 +1096,7 @@ fn oci_image_scenario(kit: &Kit) -> Result<(), String> {
     };
     let built = vminit_image::build::build(&options).map_err(|e| e.to_string())?;
     let boot = Boot {
-        devices: vec![
-            "-drive".into(),
-            format!(
-                "file={},if=none,id=root,format=raw,readonly=on",
-                built.rootfs.display()
-            ),
-            "-device".into(),
-            "virtio-blk-device,drive=root".into(),
-        ],
+        devices: qemu::disk(&built.rootfs, "root", true),
         ..kit.boot(&built.initramfs, built.cmdline.clone())
     };
     let console = qemu::run(&boot, GUARD, false, |_| {})?;
