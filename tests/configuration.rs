@@ -337,13 +337,14 @@ fn bad_machine_settings_are_named_with_their_rule() {
 fn machine_settings_are_ignored_with_a_warning_in_a_container() {
     let result = run(vminit(&[
         "--cmdline",
-        "vminit.modules=virtio_net vminit.report.vsock=2:5000 -- sh -c \"exit 4\"",
+        "vminit.modules=virtio_net vminit.report.vsock=2:5000 vminit.root=/dev/vda \
+         vminit.mount.data=tmpfs,/data,tmpfs -- sh -c \"exit 4\"",
     ]));
     assert_eq!(result.code(), 4, "{result:#?}");
     assert!(
         result
             .stderr
-            .contains("modules, net.* and report.* apply in VM mode only: ignored"),
+            .contains("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored"),
         "{result:#?}"
     );
 }

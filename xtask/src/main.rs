@@ -20,6 +20,7 @@ mod initramfs;
 mod kernel;
 mod qemu;
 mod run;
+mod scenarios;
 mod setup;
 mod stats;
 mod test;

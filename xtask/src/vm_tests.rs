@@ -896,8 +896,10 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
         .filter(|case| filter.is_none_or(|f| case.name.contains(f)))
         .enumerate()
         .collect::<Vec<_>>();
-    let image_scenario = filter.is_none_or(|f| IMAGE_SCENARIO.contains(f));
-    if chosen.is_empty() && !image_scenario {
+    let scenarios = crate::scenarios::NAMES
+        .iter()
+        .any(|name| filter.is_none_or(|f| name.contains(f)));
+    if chosen.is_empty() && !scenarios {
         return Err(format!("no VM test case matches {filter:?}"));
     }
     let queue = Mutex::new(chosen);
@@ -918,14 +920,8 @@ pub fn run(filter: Option<&str>) -> Result<(), String> {
         }
     });
     let mut results = results.into_inner().unwrap();
-    if image_scenario {
-        let outcome = oci_image_scenario(&kit);
-        match &outcome {
-            Ok(()) => println!("test vm::{IMAGE_SCENARIO} ... ok"),
-            Err(e) => println!("test vm::{IMAGE_SCENARIO} ... FAILED\n{e}"),
-        }
-        results.push((IMAGE_SCENARIO, outcome));
-    }
+    // Real software, one boot at a time: these images are large.
+    results.extend(crate::scenarios::run(&kit, filter));
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     println!("{} passed, {failed} failed", results.len() - failed);
     if failed == 0 {
@@ -1039,74 +1035,6 @@ fn run_case(
         Err(e) => println!("test vm::{} ... FAILED\n{e}", case.name),
     }
     outcome.map(|_| ())
-}
-
-const IMAGE_SCENARIO: &str = "an_oci_image_made_by_umoci_boots_from_its_root_disk";
-
-/// Makes an OCI image with a real OCI tool (Debian's umoci): a busybox
-/// root in one layer, a second layer that deletes a file and adds a
-/// script, and a config with Cmd, Env and WorkingDir.
-const UMOCI_SCRIPT: &str = r#"set -e
-rm -rf "$1" && mkdir -p "$1" && cd "$1"
-umoci init --layout layout
-umoci new --image layout:test
-umoci unpack --rootless --image layout:test bundle
-R=bundle/rootfs
-mkdir -p $R/bin $R/etc $R/srv
-cp "$2" $R/bin/busybox
-for a in $("$2" --list); do [ "$a" = busybox ] || ln -sf busybox $R/bin/$a; done
-echo old > $R/etc/remove-me
-echo keep > $R/etc/keep
-umoci repack --image layout:test bundle
-rm $R/etc/remove-me
-printf '#!/bin/sh
-echo "hello from $(cat /etc/keep) in $(pwd) GREETING=$GREETING"
-[ -e /etc/remove-me ] && echo remove-me-present || echo remove-me-gone
-' > $R/hello.sh
-chmod 755 $R/hello.sh
-umoci repack --image layout:test bundle
-umoci config --image layout:test --config.cmd /hello.sh --config.env GREETING=hi --config.workingdir /srv
-"#;
-
-/// An image made by umoci, built with vminit-image (whiteout, config) and
-/// booted from its root disk under the tmpfs overlay.
-fn oci_image_scenario(kit: &Kit) -> Result<(), String> {
-    crate::setup::packages(&[("umoci", "umoci")])?;
-    let work = cmd::root().join("target/vm/umoci");
-    cmd::run(
-        std::process::Command::new("bash")
-            .args(["-c", UMOCI_SCRIPT, "umoci-image"])
-            .arg(&work)
-            .arg(&kit.busybox),
-    )?;
-    let options = vminit_image::build::Options {
-        source: vminit_image::source::Source::Oci {
-            dir: work.join("layout"),
-            tag: Some("test".into()),
-        },
-        output: work.join("built"),
-        kernel_modules: Some(kernel::modules_dir(&kit.kernel)?),
-        format: vminit_image::build::Format::Ext4,
-        size_mib: None,
-        vminit: kit.vminit.clone(),
-        kernel: Some(kit.kernel.clone()),
-        arch: std::env::consts::ARCH.to_owned(),
-        command: Vec::new(),
-        extra_modules: Vec::new(),
-    };
-    let built = vminit_image::build::build(&options).map_err(|e| e.to_string())?;
-    let boot = Boot {
-        devices: qemu::disk(&built.rootfs, "root", true),
-        ..kit.boot(&built.initramfs, built.cmdline.clone())
-    };
-    let console = qemu::run(&boot, GUARD, false, |_| {})?;
-    let checked = expect(&console, 0).and_then(|()| {
-        require(
-            &console,
-            &["hello from keep in /srv GREETING=hi", "remove-me-gone"],
-        )
-    });
-    checked.map_err(|e| format!("{e}\n--- console ---\n{}", console.text()))
 }
 
 /// `vminit --check --cmdline` on the host with the boot's whole line.

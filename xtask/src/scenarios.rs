@@ -1,0 +1,413 @@
+//! The scenario suite: real software in real images, built with
+//! `vminit-image` and booted from their root disks.
+//!
+//! - an OCI image made by Debian's umoci from a busybox root, with a
+//!   second layer that deletes a file;
+//! - nginx from Debian (`mmdebstrap`), made an OCI image by umoci with a
+//!   layer that replaces its page and deletes its default one: the host
+//!   fetches the page through a published port, Ctrl-Alt-Del stops nginx
+//!   gracefully, the VM ends with 0;
+//! - sqlite on an ext4 volume: boot 1 inserts rows until Ctrl-Alt-Del
+//!   stops it mid-write, `e2fsck -fn` finds the volume clean, boot 2 reads
+//!   every row boot 1 committed.
+//!
+//! The Debian root is made once and kept in `~/.cache/vminit/`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use vminit_image::build::{Built, Format, Options};
+use vminit_image::source::Source;
+
+use crate::qemu::{self, Boot, Console};
+use crate::vm::Kit;
+use crate::{cmd, disk, kernel};
+
+/// A hang guard per boot of a real image under TCG.
+const GUARD: Duration = Duration::from_secs(300);
+
+/// The scenarios by name, for the filter.
+pub const NAMES: &[&str] = &[
+    "an_oci_image_made_by_umoci_boots_from_its_root_disk",
+    "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del",
+    "sqlite_rows_survive_ctrl_alt_del_mid_write_on_a_clean_volume",
+];
+
+/// Runs the scenarios whose name contains `filter`; one result each.
+pub fn run(kit: &Kit, filter: Option<&str>) -> Vec<(&'static str, Result<(), String>)> {
+    let chosen: Vec<&'static str> = NAMES
+        .iter()
+        .copied()
+        .filter(|name| filter.is_none_or(|f| name.contains(f)))
+        .collect();
+    let mut results = Vec::new();
+    for name in chosen {
+        let outcome = match name {
+            "an_oci_image_made_by_umoci_boots_from_its_root_disk" => busybox_image(kit),
+            "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del" => nginx(kit),
+            _ => sqlite(kit),
+        };
+        match &outcome {
+            Ok(()) => println!("test scenario::{name} ... ok"),
+            Err(e) => println!("test scenario::{name} ... FAILED\n{e}"),
+        }
+        results.push((name, outcome));
+    }
+    results
+}
+
+/// A busybox root in two umoci layers (the second deletes a file and adds
+/// a script), with Cmd, Env and WorkingDir.
+const UMOCI_BUSYBOX: &str = r#"set -e
+rm -rf "$1" && mkdir -p "$1" && cd "$1"
+umoci init --layout layout
+umoci new --image layout:test
+umoci unpack --image layout:test bundle
+R=bundle/rootfs
+mkdir -p $R/bin $R/etc $R/srv
+cp "$2" $R/bin/busybox
+for a in $("$2" --list); do [ "$a" = busybox ] || ln -sf busybox $R/bin/$a; done
+echo old > $R/etc/remove-me
+echo keep > $R/etc/keep
+umoci repack --image layout:test bundle
+rm $R/etc/remove-me
+printf '#!/bin/sh\necho "hello from $(cat /etc/keep) in $(pwd) GREETING=$GREETING"\n[ -e /etc/remove-me ] && echo remove-me-present || echo remove-me-gone\n' > $R/hello.sh
+chmod 755 $R/hello.sh
+umoci repack --image layout:test bundle
+umoci config --image layout:test --config.cmd /hello.sh --config.env GREETING=hi --config.workingdir /srv
+"#;
+
+fn busybox_image(kit: &Kit) -> Result<(), String> {
+    crate::setup::packages(&[("umoci", "umoci")])?;
+    let work = cmd::root().join("target/vm/umoci");
+    cmd::run(
+        Command::new("bash")
+            .args(["-c", UMOCI_BUSYBOX, "umoci-busybox"])
+            .arg(&work)
+            .arg(&kit.busybox),
+    )?;
+    let built = build(kit, &work, &[])?;
+    let console = boot(kit, &built, &[], &[], "", None, "")?;
+    check(
+        &console,
+        0,
+        &["hello from keep in /srv GREETING=hi", "remove-me-gone"],
+    )
+}
+
+/// Debian with nginx and sqlite3, made once: `mmdebstrap` into the cache.
+fn debian_root() -> Result<PathBuf, String> {
+    let root = kernel::cache_dir().join("debian-nginx-sqlite");
+    let stamp = root.join(".vminit-complete");
+    if stamp.exists() {
+        return Ok(root);
+    }
+    crate::setup::packages(&[("mmdebstrap", "mmdebstrap")])?;
+    let _ = std::fs::remove_dir_all(&root);
+    cmd::run(
+        Command::new("mmdebstrap")
+            .args([
+                "--variant=apt",
+                "--include=nginx-light,sqlite3",
+                "--mode=root",
+                "bookworm",
+            ])
+            .arg(&root),
+    )?;
+    std::fs::write(&stamp, "").map_err(|e| format!("{}: {e}", stamp.display()))?;
+    Ok(root)
+}
+
+/// The Debian root as an OCI image by umoci: the root as it is, then a
+/// layer that replaces nginx's page and deletes its default one.
+const UMOCI_DEBIAN: &str = r#"set -e
+rm -rf "$1" && mkdir -p "$1" && cd "$1"
+umoci init --layout layout
+umoci new --image layout:web
+umoci unpack --image layout:web bundle
+cp -a "$2"/. bundle/rootfs/
+rm -f bundle/rootfs/.vminit-complete
+umoci repack --image layout:web bundle
+rm bundle/rootfs/var/www/html/index.nginx-debian.html
+echo "served by nginx under vminit" > bundle/rootfs/var/www/html/index.html
+umoci repack --image layout:web bundle
+umoci config --image layout:web --config.cmd=nginx --config.cmd=-g '--config.cmd=daemon off;'
+"#;
+
+/// The nginx image, made once per run.
+fn debian_image() -> Result<PathBuf, String> {
+    crate::setup::packages(&[("umoci", "umoci")])?;
+    let root = debian_root()?;
+    let work = cmd::root().join("target/vm/umoci-debian");
+    if !work.join("layout/index.json").exists() {
+        cmd::run(
+            Command::new("bash")
+                .args(["-c", UMOCI_DEBIAN, "umoci-debian"])
+                .arg(&work)
+                .arg(&root),
+        )?;
+    }
+    Ok(work)
+}
+
+fn nginx(kit: &Kit) -> Result<(), String> {
+    let work = debian_image()?;
+    let built = build(kit, &work, &["virtio_net"])?;
+    let port = free_port()?;
+    let console = boot(
+        kit,
+        &built,
+        &[],
+        &[(port, 80)],
+        "",
+        Some(Box::new(move |qmp: &Path| {
+            // The page, then the deleted default page, then a graceful stop.
+            let page = http_get(port, "/", Duration::from_secs(120))?;
+            let deleted = http_get(port, "/index.nginx-debian.html", Duration::from_secs(10))?;
+            qemu::send_ctrl_alt_del(qmp)?;
+            Ok(format!("page={page:?} deleted={deleted:?}"))
+        })),
+        "vminit: mounted the root",
+    )?;
+    check(
+        &console,
+        0,
+        &["vminit: mounted the root /dev/vda (ext4, read-only)"],
+    )?;
+    let seen = console
+        .lines
+        .iter()
+        .find(|l| l.starts_with("host saw: "))
+        .cloned()
+        .unwrap_or_default();
+    if seen.contains("served by nginx under vminit") && seen.contains("404 Not Found") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the host saw {seen:?}\n--- console ---\n{}",
+            console.text()
+        ))
+    }
+}
+
+/// Inserts numbered rows one transaction each; says so after 20. No `"`
+/// inside: it goes on the kernel command line in one.
+const SQLITE_WRITER: &str = "sqlite3 /data/db 'create table if not exists t(n integer)'; \
+    i=0; while :; do sqlite3 /data/db 'insert into t values('$i')' || exit 9; \
+    i=$((i+1)); [ $i = 20 ] && echo writing; done";
+
+fn sqlite(kit: &Kit) -> Result<(), String> {
+    let work = debian_image()?;
+    let built = build(kit, &work, &[])?;
+    let volume = cmd::root().join("target/vm/sqlite-volume.ext4");
+    disk::empty(&volume, 64)?;
+    let console = boot(
+        kit,
+        &built,
+        std::slice::from_ref(&volume),
+        &[],
+        &format!("-- sh -c \"{SQLITE_WRITER}\""),
+        // Ctrl-Alt-Del once the writer has committed 20 rows.
+        Some(Box::new(|qmp: &Path| {
+            qemu::send_ctrl_alt_del(qmp).map(|()| String::new())
+        })),
+        "writing",
+    )?;
+    // SIGINT ends sqlite3 or the shell: 130.
+    check(&console, 130, &["writing"])?;
+    disk::check(&volume)?;
+    let console = boot(
+        kit,
+        &built,
+        std::slice::from_ref(&volume),
+        &[],
+        "-- sh -c \"sqlite3 /data/db 'select count(*), max(n) from t'\"",
+        None,
+        "",
+    )?;
+    check(&console, 0, &[])?;
+    let counts = console
+        .lines
+        .iter()
+        .find_map(|l| {
+            let (count, max) = l.trim().split_once('|')?;
+            Some((count.parse::<u64>().ok()?, max.parse::<u64>().ok()?))
+        })
+        .ok_or_else(|| format!("no row count\n--- console ---\n{}", console.text()))?;
+    // Every committed row is there, none lost in the middle.
+    if counts.0 >= 20 && counts.0 == counts.1 + 1 {
+        disk::check(&volume)
+    } else {
+        Err(format!(
+            "rows {counts:?}\n--- console ---\n{}",
+            console.text()
+        ))
+    }
+}
+
+/// Builds the OCI layout in `work/layout` with `vminit-image`.
+fn build(kit: &Kit, work: &Path, extra_modules: &[&str]) -> Result<Built, String> {
+    let options = Options {
+        source: Source::parse(&format!("oci:{}", work.join("layout").display()))
+            .map_err(|e| e.to_string())?,
+        output: work.join("built"),
+        kernel_modules: Some(kernel::modules_dir(&kit.kernel)?),
+        format: Format::Ext4,
+        size_mib: None,
+        vminit: kit.vminit.clone(),
+        kernel: Some(kit.kernel.clone()),
+        arch: std::env::consts::ARCH.to_owned(),
+        command: Vec::new(),
+        extra_modules: extra_modules.iter().map(|m| (*m).to_owned()).collect(),
+    };
+    vminit_image::build::build(&options).map_err(|e| vminit::log::chain(&e))
+}
+
+/// What runs beside a boot once the guest is up: given the QMP socket,
+/// returns what it saw (logged as a `host saw:` line).
+type Beside = Box<dyn FnOnce(&Path) -> Result<String, String> + Send>;
+
+/// Boots a built image with `volumes` (ext4, at `/data`, `/data2`, …),
+/// `ports` forwarded, `extra` on the command line, and `beside` run in a
+/// thread from the first console line that contains `cue`.
+fn boot(
+    kit: &Kit,
+    built: &Built,
+    volumes: &[PathBuf],
+    ports: &[(u16, u16)],
+    extra: &str,
+    beside: Option<Beside>,
+    cue: &str,
+) -> Result<Console, String> {
+    let mut devices = qemu::disk(&built.rootfs, "root", true);
+    let mut cmdline = built.cmdline.clone();
+    for (index, volume) in volumes.iter().enumerate() {
+        devices.extend(qemu::disk(volume, &format!("v{index}"), false));
+        let letter = char::from(b'b' + u8::try_from(index).unwrap_or(0));
+        let target = if index == 0 {
+            "/data".to_owned()
+        } else {
+            format!("/data{}", index + 1)
+        };
+        cmdline.push_str(&format!(
+            " vminit.mount.v{index}=/dev/vd{letter},{target},ext4"
+        ));
+    }
+    if !ports.is_empty() {
+        let forwards: String = ports
+            .iter()
+            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+            .collect();
+        devices.extend([
+            "-netdev".to_owned(),
+            format!("user,id=n0{forwards}"),
+            "-device".to_owned(),
+            "virtio-net-device,netdev=n0".to_owned(),
+        ]);
+        cmdline.push_str(" vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.2.2");
+    }
+    if !extra.is_empty() {
+        cmdline.push(' ');
+        cmdline.push_str(extra);
+    }
+    let qmp = std::env::temp_dir().join(format!("vminit-scenario-{}.sock", std::process::id()));
+    let boot = Boot {
+        memory_mb: 512,
+        devices,
+        qmp: beside.as_ref().map(|_| qmp.clone()),
+        ..kit.boot(&built.initramfs, cmdline)
+    };
+    let (send, receive) = std::sync::mpsc::channel();
+    let mut beside = beside;
+    let mut started = false;
+    let mut console = qemu::run(&boot, GUARD, false, |line| {
+        if !started && line.contains(cue) {
+            started = true;
+            if let Some(task) = beside.take() {
+                let qmp = qmp.clone();
+                let send = send.clone();
+                std::thread::spawn(move || {
+                    let _ = send.send(wait_for_socket(&qmp).and_then(|()| task(&qmp)));
+                });
+            }
+        }
+    })?;
+    let _ = std::fs::remove_file(&qmp);
+    drop(send);
+    if let Ok(seen) = receive.recv_timeout(Duration::from_secs(5)) {
+        match seen {
+            Ok(text) => console.lines.push(format!("host saw: {text}")),
+            Err(e) => return Err(format!("{e}\n--- console ---\n{}", console.text())),
+        }
+    }
+    Ok(console)
+}
+
+fn wait_for_socket(path: &Path) -> Result<(), String> {
+    let start = Instant::now();
+    while !path.exists() {
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(format!("no QMP socket {}", path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The exit status, no panic, and each of `needles` on the console.
+fn check(console: &Console, code: i32, needles: &[&str]) -> Result<(), String> {
+    let fail = |what: String| Err(format!("{what}\n--- console ---\n{}", console.text()));
+    if console.kernel_panicked() {
+        return fail("the kernel panicked".into());
+    }
+    if console.exit_code() != Some(code) {
+        return fail(format!(
+            "exit code {:?}, expected {code}",
+            console.exit_code()
+        ));
+    }
+    match needles.iter().find(|n| !console.has(n)) {
+        Some(missing) => fail(format!("no line contains {missing:?}")),
+        None => Ok(()),
+    }
+}
+
+/// A TCP port free on the host's loopback.
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// `GET path` on the loopback port, retried until `patience` runs out;
+/// returns the status line and the body.
+fn http_get(port: u16, path: &str, patience: Duration) -> Result<String, String> {
+    let start = Instant::now();
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: vm\r\n\r\n").as_bytes())?;
+            let mut reader = BufReader::new(stream);
+            let mut status = String::new();
+            reader.read_line(&mut status)?;
+            let mut rest = String::new();
+            reader.read_to_string(&mut rest)?;
+            let body = rest.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
+            Ok(format!("{} {body}", status.trim()))
+        })();
+        match attempt {
+            Ok(text) if text.starts_with("HTTP/") => return Ok(text),
+            _ if start.elapsed() > patience => {
+                return Err(format!(
+                    "no answer on port {port} for {path} within {patience:?}"
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
