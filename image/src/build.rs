@@ -99,11 +99,10 @@ fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 pub const METADATA_IN_IMAGE: &str = "/etc/vminit/metadata.json";
 
 /// The modules a root on a virtio disk with an overlay needs on a stock
-/// kernel (crc32c: ext4's soft dependency, which no modprobe resolves in
-/// an initramfs).
+/// kernel (their soft dependencies, ext4's crc32c, come with them).
 fn root_modules(format: Format) -> Vec<String> {
     let fs: &[&str] = match format {
-        Format::Ext4 => &["crc32c_generic", "ext4"],
+        Format::Ext4 => &["ext4"],
         Format::Erofs => &["erofs"],
     };
     ["virtio_mmio", "virtio_blk"]
@@ -358,7 +357,10 @@ fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(
     let dep = fs::read_to_string(dir.join("modules.dep"))
         .map_err(|e| fail(format!("modules.dep: {e} (run depmod)")))?;
     let builtin = fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
+    let softdep = fs::read_to_string(dir.join("modules.softdep")).unwrap_or_default();
+    let alias = fs::read_to_string(dir.join("modules.alias")).unwrap_or_default();
     let plan = vminit::machine::modules::Index::parse(&dep, &builtin)
+        .with_soft(&softdep, &alias)
         .plan(wanted)
         .map_err(|e| fail(e.to_string()))?;
     let base = format!("lib/modules/{version}");
@@ -377,6 +379,24 @@ fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(
         }
     }
     archive.file_with_parents(&format!("{base}/modules.dep"), 0o644, dep_lines.as_bytes());
+    // The soft dependencies, and only the aliases of the modules included:
+    // all of them are a megabyte.
+    let names: Vec<&str> = plan.iter().map(|load| load.name.as_str()).collect();
+    let aliases: String = alias
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(2)
+                .is_some_and(|module| names.contains(&module.replace('-', "_").as_str()))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    archive.file_with_parents(
+        &format!("{base}/modules.softdep"),
+        0o644,
+        softdep.as_bytes(),
+    );
+    archive.file_with_parents(&format!("{base}/modules.alias"), 0o644, aliases.as_bytes());
     archive.file(
         &format!("{base}/modules.builtin"),
         0o644,
@@ -393,13 +413,7 @@ mod tests {
     fn the_root_needs_its_disk_filesystem_and_overlay() {
         assert_eq!(
             root_modules(Format::Ext4),
-            [
-                "virtio_mmio",
-                "virtio_blk",
-                "crc32c_generic",
-                "ext4",
-                "overlay"
-            ]
+            ["virtio_mmio", "virtio_blk", "ext4", "overlay"]
         );
         assert!(root_modules(Format::Erofs).contains(&"erofs".to_owned()));
     }

@@ -2,7 +2,11 @@
 //! is a module: which files to load, in which order, for a list of module
 //! names, read from `modules.dep` as modprobe(8) reads it, and which
 //! parameters the kernel command line gives each (`virtio_mmio.device=…`).
-//! Loading itself is [`crate::sys::module`]. See modules.dep(5).
+//! Soft dependencies (`modules.softdep`, `pre:` modules, named directly
+//! or through `modules.alias`) are loaded first, as modprobe does: ext4
+//! and jbd2 need `crc32c`, which nothing else loads in an initramfs.
+//! Loading itself is [`crate::sys::module`]. See modules.dep(5),
+//! modprobe.d(5).
 
 use thiserror::Error;
 
@@ -14,6 +18,8 @@ use crate::config::modules::normalize;
 pub struct Load {
     pub name: String,
     pub path: String,
+    /// Wanted as another's soft dependency: its failure is not fatal.
+    pub soft: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -29,6 +35,8 @@ pub enum PlanError {
 pub struct Index<'a> {
     dep: &'a str,
     builtin: &'a str,
+    softdep: &'a str,
+    alias: &'a str,
 }
 
 /// The file name without directory and `.ko` suffixes, as written.
@@ -64,7 +72,68 @@ impl<'a> Index<'a> {
     /// Takes `modules.dep` (`path: dependency paths…` per line) and
     /// `modules.builtin` (one path per line).
     pub fn parse(dep: &'a str, builtin: &'a str) -> Index<'a> {
-        Index { dep, builtin }
+        Index {
+            dep,
+            builtin,
+            softdep: "",
+            alias: "",
+        }
+    }
+
+    /// Adds `modules.softdep` (`softdep NAME pre: A B post: C`) and
+    /// `modules.alias` (`alias ALIAS NAME`), for soft dependencies.
+    pub fn with_soft(self, softdep: &'a str, alias: &'a str) -> Index<'a> {
+        Index {
+            softdep,
+            alias,
+            ..self
+        }
+    }
+
+    /// The modules `name` wants loaded before it (`pre:`), each named
+    /// directly or as an alias, as module names.
+    fn soft_pre(&self, name: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for line in self.softdep.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("softdep")
+                || words.next().map(normalize).as_deref() != Some(name)
+            {
+                continue;
+            }
+            let mut pre = false;
+            for word in words {
+                match word {
+                    "pre:" => pre = true,
+                    "post:" => pre = false,
+                    wanted if pre => found.extend(self.resolve_alias(wanted)),
+                    _ => {}
+                }
+            }
+        }
+        found
+    }
+
+    /// A soft dependency's name as the modules that provide it: itself
+    /// when `modules.dep` has it, else every module with that alias.
+    fn resolve_alias(&self, wanted: &str) -> Vec<String> {
+        let name = normalize(wanted);
+        let is_module = self.dep.lines().any(|line| {
+            line.split_once(':')
+                .is_some_and(|(path, _)| is_named(stem(path.trim()), &name))
+        });
+        if is_module || self.is_builtin(&name) {
+            return vec![name];
+        }
+        self.alias
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                (words.next() == Some("alias") && words.next() == Some(wanted))
+                    .then(|| words.next().map(normalize))
+                    .flatten()
+            })
+            .collect()
     }
 
     fn is_builtin(&self, name: &str) -> bool {
@@ -112,16 +181,34 @@ impl<'a> Index<'a> {
             let Some((path, deps)) = line else {
                 return Err(PlanError::NotFound(name.clone()));
             };
-            for file in deps.split_whitespace().rev().chain([path]) {
-                if !plan.iter().any(|load| load.path == file) {
-                    plan.push(Load {
-                        name: name_of(file),
-                        path: file.to_owned(),
-                    });
-                }
+            // Soft dependencies first (and theirs hard ones); one that is
+            // missing or built in is no error.
+            let soft: Vec<String> = self
+                .soft_pre(name)
+                .into_iter()
+                .filter(|soft| !self.is_builtin(soft))
+                .collect();
+            for (soft_path, soft_deps) in self.lines_of(&soft).into_iter().flatten() {
+                add(&mut plan, soft_path, soft_deps, true);
             }
+            add(&mut plan, path, deps, false);
         }
         Ok(plan)
+    }
+}
+
+/// Adds a module's dependencies as its line lists them, from the end
+/// (depmod lists every dependency, the ones with none of their own last),
+/// then the module; each file once.
+fn add(plan: &mut Vec<Load>, path: &str, deps: &str, soft: bool) {
+    for file in deps.split_whitespace().rev().chain([path]) {
+        if !plan.iter().any(|load| load.path == file) {
+            plan.push(Load {
+                name: name_of(file),
+                path: file.to_owned(),
+                soft,
+            });
+        }
     }
 }
 
@@ -229,6 +316,32 @@ kernel/net/vmw_vsock/vsock.ko:
         assert_eq!(name_of("a.ko"), "a");
         assert_eq!(name_of("dir.d/x.y.ko.gz"), "x.y");
         assert_eq!(name_of("plain"), "plain");
+    }
+
+    #[test]
+    fn soft_dependencies_come_first_through_their_aliases() {
+        let dep = "kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko kernel/lib/crc16.ko\n\
+                   kernel/fs/jbd2/jbd2.ko:\nkernel/lib/crc16.ko:\n\
+                   kernel/crypto/crc32c_generic.ko:\n\
+                   kernel/arch/x86/crypto/crc32c-intel.ko:\n";
+        let softdep = "# comment\nsoftdep ext4 pre: crc32c\nsoftdep jbd2 pre: crc32c\n";
+        let alias = "alias crypto-crc32c crc32c_generic\nalias crc32c crc32c_generic\n\
+                     alias crc32c crc32c_intel\nalias pci:v* other\n";
+        let plan = Index::parse(dep, "")
+            .with_soft(softdep, alias)
+            .plan(&["ext4".into()])
+            .unwrap();
+        assert_eq!(
+            names(&plan),
+            ["crc32c_generic", "crc32c_intel", "crc16", "jbd2", "ext4"]
+        );
+        assert!(plan[0].soft && plan[1].soft && !plan[4].soft);
+        // A soft dependency nobody provides, or a built-in one, is no error.
+        let plan = Index::parse(dep, "kernel/crypto/crc32c_generic.ko\n")
+            .with_soft("softdep ext4 pre: nothing crc32c_generic\n", "")
+            .plan(&["ext4".into()])
+            .unwrap();
+        assert_eq!(names(&plan), ["crc16", "jbd2", "ext4"]);
     }
 
     #[test]

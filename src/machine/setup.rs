@@ -19,7 +19,7 @@ use crate::machine::network;
 use crate::machine::root::RootError;
 use crate::machine::volumes::VolumeError;
 use crate::sys::{module, mount, net};
-use crate::{debug, info};
+use crate::{debug, info, warn};
 
 /// A step of the machine's set-up that the configuration asked for and
 /// that failed: the app does not start without it.
@@ -90,7 +90,16 @@ pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupErr
     })?;
     // Without the list of built-in modules, asking for one fails as "not found".
     let builtin = std::fs::read_to_string(format!("{dir}/modules.builtin")).unwrap_or_default();
-    let plan = modules::Index::parse(&dep, &builtin).plan(names)?;
+    // Soft dependencies need both; without them only the hard ones load.
+    let softdep = std::fs::read_to_string(format!("{dir}/modules.softdep")).unwrap_or_default();
+    let alias = if softdep.is_empty() {
+        String::new()
+    } else {
+        std::fs::read_to_string(format!("{dir}/modules.alias")).unwrap_or_default()
+    };
+    let plan = modules::Index::parse(&dep, &builtin)
+        .with_soft(&softdep, &alias)
+        .plan(names)?;
     let kernel_params = cmdline::tokenize(kernel_line).params;
     for load in plan {
         let path = format!("{dir}/{}", load.path);
@@ -99,6 +108,13 @@ pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupErr
         let loaded =
             std::fs::File::open(&path).and_then(|file| module::load(&file, &params, compressed));
         if let Err(source) = loaded {
+            if load.soft {
+                warn!(
+                    "cannot load module {} (a soft dependency): {source}",
+                    load.name
+                );
+                continue;
+            }
             let (name, path) = (load.name, path);
             let refused = matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP));
             return Err(if compressed && refused {

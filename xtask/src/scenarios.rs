@@ -31,6 +31,7 @@ const GUARD: Duration = Duration::from_secs(300);
 /// The scenarios by name, for the filter.
 pub const NAMES: &[&str] = &[
     "an_oci_image_made_by_umoci_boots_from_its_root_disk",
+    "the_same_image_boots_from_an_erofs_root_disk",
     "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del",
     "sqlite_rows_survive_ctrl_alt_del_mid_write_on_a_clean_volume",
 ];
@@ -45,7 +46,10 @@ pub fn run(kit: &Kit, filter: Option<&str>) -> Vec<(&'static str, Result<(), Str
     let mut results = Vec::new();
     for name in chosen {
         let outcome = match name {
-            "an_oci_image_made_by_umoci_boots_from_its_root_disk" => busybox_image(kit),
+            "an_oci_image_made_by_umoci_boots_from_its_root_disk" => {
+                busybox_image(kit, Format::Ext4)
+            }
+            "the_same_image_boots_from_an_erofs_root_disk" => busybox_image(kit, Format::Erofs),
             "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del" => nginx(kit),
             _ => sqlite(kit),
         };
@@ -79,21 +83,31 @@ umoci repack --image layout:test bundle
 umoci config --image layout:test --config.cmd /hello.sh --config.env GREETING=hi --config.workingdir /srv
 "#;
 
-fn busybox_image(kit: &Kit) -> Result<(), String> {
-    crate::setup::packages(&[("umoci", "umoci")])?;
+fn busybox_image(kit: &Kit, format: Format) -> Result<(), String> {
+    crate::setup::packages(&[("umoci", "umoci"), ("mkfs.erofs", "erofs-utils")])?;
     let work = cmd::root().join("target/vm/umoci");
-    cmd::run(
-        Command::new("bash")
-            .args(["-c", UMOCI_BUSYBOX, "umoci-busybox"])
-            .arg(&work)
-            .arg(&kit.busybox),
-    )?;
-    let built = build(kit, &work, &[])?;
-    let console = boot(kit, &built, &[], &[], "", None, "")?;
+    if format == Format::Ext4 || !work.join("layout/index.json").exists() {
+        cmd::run(
+            Command::new("bash")
+                .args(["-c", UMOCI_BUSYBOX, "umoci-busybox"])
+                .arg(&work)
+                .arg(&kit.busybox),
+        )?;
+    }
+    let built = build(kit, &work, &[], format)?;
+    let console = boot(kit, &built, &[], None, &[], "", None, "")?;
+    let root = format!(
+        "vminit: mounted the root /dev/vda ({}, read-only)",
+        format.name()
+    );
     check(
         &console,
         0,
-        &["hello from keep in /srv GREETING=hi", "remove-me-gone"],
+        &[
+            "hello from keep in /srv GREETING=hi",
+            "remove-me-gone",
+            &root,
+        ],
     )
 }
 
@@ -154,12 +168,31 @@ fn debian_image() -> Result<PathBuf, String> {
 
 fn nginx(kit: &Kit) -> Result<(), String> {
     let work = debian_image()?;
-    let built = build(kit, &work, &["virtio_net"])?;
+    let built = build(kit, &work, &["virtio_net"], Format::Ext4)?;
+    // The overlay on a tmpfs (the built default), then on a second disk.
+    nginx_boot(kit, &built, None)?;
+    let upper = cmd::root().join("target/vm/nginx-upper.ext4");
+    disk::empty(&upper, 64)?;
+    nginx_boot(kit, &built, Some(&upper))?;
+    // nginx's writes went to that disk: its access log, in upper/.
+    disk::check(&upper)?;
+    let log = disk::read(&upper, "/upper/var/log/nginx/access.log")?;
+    if log.contains("GET / HTTP/1.0") {
+        Ok(())
+    } else {
+        Err(format!("the overlay disk's access log: {log:?}"))
+    }
+}
+
+/// One boot of the nginx image: the page, the deleted page, Ctrl-Alt-Del,
+/// status 0.
+fn nginx_boot(kit: &Kit, built: &Built, overlay: Option<&Path>) -> Result<(), String> {
     let port = free_port()?;
     let console = boot(
         kit,
-        &built,
+        built,
         &[],
+        overlay,
         &[(port, 80)],
         "",
         Some(Box::new(move |qmp: &Path| {
@@ -200,13 +233,14 @@ const SQLITE_WRITER: &str = "sqlite3 /data/db 'create table if not exists t(n in
 
 fn sqlite(kit: &Kit) -> Result<(), String> {
     let work = debian_image()?;
-    let built = build(kit, &work, &[])?;
+    let built = build(kit, &work, &[], Format::Ext4)?;
     let volume = cmd::root().join("target/vm/sqlite-volume.ext4");
     disk::empty(&volume, 64)?;
     let console = boot(
         kit,
         &built,
         std::slice::from_ref(&volume),
+        None,
         &[],
         &format!("-- sh -c \"{SQLITE_WRITER}\""),
         // Ctrl-Alt-Del once the writer has committed 20 rows.
@@ -222,6 +256,7 @@ fn sqlite(kit: &Kit) -> Result<(), String> {
         kit,
         &built,
         std::slice::from_ref(&volume),
+        None,
         &[],
         "-- sh -c \"sqlite3 /data/db 'select count(*), max(n) from t'\"",
         None,
@@ -248,13 +283,13 @@ fn sqlite(kit: &Kit) -> Result<(), String> {
 }
 
 /// Builds the OCI layout in `work/layout` with `vminit-image`.
-fn build(kit: &Kit, work: &Path, extra_modules: &[&str]) -> Result<Built, String> {
+fn build(kit: &Kit, work: &Path, extra_modules: &[&str], format: Format) -> Result<Built, String> {
     let options = Options {
         source: Source::parse(&format!("oci:{}", work.join("layout").display()))
             .map_err(|e| e.to_string())?,
-        output: work.join("built"),
+        output: work.join(format!("built-{}", format.name())),
         kernel_modules: Some(kernel::modules_dir(&kit.kernel)?),
-        format: Format::Ext4,
+        format,
         size_mib: None,
         vminit: kit.vminit.clone(),
         kernel: Some(kit.kernel.clone()),
@@ -269,13 +304,16 @@ fn build(kit: &Kit, work: &Path, extra_modules: &[&str]) -> Result<Built, String
 /// returns what it saw (logged as a `host saw:` line).
 type Beside = Box<dyn FnOnce(&Path) -> Result<String, String> + Send>;
 
-/// Boots a built image with `volumes` (ext4, at `/data`, `/data2`, …),
-/// `ports` forwarded, `extra` on the command line, and `beside` run in a
-/// thread from the first console line that contains `cue`.
+/// Boots a built image with the overlay on the `overlay` disk (else the
+/// built tmpfs), `volumes` (ext4, at `/data`, `/data2`, …), `ports`
+/// forwarded, `extra` on the command line, and `beside` run in a thread
+/// from the first console line that contains `cue`.
+#[allow(clippy::too_many_arguments)]
 fn boot(
     kit: &Kit,
     built: &Built,
     volumes: &[PathBuf],
+    overlay: Option<&Path>,
     ports: &[(u16, u16)],
     extra: &str,
     beside: Option<Beside>,
@@ -283,9 +321,16 @@ fn boot(
 ) -> Result<Console, String> {
     let mut devices = qemu::disk(&built.rootfs, "root", true);
     let mut cmdline = built.cmdline.clone();
+    let mut next = b'b';
+    if let Some(disk) = overlay {
+        devices.extend(qemu::disk(disk, "upper", false));
+        // Later on the line than the built tmpfs: it wins.
+        cmdline.push_str(" vminit.root.overlay=/dev/vdb");
+        next += 1;
+    }
     for (index, volume) in volumes.iter().enumerate() {
         devices.extend(qemu::disk(volume, &format!("v{index}"), false));
-        let letter = char::from(b'b' + u8::try_from(index).unwrap_or(0));
+        let letter = char::from(next + u8::try_from(index).unwrap_or(0));
         let target = if index == 0 {
             "/data".to_owned()
         } else {
