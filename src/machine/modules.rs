@@ -181,33 +181,42 @@ impl<'a> Index<'a> {
             let Some((path, deps)) = line else {
                 return Err(PlanError::NotFound(name.clone()));
             };
-            // Soft dependencies first (and theirs hard ones); one that is
-            // missing or built in is no error.
-            let soft: Vec<String> = self
-                .soft_pre(name)
-                .into_iter()
-                .filter(|soft| !self.is_builtin(soft))
-                .collect();
-            for (soft_path, soft_deps) in self.lines_of(&soft).into_iter().flatten() {
-                add(&mut plan, soft_path, soft_deps, true);
-            }
-            add(&mut plan, path, deps, false);
+            self.add(&mut plan, path, deps, false, 0);
         }
         Ok(plan)
     }
-}
 
-/// Adds a module's dependencies as its line lists them, from the end
-/// (depmod lists every dependency, the ones with none of their own last),
-/// then the module; each file once.
-fn add(plan: &mut Vec<Load>, path: &str, deps: &str, soft: bool) {
-    for file in deps.split_whitespace().rev().chain([path]) {
-        if !plan.iter().any(|load| load.path == file) {
-            plan.push(Load {
-                name: name_of(file),
-                path: file.to_owned(),
-                soft,
-            });
+    /// Adds a module's dependencies as its line lists them, from the end
+    /// (depmod lists every dependency, the ones with none of their own
+    /// last), then the module; each file once, and before each the modules
+    /// it softly depends on (`crc32c` before `libcrc32c`, `jbd2` and
+    /// `ext4`), as kmod does. A soft dependency that is missing or built in
+    /// is no error.
+    fn add(&self, plan: &mut Vec<Load>, path: &str, deps: &str, soft: bool, depth: usize) {
+        // Soft dependencies of soft dependencies, but no loops.
+        const MAX_DEPTH: usize = 3;
+        for file in deps.split_whitespace().rev().chain([path]) {
+            if plan.iter().any(|load| load.path == file) {
+                continue;
+            }
+            let name = name_of(file);
+            if depth < MAX_DEPTH && !self.softdep.is_empty() {
+                let pre: Vec<String> = self
+                    .soft_pre(&name)
+                    .into_iter()
+                    .filter(|pre| !self.is_builtin(pre))
+                    .collect();
+                for (pre_path, pre_deps) in self.lines_of(&pre).into_iter().flatten() {
+                    self.add(plan, pre_path, pre_deps, true, depth + 1);
+                }
+            }
+            if !plan.iter().any(|load| load.path == file) {
+                plan.push(Load {
+                    name,
+                    path: file.to_owned(),
+                    soft,
+                });
+            }
         }
     }
 }
@@ -331,17 +340,32 @@ kernel/net/vmw_vsock/vsock.ko:
             .with_soft(softdep, alias)
             .plan(&["ext4".into()])
             .unwrap();
+        // crc32c before jbd2, a dependency that wants it too.
         assert_eq!(
             names(&plan),
-            ["crc32c_generic", "crc32c_intel", "crc16", "jbd2", "ext4"]
+            ["crc16", "crc32c_generic", "crc32c_intel", "jbd2", "ext4"]
         );
-        assert!(plan[0].soft && plan[1].soft && !plan[4].soft);
+        assert!(!plan[0].soft && plan[1].soft && plan[2].soft && !plan[4].soft);
         // A soft dependency nobody provides, or a built-in one, is no error.
         let plan = Index::parse(dep, "kernel/crypto/crc32c_generic.ko\n")
             .with_soft("softdep ext4 pre: nothing crc32c_generic\n", "")
             .plan(&["ext4".into()])
             .unwrap();
         assert_eq!(names(&plan), ["crc16", "jbd2", "ext4"]);
+        // A dependency's own soft dependency (erofs needs libcrc32c, which
+        // needs crc32c).
+        let plan = Index::parse(
+            "kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko\nkernel/lib/libcrc32c.ko:\n\
+             kernel/crypto/crc32c_generic.ko:\n",
+            "",
+        )
+        .with_soft(
+            "softdep libcrc32c pre: crc32c\n",
+            "alias crc32c crc32c_generic\n",
+        )
+        .plan(&["erofs".into()])
+        .unwrap();
+        assert_eq!(names(&plan), ["crc32c_generic", "libcrc32c", "erofs"]);
     }
 
     #[test]
