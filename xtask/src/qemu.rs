@@ -23,14 +23,22 @@ pub const BASE_CMDLINE: &str = "console=ttyS0 tsc_early_khz=1000000 panic=-1 qui
 /// A virtio-net device on QEMU's user networking (slirp): the guest sees
 /// the host's loopback as 10.0.2.2 and a DNS forwarder at 10.0.2.3.
 pub fn user_net() -> Vec<String> {
-    [
-        "-netdev",
-        "user,id=n0",
-        "-device",
-        "virtio-net-device,netdev=n0",
+    user_net_forwarding(&[])
+}
+
+/// [`user_net`] with TCP ports of the host's loopback forwarded to the
+/// guest's: (host port, guest port).
+pub fn user_net_forwarding(ports: &[(u16, u16)]) -> Vec<String> {
+    let forwards: String = ports
+        .iter()
+        .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+        .collect();
+    vec![
+        "-netdev".into(),
+        format!("user,id=n0{forwards}"),
+        "-device".into(),
+        "virtio-net-device,netdev=n0".into(),
     ]
-    .map(String::from)
-    .to_vec()
 }
 
 /// A raw disk image as the next virtio-blk device (`/dev/vda`, `vdb`, …

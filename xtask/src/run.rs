@@ -212,17 +212,7 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         ));
     }
     if net {
-        let forwards: String = request
-            .publish
-            .iter()
-            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
-            .collect();
-        devices.extend([
-            "-netdev".to_owned(),
-            format!("user,id=n0{forwards}"),
-            "-device".to_owned(),
-            "virtio-net-device,netdev=n0".to_owned(),
-        ]);
+        devices.extend(qemu::user_net_forwarding(&request.publish));
         // The modules come with the image; the addresses QEMU's DHCP gives.
         cmdline.push_str(
             " vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.2.2 vminit.net.nameservers=10.0.2.3",

@@ -341,16 +341,7 @@ fn boot(
         ));
     }
     if !ports.is_empty() {
-        let forwards: String = ports
-            .iter()
-            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
-            .collect();
-        devices.extend([
-            "-netdev".to_owned(),
-            format!("user,id=n0{forwards}"),
-            "-device".to_owned(),
-            "virtio-net-device,netdev=n0".to_owned(),
-        ]);
+        devices.extend(qemu::user_net_forwarding(ports));
         cmdline.push_str(" vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.2.2");
     }
     if !extra.is_empty() {
