@@ -57,6 +57,10 @@ VM-only settings, on the kernel command line or in the metadata file:
                             a static network for one interface (default eth0)
   vminit.report.port=NAME, vminit.report.vsock=CID:PORT
                             where else the exit record (JSON) goes
+  vminit.root=SOURCE, .fstype, .options, .rw, .overlay=tmpfs[:SIZE]|DEVICE, .wait
+                            switch from the initramfs to this root before the app
+  vminit.mount.NAME=SOURCE,TARGET,TYPE[,OPTIONS]
+                            a volume, mounted before the app (parents first)
 
 Exit status: the application's; 128+N if a signal N killed it; 127 if the
 command was not found, 126 if it could not be run; 2 for invalid configuration
