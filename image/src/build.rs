@@ -85,6 +85,14 @@ pub enum BuildError {
     },
     #[error("Cannot plan the kernel modules from {dir}: {message}")]
     Modules { dir: String, message: String },
+    #[error("The image has {layers} layers but its config lists {diff_ids} DiffIDs")]
+    DiffIds { layers: usize, diff_ids: usize },
+    #[error("Layer {layer} unpacks to sha256:{found}, not its DiffID {diff_id}")]
+    DiffId {
+        layer: String,
+        diff_id: String,
+        found: String,
+    },
 }
 
 fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BuildError + 'a {
@@ -152,8 +160,21 @@ fn fill_and_pack(
     if let Some(root) = &image.root {
         copy_tree(root, staging)?;
     }
-    for layer in &image.layers {
-        apply_layer(staging, layer)?;
+    // Each layer's uncompressed stream is checked against the config's
+    // DiffIDs too: the one check a `docker save` of Docker 20 allows.
+    let diff_ids: Vec<String> = image
+        .config
+        .as_ref()
+        .map(|c| c.rootfs().diff_ids().clone())
+        .unwrap_or_default();
+    if image.config.is_some() && diff_ids.len() != image.layers.len() {
+        return Err(BuildError::DiffIds {
+            layers: image.layers.len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    for (index, layer) in image.layers.iter().enumerate() {
+        apply_layer(staging, layer, diff_ids.get(index).map(String::as_str))?;
     }
     // vminit moves the kernel's filesystems into these at the root switch.
     for (dir, mode) in [
@@ -244,20 +265,20 @@ fn fill_and_pack(
 }
 
 /// Applies one layer, checking its digest and size as it streams.
-fn apply_layer(staging: &Path, layer: &source::Blob) -> Result<(), BuildError> {
+fn apply_layer(
+    staging: &Path,
+    layer: &source::Blob,
+    diff_id: Option<&str>,
+) -> Result<(), BuildError> {
     let name = layer
         .digest
         .clone()
         .unwrap_or_else(|| layer.path.display().to_string());
+    // The blob's digest and size first: nothing unchecked is unpacked.
     let file = File::open(&layer.path).map_err(io_error("open the layer", &layer.path))?;
-    let mut hashing = Hashing::new(io::BufReader::new(file));
-    layers::apply(staging, &mut hashing, layer.compression).map_err(|source| {
-        BuildError::Layer {
-            digest: name.clone(),
-            source,
-        }
-    })?;
-    let (found, bytes) = hashing.finish().map_err(io_error("read", &layer.path))?;
+    let (found, bytes) = Hashing::new(io::BufReader::new(file))
+        .finish()
+        .map_err(io_error("read", &layer.path))?;
     if let Some(expected) = layer.size.filter(|&s| s != bytes) {
         return Err(SourceError::SizeMismatch {
             digest: name,
@@ -268,6 +289,21 @@ fn apply_layer(staging: &Path, layer: &source::Blob) -> Result<(), BuildError> {
     }
     if let Some(digest) = &layer.digest {
         source::check_hash(digest, &found)?;
+    }
+    let file = File::open(&layer.path).map_err(io_error("open the layer", &layer.path))?;
+    let applied =
+        layers::apply(staging, io::BufReader::new(file), layer.compression).map_err(|source| {
+            BuildError::Layer {
+                digest: name.clone(),
+                source,
+            }
+        })?;
+    if let Some(diff_id) = diff_id {
+        source::check_hash(diff_id, &applied.diff_id).map_err(|_| BuildError::DiffId {
+            layer: name,
+            diff_id: diff_id.to_owned(),
+            found: applied.diff_id,
+        })?;
     }
     Ok(())
 }

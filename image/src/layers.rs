@@ -9,6 +9,7 @@
 //! (absolute or relative) is followed inside the root, never into the
 //! building machine's own files.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -50,13 +51,19 @@ pub enum LayerError {
     },
     #[error("Layer entry {0}: a hard link to {1}, which the layers have not made")]
     MissingLinkTarget(String, String),
+    #[error("Layer entry {0}: a whiteout must name one file (not '', '.' or '..')")]
+    BadWhiteout(String),
+    #[error("The layer has data after the end of its tar archive: it would be applied in part")]
+    TrailingData,
 }
 
-/// What applying a layer did, for the log.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What applying a layer did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub entries: usize,
     pub whiteouts: usize,
+    /// The sha256 of the uncompressed tar stream: the layer's DiffID.
+    pub diff_id: String,
 }
 
 /// Applies one layer's tar stream (compressed as `compression`) to `root`.
@@ -67,15 +74,18 @@ pub fn apply(
 ) -> Result<Applied, LayerError> {
     let stream: Box<dyn Read> = match compression {
         Compression::None => Box::new(blob),
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
+        // Every member: eStargz layers are many gzip streams in a row.
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
         Compression::Zstd => {
             Box::new(ruzstd::decoding::StreamingDecoder::new(blob).map_err(|e| {
                 LayerError::Decompress(compression, io::Error::other(e.to_string()))
             })?)
         }
     };
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(crate::source::Hashing::new(stream));
     let mut applied = Applied::default();
+    // What this layer made: its whiteouts apply to the layers below only.
+    let mut made: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(LayerError::Read)?;
     for entry in entries {
         let mut entry = entry.map_err(LayerError::Read)?;
@@ -101,12 +111,19 @@ pub fn apply(
             .map_err(fail("resolve its directory"))?;
         if file_name == ".wh..wh..opq" {
             // Opaque: what earlier layers put in this directory is hidden.
-            remove_children(&parent).map_err(fail("empty the opaque directory"))?;
+            remove_children(&parent, &made).map_err(fail("empty the opaque directory"))?;
             applied.whiteouts += 1;
             continue;
         }
         if let Some(hidden) = file_name.strip_prefix(".wh.") {
-            remove_any(&parent.join(hidden)).map_err(fail("apply the whiteout"))?;
+            // One name, never the directory itself or its parent.
+            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+                return Err(LayerError::BadWhiteout(name));
+            }
+            let gone = parent.join(hidden);
+            if !made.contains(&gone) {
+                remove_any(&gone).map_err(fail("apply the whiteout"))?;
+            }
             applied.whiteouts += 1;
             continue;
         }
@@ -114,28 +131,41 @@ pub fn apply(
         let target = parent.join(&file_name);
         let header = entry.header().clone();
         let kind = header.entry_type();
-        // A later layer replaces what was there, but keeps a directory.
-        if !(kind.is_dir() && target.is_dir()) {
+        // A later layer replaces what was there, but keeps a directory: a
+        // real one (not a link to one, which would lead the mode and times
+        // out of the root).
+        let is_real_dir = fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
+        if !(kind.is_dir() && is_real_dir) {
             remove_any(&target).map_err(fail("replace what was there"))?;
         }
+        made.insert(target.clone());
         match kind {
             tar::EntryType::Directory => {
                 fs::create_dir_all(&target).map_err(fail("create it"))?;
             }
             tar::EntryType::Symlink => {
-                let link = header
+                // The entry's, not the header's: PAX and GNU long names.
+                let link = entry
                     .link_name()
                     .map_err(fail("read its target"))?
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .into_owned();
                 symlink(&link, &target).map_err(fail("create the link"))?;
             }
             tar::EntryType::Link => {
-                let link = header
+                let link = entry
                     .link_name()
                     .map_err(fail("read its target"))?
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .into_owned();
+                // The target's directory resolved inside the root; the last
+                // component not followed: a hard link to a symbolic link
+                // links the link.
                 let source = clean(&link)
-                    .map(|l| resolve(root, &l))
+                    .map(|l| -> io::Result<PathBuf> {
+                        let dir = resolve(root, l.parent().unwrap_or(Path::new("")))?;
+                        Ok(dir.join(l.file_name().unwrap_or_default()))
+                    })
                     .transpose()
                     .map_err(fail("resolve its target"))?
                     .filter(|p| p.symlink_metadata().is_ok())
@@ -159,6 +189,16 @@ pub fn apply(
         set_attributes(&target, &mut entry, kind).map_err(fail("set its owner, mode or times"))?;
         applied.entries += 1;
     }
+    // After the tar's end only zero padding may follow: anything else is
+    // part of the layer that would not be applied.
+    let mut hashing = archive.into_inner();
+    let mut rest = Vec::new();
+    hashing.read_to_end(&mut rest).map_err(LayerError::Read)?;
+    if rest.iter().any(|&b| b != 0) {
+        return Err(LayerError::TrailingData);
+    }
+    let (diff_id, _) = hashing.finish().map_err(LayerError::Read)?;
+    applied.diff_id = diff_id;
     Ok(applied)
 }
 
@@ -230,11 +270,15 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
-fn remove_children(dir: &Path) -> io::Result<()> {
+/// Removes what is in `dir`, but what this layer made (`made`).
+fn remove_children(dir: &Path, made: &HashSet<PathBuf>) -> io::Result<()> {
     match fs::read_dir(dir) {
         Ok(entries) => {
             for entry in entries {
-                remove_any(&entry?.path())?;
+                let path = entry?.path();
+                if !made.contains(&path) {
+                    remove_any(&path)?;
+                }
             }
             Ok(())
         }
@@ -250,8 +294,9 @@ fn make_node(path: &Path, header: &tar::Header) -> io::Result<()> {
         _ => libc_mode::FIFO,
     };
     let mode = header.mode()? & 0o7777;
-    let major = header.device_major()?.unwrap_or(0);
-    let minor = header.device_minor()?.unwrap_or(0);
+    // A FIFO's header may leave the device numbers blank.
+    let major = header.device_major().ok().flatten().unwrap_or(0);
+    let minor = header.device_minor().ok().flatten().unwrap_or(0);
     let status = std::process::Command::new("mknod")
         .arg("-m")
         .arg(format!("{mode:o}"))
@@ -303,17 +348,35 @@ fn set_attributes<R: Read>(
             }
         }
     }
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-    if !symlink {
-        let file = fs::File::options()
-            .write(kind.is_file())
-            .read(!kind.is_file())
-            .open(path);
-        if let Ok(file) = file {
-            let _ = file.set_modified(time);
-        }
-    }
+    // Without opening the file (a FIFO would block, a device act) and
+    // without following a link.
+    set_mtime(path, mtime);
     Ok(())
+}
+
+/// Sets a path's access and modification times to `mtime` (seconds since
+/// the epoch) with utimensat(2): no open (a FIFO would block, a device
+/// act), and a symbolic link's own times, not its target's.
+fn set_mtime(path: &Path, mtime: u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let seconds = libc::time_t::try_from(mtime).unwrap_or(0);
+    let times = [libc::timespec {
+        tv_sec: seconds,
+        tv_nsec: 0,
+    }; 2];
+    // SAFETY: `name` is a NUL-terminated path and `times` two valid
+    // timespecs, both alive for the call.
+    unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
 }
 
 fn is_root() -> bool {
@@ -457,5 +520,91 @@ mod tests {
             Compression::Zstd
         );
         assert_eq!(Compression::sniff(b"ustar"), Compression::None);
+    }
+
+    fn entry(builder: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, mode: u32) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(kind);
+        builder.append_data(&mut header, path, &[][..]).unwrap();
+    }
+
+    #[test]
+    fn hostile_layers_stay_inside_the_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = root("hostile");
+        let outside = root.with_extension("outside");
+        let _ = fs::remove_dir_all(&outside);
+        fs::create_dir_all(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(outside.join("precious"), "p").unwrap();
+        // A whiteout of `..` or `.` would delete the root's parent or itself.
+        for bad in [".wh..", ".wh...", "a/.wh."] {
+            let whiteout = layer(|b| file(b, bad, ""));
+            assert!(
+                matches!(
+                    apply(&root, whiteout.as_slice(), Compression::None),
+                    Err(LayerError::BadWhiteout(_))
+                ),
+                "{bad}"
+            );
+        }
+        // A directory entry over a link to the builder's directory replaces
+        // the link: the mode lands inside the root.
+        let first = layer(|b| link(b, "etc2", &outside.display().to_string(), false));
+        let second = layer(|b| entry(b, "etc2/", tar::EntryType::Directory, 0o777));
+        apply(&root, first.as_slice(), Compression::None).unwrap();
+        apply(&root, second.as_slice(), Compression::None).unwrap();
+        assert_eq!(
+            fs::metadata(&outside).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(fs::symlink_metadata(root.join("etc2")).unwrap().is_dir());
+        assert!(outside.join("precious").exists());
+        // A FIFO entry: its time is set without opening it (which blocks).
+        let fifo = layer(|b| entry(b, "run/fifo", tar::EntryType::Fifo, 0o600));
+        let (done, finished) = std::sync::mpsc::channel();
+        let fifo_root = root.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(apply(&fifo_root, fifo.as_slice(), Compression::None).is_ok());
+        });
+        assert_eq!(
+            finished.recv_timeout(std::time::Duration::from_secs(20)),
+            Ok(true)
+        );
+        // A hard link to a symbolic link links the link itself.
+        let links = layer(|b| {
+            link(b, "sl", "bin", false);
+            link(b, "hl", "sl", true);
+        });
+        apply(&root, links.as_slice(), Compression::None).unwrap();
+        assert!(
+            fs::symlink_metadata(root.join("hl"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // A whiteout applies to the layers below, not its own.
+        let same = layer(|b| {
+            file(b, "d/x", "mine");
+            file(b, "d/.wh.x", "");
+            file(b, "e/y", "mine");
+            file(b, "e/.wh..wh..opq", "");
+        });
+        apply(&root, same.as_slice(), Compression::None).unwrap();
+        assert!(root.join("d/x").exists() && root.join("e/y").exists());
+        // Data after the tar's end would be a part never applied.
+        let mut trailing = layer(|b| file(b, "t", "t"));
+        trailing.extend_from_slice(b"more data");
+        assert!(matches!(
+            apply(&root, trailing.as_slice(), Compression::None),
+            Err(LayerError::TrailingData)
+        ));
+        fs::remove_dir_all(&root).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
     }
 }

@@ -21,6 +21,8 @@ pub enum ConfigError {
     Env { key: String, rule: String },
     #[error("The image's WorkingDir {0} is not an absolute path")]
     WorkingDir(String),
+    #[error("The image's config breaks vminit's rules: {0}")]
+    Invalid(String),
 }
 
 /// The metadata file for `config` (none for a plain directory), with
@@ -89,7 +91,17 @@ pub fn metadata(
     {
         metadata.insert("vminit".into(), json!({"user": user}));
     }
-    Ok(Value::Object(metadata))
+    // What vminit would refuse at boot is refused here, by its own parser
+    // (whose messages never show a value).
+    let metadata = Value::Object(metadata);
+    let text = serde_json::to_vec(&metadata).unwrap_or_default();
+    let source = vminit::config::error::Source::Metadata("metadata.json".into());
+    let (_, errors) = vminit::config::metadata::parse(&text, &source);
+    if !errors.is_empty() {
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err(ConfigError::Invalid(messages.join("; ")));
+    }
+    Ok(metadata)
 }
 
 #[cfg(test)]
@@ -161,6 +173,18 @@ mod tests {
         assert_eq!(
             metadata(Some(&relative), &[]),
             Err(ConfigError::WorkingDir("app".into()))
+        );
+        let climbing = config(&format!(
+            r#"{{{BASE}, "config": {{"Cmd": ["x"], "WorkingDir": "/srv/../etc", "User": "a b"}}}}"#
+        ));
+        let error = metadata(Some(&climbing), &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("working_dir: must be a clean path: no '..' component"),
+            "{error}"
+        );
+        assert!(
+            error.contains("vminit.user: must be uid[:gid] or name[:group]"),
+            "{error}"
         );
     }
 }

@@ -415,13 +415,25 @@ fn inside(dir: &Path, name: &str) -> Result<PathBuf, SourceError> {
             message: format!("{name} is outside the archive"),
         });
     }
-    Ok(dir.join(path))
+    // A link in the archive must not lead to the building machine's files.
+    let joined = dir.join(path);
+    match (std::fs::canonicalize(&joined), std::fs::canonicalize(dir)) {
+        (Ok(real), Ok(base)) if !real.starts_with(&base) => Err(SourceError::Parse {
+            what: "manifest.json",
+            path: dir.join("manifest.json").display().to_string(),
+            message: format!("{name} leads outside the archive"),
+        }),
+        _ => Ok(joined),
+    }
 }
 
-/// `blobs/sha256/HEX` names its own digest.
+/// `blobs/sha256/HEX` (Docker 25 and later) and `HEX.json` (a config of
+/// older Dockers) name their own digest.
 fn named_digest(name: &str) -> Option<String> {
-    let hex = name.strip_prefix("blobs/sha256/")?;
-    (hex.len() == 64).then(|| format!("sha256:{hex}"))
+    let hex = name
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| name.strip_suffix(".json").filter(|n| !n.contains('/')))?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
 }
 
 /// A reader that hashes what passes through it, to check a layer's digest

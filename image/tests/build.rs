@@ -220,7 +220,8 @@ fn a_docker_save_archive_builds_too() {
     let layer_tar = layer(&[("bin/", "", 'd'), ("bin/app", "x", 'f')]);
     let layer_name = format!("blobs/sha256/{}", hex(&layer_tar));
     let config = json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Cmd": ["/bin/app"]}})
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&layer_tar))]},
+        "config": {"Cmd": ["/bin/app"]}})
     .to_string();
     let config_name = format!("blobs/sha256/{}", hex(config.as_bytes()));
     let manifest = json!([{"Config": config_name, "RepoTags": ["app:1"], "Layers": [layer_name]}]);

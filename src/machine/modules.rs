@@ -196,7 +196,9 @@ impl<'a> Index<'a> {
         // Soft dependencies of soft dependencies, but no loops.
         const MAX_DEPTH: usize = 3;
         for file in deps.split_whitespace().rev().chain([path]) {
-            if plan.iter().any(|load| load.path == file) {
+            if let Some(planned) = plan.iter_mut().find(|load| load.path == file) {
+                // Needed for real now: its failure is fatal after all.
+                planned.soft &= soft;
                 continue;
             }
             let name = name_of(file);
@@ -347,6 +349,12 @@ kernel/net/vmw_vsock/vsock.ko:
         );
         assert!(!plan[0].soft && plan[1].soft && plan[2].soft && !plan[4].soft);
         // A soft dependency nobody provides, or a built-in one, is no error.
+        // Wanted for itself too: no longer soft.
+        let plan = Index::parse(dep, "")
+            .with_soft(softdep, alias)
+            .plan(&["ext4".into(), "crc32c_generic".into()])
+            .unwrap();
+        assert!(!plan[1].soft, "{plan:?}");
         let plan = Index::parse(dep, "kernel/crypto/crc32c_generic.ko\n")
             .with_soft("softdep ext4 pre: nothing crc32c_generic\n", "")
             .plan(&["ext4".into()])

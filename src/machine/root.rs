@@ -180,12 +180,25 @@ fn mount_overlay(overlay: &Overlay, wait: Duration) -> Result<(), RootError> {
 /// Moves the kernel's filesystems into `root`, frees the initramfs, and
 /// makes `root` the root.
 fn enter(root: &str) -> Result<(), RootError> {
+    // Every target checked (or made) before anything moves: a failure half
+    // way would leave PID 1 in the initramfs without /proc, unable to flush.
+    // A real directory, not a link (which would resolve in the initramfs).
     for what in MOVED {
         let target = format!("{root}{what}");
-        if !Path::new(&target).is_dir() {
-            // A writable root gets it; a read-only one without it fails.
-            let _ = mount::create_dir(&target, 0o755);
+        match std::fs::symlink_metadata(&target) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(RootError::Move {
+                    what,
+                    error: io::Error::other(format!("{target} is not a directory")),
+                });
+            }
+            Err(_) => mount::create_dir(&target, 0o755)
+                .map_err(|error| RootError::Move { what, error })?,
         }
+    }
+    for what in MOVED {
+        let target = format!("{root}{what}");
         mount::move_mount(what, &target).map_err(|error| RootError::Move { what, error })?;
     }
     std::env::set_current_dir(root).map_err(RootError::Switch)?;

@@ -128,7 +128,12 @@ pub fn split_options(options: &str) -> (MsFlags, String) {
             "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            // mount(8)'s own, not the kernel's or the filesystem's.
+            "defaults" | "nofail" | "noauto" | "auto" | "user" | "nouser" | "users" | "owner"
+            | "group" | "_netdev" => (MsFlags::empty(), MsFlags::empty()),
+            other if other.starts_with("x-") || other.starts_with("comment=") => {
+                (MsFlags::empty(), MsFlags::empty())
+            }
             other => {
                 data.push(other);
                 continue;
@@ -145,7 +150,9 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let (flags, data) = split_options("noatime,ro,size=64m,mode=1777,nosuid,rw");
+        let (flags, data) = split_options(
+            "noatime,ro,size=64m,nofail,mode=1777,x-systemd.device-timeout=5,nosuid,rw",
+        );
         assert_eq!(flags, MsFlags::MS_NOATIME | MsFlags::MS_NOSUID);
         assert_eq!(data, "size=64m,mode=1777");
         assert_eq!(split_options(""), (MsFlags::empty(), String::new()));
