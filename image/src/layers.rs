@@ -362,9 +362,9 @@ fn set_mtime(path: &Path, mtime: u64) {
     let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return;
     };
-    let seconds = libc::time_t::try_from(mtime).unwrap_or(0);
+    // tv_sec's type differs between libcs (musl's time_t changes).
     let times = [libc::timespec {
-        tv_sec: seconds,
+        tv_sec: mtime.try_into().unwrap_or(0),
         tv_nsec: 0,
     }; 2];
     // SAFETY: `name` is a NUL-terminated path and `times` two valid
