@@ -139,25 +139,23 @@ pub fn apply(
             remove_any(&target).map_err(fail("replace what was there"))?;
         }
         made.insert(target.clone());
+        // The entry's, not the header's: PAX and GNU long names.
+        let link = match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => entry
+                .link_name()
+                .map_err(fail("read its target"))?
+                .unwrap_or_default()
+                .into_owned(),
+            _ => PathBuf::new(),
+        };
         match kind {
             tar::EntryType::Directory => {
                 fs::create_dir_all(&target).map_err(fail("create it"))?;
             }
             tar::EntryType::Symlink => {
-                // The entry's, not the header's: PAX and GNU long names.
-                let link = entry
-                    .link_name()
-                    .map_err(fail("read its target"))?
-                    .unwrap_or_default()
-                    .into_owned();
                 symlink(&link, &target).map_err(fail("create the link"))?;
             }
             tar::EntryType::Link => {
-                let link = entry
-                    .link_name()
-                    .map_err(fail("read its target"))?
-                    .unwrap_or_default()
-                    .into_owned();
                 // The target's directory resolved inside the root; the last
                 // component not followed: a hard link to a symbolic link
                 // links the link.

@@ -137,7 +137,7 @@ pub fn cmdline_for(env: &[(String, String)], argv: &[String]) -> Option<String> 
         words.push(format!("env.{key}={}", quote(value)?));
     }
     if !argv.is_empty() {
-        if argv.len() > 32 {
+        if argv.len() > vminit::config::cmdline::MAX_INIT_ARGS {
             return None;
         }
         words.push("--".into());
