@@ -55,6 +55,10 @@ pub struct Options {
     /// More modules for the initramfs, with `kernel_modules` (e.g.
     /// `virtio_net`); the boot loads them too.
     pub extra_modules: Vec<String>,
+    /// Keep the root disk already in `output` when it was built from the
+    /// same image digest, format and size, and nothing has written to it
+    /// since (see [`RootKey`]). Never for `dir:`, whose contents have no digest.
+    pub reuse: bool,
 }
 
 #[derive(Debug, Error)]
@@ -131,6 +135,8 @@ pub struct Built {
     pub vm_config: PathBuf,
     /// The digest that names the image.
     pub id: String,
+    /// Whether the root disk was kept from an earlier build (`reuse`).
+    pub reused: bool,
 }
 
 /// Builds everything into `options.output`.
@@ -151,12 +157,82 @@ pub fn build(options: &Options) -> Result<Built, BuildError> {
     built
 }
 
+/// What the root disk was built from, kept beside it as `.rootfs-key`: the
+/// builder's version, the image's digest, the format and size asked for,
+/// and the disk's length and modification time once written, so a disk a
+/// VM has written to (`vminit.root.rw=1`) is never taken for a fresh one.
+struct RootKey(String);
+
+impl RootKey {
+    const FILE: &'static str = ".rootfs-key";
+
+    fn of(options: &Options, image: &source::Image) -> Option<RootKey> {
+        if image.root.is_some() || !options.reuse {
+            return None;
+        }
+        Some(RootKey(format!(
+            "{} {} {} {:?}",
+            env!("CARGO_PKG_VERSION"),
+            image.id,
+            options.format.name(),
+            options.size_mib
+        )))
+    }
+
+    fn stamped(&self, rootfs: &Path) -> Option<String> {
+        let meta = fs::metadata(rootfs).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(format!("{}\n{} {}\n", self.0, meta.len(), mtime.as_nanos()))
+    }
+
+    /// Whether `out` holds a disk built from this key and untouched since.
+    fn matches(&self, out: &Path, rootfs: &Path) -> bool {
+        let kept = fs::read_to_string(out.join(Self::FILE)).ok();
+        kept.is_some() && kept == self.stamped(rootfs)
+    }
+
+    fn save(&self, out: &Path, rootfs: &Path) -> Result<(), BuildError> {
+        let path = out.join(Self::FILE);
+        let text = self.stamped(rootfs).unwrap_or_default();
+        fs::write(&path, text).map_err(io_error("write", &path))
+    }
+}
+
 fn fill_and_pack(
     options: &Options,
     out: &Path,
     staging: &Path,
     image: &source::Image,
 ) -> Result<Built, BuildError> {
+    let rootfs = out.join(format!("rootfs.{}", options.format.name()));
+    let key = RootKey::of(options, image);
+    let reused = key.as_ref().is_some_and(|key| key.matches(out, &rootfs));
+    // Gone until the new disk is whole, so a failed build is never kept.
+    let _ = fs::remove_file(out.join(RootKey::FILE));
+    if !reused {
+        fill_root(options, staging, image, &rootfs)?;
+    }
+    if let Some(key) = &key {
+        key.save(out, &rootfs)?;
+    }
+    Ok(Built {
+        reused,
+        ..pack(options, out, image, rootfs)?
+    })
+}
+
+/// The root disk: the image's layers (or directory) and the mount points
+/// vminit needs, made into a filesystem.
+fn fill_root(
+    options: &Options,
+    staging: &Path,
+    image: &source::Image,
+    rootfs: &Path,
+) -> Result<(), BuildError> {
     if let Some(root) = &image.root {
         copy_tree(root, staging)?;
     }
@@ -192,13 +268,20 @@ fn fill_and_pack(
                 .map_err(io_error("set the mode of", &path))?;
         }
     }
+    make_filesystem(options, staging, rootfs)
+}
+
+/// Everything but the root disk: metadata, initramfs, cmdline, vm-config.
+fn pack(
+    options: &Options,
+    out: &Path,
+    image: &source::Image,
+    rootfs: PathBuf,
+) -> Result<Built, BuildError> {
     let metadata = metadata::metadata(image.config.as_ref(), &options.command)?;
     let metadata_text = serde_json::to_string_pretty(&metadata).unwrap_or_default() + "\n";
     let metadata_path = out.join("metadata.json");
     fs::write(&metadata_path, &metadata_text).map_err(io_error("write", &metadata_path))?;
-
-    let rootfs = out.join(format!("rootfs.{}", options.format.name()));
-    make_filesystem(options, staging, &rootfs)?;
 
     let mut archive = Archive::default();
     for dir in ["dev", "proc", "sys", "run", "tmp", "etc", "etc/vminit"] {
@@ -261,6 +344,7 @@ fn fill_and_pack(
         cmdline,
         vm_config: vm_config_path,
         id: image.id.clone(),
+        reused: false,
     })
 }
 

@@ -40,8 +40,6 @@ impl Compression {
 pub enum LayerError {
     #[error("Cannot read the layer")]
     Read(#[source] io::Error),
-    #[error("Cannot decompress the layer ({0:?})")]
-    Decompress(Compression, #[source] io::Error),
     #[error("Layer entry {path}: {what}")]
     Entry {
         path: String,
@@ -76,11 +74,8 @@ pub fn apply(
         Compression::None => Box::new(blob),
         // Every member: eStargz layers are many gzip streams in a row.
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
-        Compression::Zstd => {
-            Box::new(ruzstd::decoding::StreamingDecoder::new(blob).map_err(|e| {
-                LayerError::Decompress(compression, io::Error::other(e.to_string()))
-            })?)
-        }
+        // Every frame: zstd:chunked layers are many frames in a row.
+        Compression::Zstd => Box::new(crate::zstd::Frames::new(io::BufReader::new(blob))),
     };
     let mut archive = tar::Archive::new(crate::source::Hashing::new(stream));
     let mut applied = Applied::default();
@@ -513,10 +508,17 @@ mod tests {
         apply(&root, gz.as_slice(), Compression::Gzip).unwrap();
         assert_eq!(fs::read_to_string(root.join("a")).unwrap(), "gz");
         fs::remove_dir_all(&root).unwrap();
-        assert_eq!(
-            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
-            Compression::Zstd
-        );
+        // zstd in two frames, split inside the tar stream, as zstd:chunked does.
+        let plain = layer(|b| file(b, "z", "zstd"));
+        let (head, tail) = plain.split_at(700);
+        let level = ruzstd::encoding::CompressionLevel::Fastest;
+        let mut zst = ruzstd::encoding::compress_to_vec(head, level);
+        zst.extend(ruzstd::encoding::compress_to_vec(tail, level));
+        assert_eq!(Compression::sniff(&zst), Compression::Zstd);
+        let root = self::root("zstd");
+        apply(&root, zst.as_slice(), Compression::Zstd).unwrap();
+        assert_eq!(fs::read_to_string(root.join("z")).unwrap(), "zstd");
+        fs::remove_dir_all(&root).unwrap();
         assert_eq!(Compression::sniff(b"ustar"), Compression::None);
     }
 

@@ -4,7 +4,7 @@
 //! configuration.
 //!
 //! The flow is [`source`] (find the image and check every blob), [`layers`]
-//! (apply them to a root directory), [`metadata`] (the image's config as
+//! (apply them to a root directory, through [`zstd`] for zstd layers), [`metadata`] (the image's config as
 //! vminit's metadata), then [`build`] (the disk, the initramfs through
 //! [`cpio`], and the boot files).
 
@@ -13,3 +13,4 @@ pub mod cpio;
 pub mod layers;
 pub mod metadata;
 pub mod source;
+pub mod zstd;

@@ -48,6 +48,9 @@ Options:
                              program, else on PATH)
       --kernel PATH          the kernel to name in vm-config.json (default: vmlinux)
       --arch ARCH            x86_64 or aarch64 (default: this machine's)
+      --reuse                keep the root disk already in DIR when it was built from the
+                             same image digest, --format and --size and is unchanged since
+                             (never for dir:)
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -77,6 +80,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
     let mut arch = std::env::consts::ARCH.to_owned();
     let mut command = Vec::new();
     let mut extra_modules = Vec::new();
+    let mut reuse = false;
     let value = |parser: &mut lexopt::Parser, name: &str| -> Result<String, String> {
         parser
             .value()
@@ -97,6 +101,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
             Short('o') | Long("output") => {
                 output = Some(PathBuf::from(value(&mut parser, "--output")?))
             }
+            Long("reuse") => reuse = true,
             Long("kernel-modules") => {
                 kernel_modules = Some(PathBuf::from(value(&mut parser, "--kernel-modules")?))
             }
@@ -166,9 +171,15 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
         arch,
         command,
         extra_modules,
+        reuse,
     };
     let built = build::build(&options).map_err(|e| vminit::log::chain(&e))?;
-    println!("root disk:   {}", built.rootfs.display());
+    let kept = if built.reused {
+        " (kept: same image)"
+    } else {
+        ""
+    };
+    println!("root disk:   {}{kept}", built.rootfs.display());
     println!("metadata:    {}", built.metadata.display());
     println!("initramfs:   {}", built.initramfs.display());
     println!("firecracker: {}", built.vm_config.display());

@@ -215,6 +215,64 @@ fn an_oci_layout_becomes_a_root_disk_metadata_and_boot_files() {
 }
 
 #[test]
+fn reuse_keeps_the_root_disk_of_the_same_image_only() {
+    let image = layout("reuse", json!({"Cmd": ["/bin/app"]}));
+    let source = format!("oci:{}", image.display());
+    let out = image.with_file_name("out");
+    let kept = |result: Output| {
+        assert!(result.status.success(), "{}", stderr(&result));
+        String::from_utf8_lossy(&result.stdout).contains("(kept: same image)")
+    };
+    assert!(
+        !kept(build(&source, &out, &["--reuse"])),
+        "nothing to keep yet"
+    );
+    let rootfs = out.join("rootfs.ext4");
+    let first = std::fs::metadata(&rootfs).unwrap().modified().unwrap();
+    assert!(kept(build(&source, &out, &["--reuse"])));
+    assert_eq!(
+        std::fs::metadata(&rootfs).unwrap().modified().unwrap(),
+        first
+    );
+    assert!(
+        !kept(build(&source, &out, &["--reuse", "--size", "80"])),
+        "another size"
+    );
+    assert!(kept(build(&source, &out, &["--reuse", "--size", "80"])));
+    // A disk written to since (a VM booted with vminit.root.rw=1) is rebuilt.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&rootfs)
+        .unwrap();
+    file.set_len(std::fs::metadata(&rootfs).unwrap().len() + 4096)
+        .unwrap();
+    drop(file);
+    assert!(
+        !kept(build(&source, &out, &["--reuse", "--size", "80"])),
+        "written to"
+    );
+    assert!(
+        !kept(build(&source, &out, &["--size", "80"])),
+        "without --reuse"
+    );
+    // Another image (its digest) in the same place is built afresh.
+    let other = layout("reuse-other", json!({"Cmd": ["/bin/other"]}));
+    assert!(!kept(build(
+        &format!("oci:{}", other.display()),
+        &out,
+        &["--reuse", "--size", "80"]
+    )));
+    assert!(
+        !kept(build(
+            &format!("dir:{}", image.display()),
+            &out,
+            &["--reuse", "--size", "80", "--", "/bin/app"]
+        )),
+        "dir: has no digest"
+    );
+}
+
+#[test]
 fn a_docker_save_archive_builds_too() {
     let dir = tempdir("docker");
     let layer_tar = layer(&[("bin/", "", 'd'), ("bin/app", "x", 'f')]);

@@ -7,6 +7,12 @@
 //! app writes a line to `/dev/kmsg` first and last thing, and the kernel
 //! prints `reboot: Power down` when the power-off request is carried out.
 //! vminit also reports its own `CLOCK_BOOTTIME` timings (debug level).
+//!
+//! Two more vminit boots price the root switch and a volume: one loads the
+//! modules a stock kernel needs for a virtio ext4 disk and runs the app
+//! from the initramfs; the other loads them, switches to an ext4 root disk
+//! (read-only) and mounts an ext4 volume, which it syncs and unmounts at
+//! the end. Both are shown as ratios to the plain initramfs boot.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -24,6 +30,9 @@ const APP: &str = "echo '<2>bench: app start' > /dev/kmsg; echo '<2>bench: app e
 /// as init process` line, the common start mark for both inits.
 /// `tsc=reliable`: without it the guest's clocks advance in 4 ms jiffies.
 const BENCH_CMDLINE: &str = "loglevel=7 tsc=reliable";
+
+/// What a virtio ext4 disk needs on a stock kernel.
+const DISK_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "crc32c_generic", "ext4"];
 
 /// The baseline: what a hand-written shell init does for the same job.
 const BASELINE_INIT: &str = r#"#!/bin/sh
@@ -89,24 +98,35 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     let accel = vminit_boot.accel;
     let baseline_boot = kit.boot(&baseline_image, BENCH_CMDLINE.into());
+    let [modules_boot, disks_boot] = disk_boots(&kit)?;
 
     let mut vminit = Vec::new();
     let mut baseline = Vec::new();
+    let mut modules = Vec::new();
+    let mut disks = Vec::new();
     for round in 0..boots {
         eprintln!("round {}/{boots}", round + 1);
-        // Alternate, so that drift in the machine's load hits both alike.
+        // Alternate, so that drift in the machine's load hits all alike.
         vminit.push(measure(&vminit_boot, true)?);
         baseline.push(measure(&baseline_boot, false)?);
+        modules.push(measure(&modules_boot, true)?);
+        disks.push(measure(&disks_boot, true)?);
     }
     let native = native_timings(&kit, boots)?;
-    let table = render(&vminit, &baseline, &native, accel, &kit);
+    let mut table = render(&vminit, &baseline, &native, accel, &kit);
+    table.push_str(&render_disks(&vminit, &modules, &disks));
     print!("{table}");
     let dir = cmd::root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut csv = String::from(
         "init,boot,boot_to_init_ms,init_to_app_ms,app_end_to_power_down_ms,wall_ms,vminit_start_ms,vminit_start_to_exec_ms,vminit_exit_to_poweroff_ms\n",
     );
-    for (name, samples) in [("vminit", &vminit), ("baseline", &baseline)] {
+    for (name, samples) in [
+        ("vminit", &vminit),
+        ("baseline", &baseline),
+        ("vminit-modules", &modules),
+        ("vminit-root-disk", &disks),
+    ] {
         for (i, s) in samples.iter().enumerate() {
             let (a, b, c) = s.vminit.map_or(
                 (String::new(), String::new(), String::new()),
@@ -123,6 +143,39 @@ pub fn run(args: &[String]) -> Result<(), String> {
     std::fs::write(dir.join("vm.md"), &table).map_err(|e| e.to_string())?;
     eprintln!("raw numbers: target/bench/vm.csv; table: target/bench/vm.md");
     Ok(())
+}
+
+/// The two disk boots: the disk modules only, then those and an ext4 root
+/// disk with an ext4 volume.
+fn disk_boots(kit: &Kit) -> Result<[Boot; 2], String> {
+    let files = crate::kernel::module_files(&kit.kernel, DISK_MODULES)?;
+    let image = kit.image("bench-vminit-disks", ConsoleNodes::Nodes, files)?;
+    let dir = cmd::root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let root = dir.join("root.ext4");
+    let data = dir.join("data.ext4");
+    crate::disk::root_image(&root, &kit.busybox, &[], 64)?;
+    crate::disk::empty(&data, 32)?;
+    let modules = format!(
+        "{BENCH_CMDLINE} vminit.verbosity=debug vminit.modules={}",
+        DISK_MODULES.join(",")
+    );
+    let app = format!("-- sh -c \"{APP}\"");
+    let mut devices = qemu::disk(&root, "root", true);
+    devices.extend(qemu::disk(&data, "data", false));
+    Ok([
+        kit.boot(&image, format!("{modules} {app}")),
+        Boot {
+            devices,
+            ..kit.boot(
+                &image,
+                format!(
+                    "{modules} vminit.root=/dev/vda vminit.root.fstype=ext4 \
+                     vminit.mount.data=/dev/vdb,/data,ext4 {app}"
+                ),
+            )
+        },
+    ])
 }
 
 fn measure(boot: &Boot, is_vminit: bool) -> Result<Sample, String> {
@@ -290,6 +343,42 @@ fn render(
         ("app exit → power-off request", &off),
     ] {
         let _ = writeln!(out, "- {name}: {}", stats::summary(values, 3));
+    }
+    out
+}
+
+/// The root switch's and the volume's cost, as ratios to the plain boot.
+fn render_disks(plain: &[Sample], modules: &[Sample], disks: &[Sample]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nRoot disk and volume, same boots: vminit's own timings (CLOCK_BOOTTIME), median, ms\n"
+    );
+    let _ = writeln!(
+        out,
+        "| | plain initramfs | + disk modules | + root switch and volume | modules / plain | root disk / plain |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let rows: [(&str, Metric); 3] = [
+        ("vminit start → app exec", |s| {
+            s.vminit.map_or(f64::NAN, |t| t.1)
+        }),
+        ("app exit → power-off request", |s| {
+            s.vminit.map_or(f64::NAN, |t| t.2)
+        }),
+        ("`Run /init` → power-down (printk)", |s| {
+            s.init_to_app + s.app_end_to_power_down
+        }),
+    ];
+    for (name, f) in rows {
+        let median = |samples: &[Sample]| stats::median(&samples.iter().map(f).collect::<Vec<_>>());
+        let (a, b, c) = (median(plain), median(modules), median(disks));
+        let _ = writeln!(
+            out,
+            "| {name} | {a:.1} | {b:.1} | {c:.1} | {:.2} | {:.2} |",
+            b / a,
+            c / a
+        );
     }
     out
 }

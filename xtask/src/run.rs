@@ -8,8 +8,8 @@
 //!                 [--env K=V]... [--kernel PATH] [--cmdline EXTRA] [-- COMMAND [ARGS...]]
 //! ```
 //!
-//! `--image` builds the image with `vminit-image` (into `target/vm/image/`),
-//! boots its root disk read-only under a tmpfs overlay, attaches each
+//! `--image` builds the image with `vminit-image` (into `target/vm/image/`;
+//! the root disk is kept while the image's digest is the same), boots its root disk read-only under a tmpfs overlay, attaches each
 //! volume as the next virtio disk and mounts it, and with `--publish`
 //! forwards host ports to the guest over user networking.
 //!
@@ -199,9 +199,15 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         } else {
             Vec::new()
         },
+        // The disk is booted read-only under an overlay, so it stays as
+        // built; `.rootfs-key` notices when `--cmdline vminit.root.rw=1` wrote to it.
+        reuse: true,
     };
     eprintln!("building {source} with vminit-image");
     let built = vminit_image::build::build(&options).map_err(|e| vminit::log::chain(&e))?;
+    if built.reused {
+        eprintln!("kept the root disk built from {}", built.id);
+    }
     let mut devices = qemu::disk(&built.rootfs, "root", true);
     let mut cmdline = built.cmdline.clone();
     for (index, (file, target, fstype)) in request.volumes.iter().enumerate() {

@@ -296,6 +296,7 @@ fn build(kit: &Kit, work: &Path, extra_modules: &[&str], format: Format) -> Resu
         arch: std::env::consts::ARCH.to_owned(),
         command: Vec::new(),
         extra_modules: extra_modules.iter().map(|m| (*m).to_owned()).collect(),
+        reuse: false,
     };
     vminit_image::build::build(&options).map_err(|e| vminit::log::chain(&e))
 }
