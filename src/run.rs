@@ -22,6 +22,7 @@ use crate::config::net::NetSettings;
 use crate::config::settings::{LogTarget, Shutdown};
 use crate::config::user::UserSpec;
 use crate::config::{self, CmdlineInput, Config, FileId, cmdline};
+use crate::machine::power_button::PowerButton;
 use crate::machine::setup::{self, SetupError};
 use crate::record::{
     self, EXIT_CANNOT_RUN, EXIT_CONFIG, EXIT_INTERNAL, EXIT_NOT_FOUND, Report, Timings, oom,
@@ -387,6 +388,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Err(e) => warn!("cannot read /dev/kmsg, OOM kills will not be noticed: {e}"),
         }
     }
+    // Opened before the app starts, so a press during its start-up is
+    // queued for the supervisor; closed on exec, so the app never has it.
+    let power_button = (ending.real_machine && config.power_button).then(PowerButton::watch);
     let take_terminal = tty::we_are_foreground();
     let request = process::Spawn {
         argv: &config.argv,
@@ -417,6 +421,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Scope::Descendants
     };
     let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal());
+    if let Some(button) = power_button {
+        supervisor = supervisor.with_power_button(button);
+    }
     let outcome = supervisor.wait_for_app();
     ending.timings.app_exit = Some(clock::since_boot());
     // From here to the end, no log line may hold PID 1 up.
@@ -673,11 +680,16 @@ fn cmdline_input(
 /// The application's environment: vminit's own, less the kernel words vminit
 /// consumed, with the configured variables over it.
 fn app_environment(config: &Config, vm: bool, from_kernel: bool) -> Vec<(OsString, OsString)> {
-    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+    // Inserted one by one: `collect` into a map sorts first, and that
+    // sort's code would cost the binary 3 KB.
+    let mut env: BTreeMap<OsString, OsString> = BTreeMap::new();
+    for (key, value) in std::env::vars_os() {
         // The kernel hands init every unknown `key=value` word without a dot
         // as a variable; `workdir=` and `metadata=` are vminit's.
-        .filter(|(key, _)| !(from_kernel && (key == "workdir" || key == "metadata")))
-        .collect();
+        if !(from_kernel && (key == "workdir" || key == "metadata")) {
+            env.insert(key, value);
+        }
+    }
     for (key, value) in &config.env {
         env.insert(key.into(), value.into());
     }

@@ -131,6 +131,30 @@ fn the_grace_timer_kills_an_app_that_ignores_sigterm() {
 }
 
 #[test]
+fn a_second_sigterm_during_the_grace_period_changes_nothing() {
+    // One stop at a time: the app gets one SIGTERM, and its grace period
+    // is neither restarted nor cut short by another (no double stop).
+    for pid1 in [false, true] {
+        let args = [
+            "--grace",
+            "5",
+            "--",
+            "sh",
+            "-c",
+            "n=0; trap 'n=$((n+1)); echo term-$n' TERM; echo ready; \
+             while [ $n = 0 ]; do sleep 0.1; done; sleep 1; exit $((40+n))",
+        ];
+        let (mut child, mut out, target) = start_until_ready(pid1, &args);
+        send(target, libc::SIGTERM);
+        wait_for_line(&mut out, "term-1");
+        send(target, libc::SIGTERM);
+        child.stdout = Some(out.into_inner());
+        let result = finish(child, Duration::from_secs(30));
+        assert_eq!(result.code(), 41, "pid1={pid1}: {result:#?}");
+    }
+}
+
+#[test]
 fn sigint_starts_the_grace_timer_too() {
     let args = [
         "--grace",

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::machine::power_button::PowerButton;
 use crate::sys::process::{self, Reaped};
 use crate::sys::{signal, tty};
 use crate::{debug, error, info, warn};
@@ -71,6 +72,11 @@ pub struct Supervisor {
     killed: bool,
     /// The app has been reaped: its pid (and group id) may be reused.
     app_reaped: bool,
+    /// Watched in VM mode: a press stops the app as SIGTERM does.
+    power_button: Option<PowerButton>,
+    /// The app has had its SIGTERM (forwarded, or for a press): a second
+    /// one is not sent, so that a stop is never doubled.
+    terminated: bool,
 }
 
 impl Supervisor {
@@ -83,7 +89,15 @@ impl Supervisor {
             deadline: None,
             killed: false,
             app_reaped: false,
+            power_button: None,
+            terminated: false,
         }
+    }
+
+    /// Watches `button` while the app runs.
+    pub fn with_power_button(mut self, button: PowerButton) -> Self {
+        self.power_button = Some(button);
+        self
     }
 
     /// Runs until the application has ended and been reaped, or is lost.
@@ -113,6 +127,7 @@ impl Supervisor {
                 // Not the app's (a log write to a closed pipe raises SIGPIPE);
                 // and not logged, which could raise it again.
                 Ok(Some(received)) if received.from_self => {}
+                Ok(Some(received)) if received.io_ready => self.on_input(),
                 Ok(Some(received)) => self.on_signal(received.signal),
                 Ok(None) => {}
                 Err(error) => warn!("waiting for signals failed: {error}"),
@@ -127,9 +142,33 @@ impl Supervisor {
         }
     }
 
+    /// A watched device has events: a power-button press is a stop request.
+    fn on_input(&mut self) {
+        if !self.power_button.as_ref().is_some_and(PowerButton::pressed) {
+            return;
+        }
+        if self.terminated || self.killed {
+            debug!("the power button again: the application is already stopping");
+            return;
+        }
+        info!(
+            "power button pressed: sending SIGTERM, then SIGKILL after {:?}",
+            self.grace
+        );
+        self.deadline.get_or_insert(Instant::now() + self.grace);
+        self.terminated = true;
+        self.forward(libc::SIGTERM);
+    }
+
     fn on_signal(&mut self, signal: i32) {
         match signal {
             libc::SIGCHLD => return,
+            // One stop at a time: the app got its SIGTERM and its grace
+            // period runs (a second `docker stop`, or SIGTERM after a press).
+            libc::SIGTERM if self.terminated || self.killed => {
+                debug!("SIGTERM again: the application is already stopping");
+                return;
+            }
             libc::SIGTERM | libc::SIGINT if self.deadline.is_none() => {
                 debug!(
                     "{} starts the {:?} grace period",
@@ -145,6 +184,7 @@ impl Supervisor {
             _ => {}
         }
         debug!("forwarding {}", signal::name(signal));
+        self.terminated |= signal == libc::SIGTERM;
         self.forward(signal);
     }
 

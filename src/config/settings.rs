@@ -26,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "user",
     "no_new_privs",
     "delete_metadata",
+    "power_button",
     "rlimit.NAME",
     "modules",
     "net.interface",
@@ -95,6 +96,8 @@ pub struct Settings {
     /// Delete the metadata file once read, so the app cannot read back
     /// secrets it was not handed.
     pub delete_metadata: Option<bool>,
+    /// Watch the power button (VM mode): a press stops the app as SIGTERM does.
+    pub power_button: Option<bool>,
     /// Per resource; a higher layer replaces a resource's limit whole.
     pub rlimits: BTreeMap<&'static str, Limit>,
     /// Kernel modules to load before the app starts (VM mode).
@@ -134,6 +137,7 @@ impl Settings {
             "user" => self.user = Some(user::parse_user(value)?),
             "no_new_privs" => self.no_new_privs = Some(parse_flag(value)?),
             "delete_metadata" => self.delete_metadata = Some(parse_flag(value)?),
+            "power_button" => self.power_button = Some(parse_flag(value)?),
             "modules" => self.modules = Some(modules::parse_list(value)?),
             "root" => self.root.set("", value)?,
             "report.port" => self.report_port = Some(channels::parse_port_name(value)?),
@@ -167,6 +171,7 @@ impl Settings {
         self.user = other.user.clone().or(self.user.take());
         self.no_new_privs = other.no_new_privs.or(self.no_new_privs);
         self.delete_metadata = other.delete_metadata.or(self.delete_metadata);
+        self.power_button = other.power_button.or(self.power_button);
         self.rlimits
             .extend(other.rlimits.iter().map(|(k, v)| (*k, *v)));
         self.modules = other.modules.clone().or(self.modules.take());

@@ -6,6 +6,7 @@ use std::path::Path;
 
 pub mod modules;
 pub mod network;
+pub mod power_button;
 pub mod root;
 pub mod setup;
 pub mod volumes;

@@ -124,6 +124,9 @@ pub struct Received {
     /// Raised by vminit itself, as the kernel raises SIGPIPE for a write
     /// to a closed pipe (`SI_USER` from our own pid): not for the app.
     pub from_self: bool,
+    /// SIGIO raised by the kernel for a file set to signal (`O_ASYNC` with
+    /// `F_SETSIG`, `si_code` one of `POLL_*`), not sent by a process.
+    pub io_ready: bool,
 }
 
 /// Waits for any blocked signal, at most `timeout` (forever with `None`).
@@ -152,9 +155,12 @@ pub fn wait(timeout: Option<Duration>) -> io::Result<Option<Received>> {
         // SAFETY: si_pid is valid to read for SI_USER, checked first.
         let from_self =
             info.si_code == libc::SI_USER && unsafe { info.si_pid() } == std::process::id() as i32;
-        return Ok(i32::try_from(rc)
-            .ok()
-            .map(|signal| Received { signal, from_self }));
+        let io_ready = rc == libc::c_long::from(libc::SIGIO) && info.si_code > 0;
+        return Ok(i32::try_from(rc).ok().map(|signal| Received {
+            signal,
+            from_self,
+            io_ready,
+        }));
     }
     let error = io::Error::last_os_error();
     match error.raw_os_error() {

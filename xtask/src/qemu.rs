@@ -242,8 +242,23 @@ pub fn run(
     Ok(console)
 }
 
+/// Ctrl-Alt-Del on the guest's keyboard (on x86, the i8042's; the kernel
+/// turns it into SIGINT for PID 1 once Ctrl-Alt-Del is "soft").
+pub const CTRL_ALT_DEL: &str = r#"{"execute": "send-key", "arguments": {"keys": [
+    {"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"},
+    {"type": "qcode", "data": "delete"}]}}"#;
+
+/// The ACPI (x86) or GPIO (arm `virt`) power button, as `system_powerdown`.
+pub const POWER_BUTTON: &str = r#"{"execute": "system_powerdown"}"#;
+
 /// Presses Ctrl-Alt-Del through QMP.
 pub fn send_ctrl_alt_del(socket: &Path) -> Result<(), String> {
+    qmp(socket, CTRL_ALT_DEL)
+}
+
+/// Sends one QMP command (after the capabilities handshake) and waits for
+/// its `return`.
+pub fn qmp(socket: &Path, command: &str) -> Result<(), String> {
     let stream =
         UnixStream::connect(socket).map_err(|e| format!("QMP {}: {e}", socket.display()))?;
     stream
@@ -255,10 +270,7 @@ pub fn send_ctrl_alt_del(socket: &Path) -> Result<(), String> {
     reader
         .read_line(&mut line)
         .map_err(|e| format!("QMP greeting: {e}"))?;
-    let keys = r#"{"execute": "send-key", "arguments": {"keys": [
-        {"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "alt"},
-        {"type": "qcode", "data": "delete"}]}}"#;
-    for request in [r#"{"execute": "qmp_capabilities"}"#, keys] {
+    for request in [r#"{"execute": "qmp_capabilities"}"#, command] {
         writer
             .write_all(format!("{}\n", request.replace('\n', " ")).as_bytes())
             .map_err(|e| e.to_string())?;

@@ -125,8 +125,9 @@ struct Case {
     /// Appended to [`qemu::BASE_CMDLINE`]; also checked with `--check`
     /// on the host, whose verdict the case sees in [`Outside`].
     cmdline: &'static str,
-    /// Press Ctrl-Alt-Del once a line contains this.
-    ctrl_alt_del_after: Option<&'static str>,
+    /// In turn: once a console line contains the first, send QMP the
+    /// second (Ctrl-Alt-Del, the power button, a disk's throttle).
+    qmp_after: &'static [(&'static str, &'static str)],
     /// Virtual devices the case needs besides the serial console.
     devices: &'static [Device],
     check: fn(&Console, &Outside) -> Result<(), String>,
@@ -230,6 +231,8 @@ const MODULES: &[&str] = &[
     "crc32c_generic",
     "ext4",
     "overlay",
+    "button",
+    "evdev",
 ];
 /// What the HTTP server answers.
 const HTTP_BODY: &str = "host-says-hello";
@@ -321,7 +324,7 @@ fn init_limit_cases() -> Vec<Case> {
         name,
         image: Image::Normal,
         cmdline,
-        ctrl_alt_del_after: None,
+        qmp_after: &[],
         devices: &[],
         check,
     };
@@ -379,7 +382,7 @@ fn disk_cases() -> Vec<Case> {
                  -- /bin/sh -c \"cat /etc/root-marker; touch /x 2>/dev/null || echo root-read-only; \
                  [ -e /tests ] || echo initramfs-gone; echo written > /data/file; grep -E ' (/|/data) ' /proc/mounts\""
             )),
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 expect(c, 0)?;
@@ -407,7 +410,7 @@ fn disk_cases() -> Vec<Case> {
                 "{DISK_MODULES},overlay vminit.root=/dev/vda vminit.root.overlay=tmpfs:16m \
                  -- /bin/sh -c \"echo changed > /etc/root-marker && cat /etc/root-marker; grep ' / ' /proc/mounts\""
             )),
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::RootDisk],
             check: |c, o| {
                 expect(c, 0)?;
@@ -426,7 +429,7 @@ fn disk_cases() -> Vec<Case> {
                 "{DISK_MODULES},overlay vminit.root=/dev/vda vminit.root.overlay=/dev/vdb \
                  -- /bin/sh -c \"echo kept > /etc/new-file\""
             )),
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 expect(c, 0)?;
@@ -445,7 +448,7 @@ fn disk_cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: "vminit.modules=virtio_mmio,virtio_blk vminit.root=/dev/vdz vminit.root.wait=1 \
                       -- sh -c \"echo app-ran\"",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::RootDisk],
             check: |c, _| {
                 refused_before_the_app(c, "Root device /dev/vdz did not appear within 1s")
@@ -458,7 +461,7 @@ fn disk_cases() -> Vec<Case> {
                 "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
                  vminit.grace=5 -- /writer.sh"
             )),
-            ctrl_alt_del_after: Some("writing"),
+            qmp_after: &[("writing", qemu::CTRL_ALT_DEL)],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 // SIGINT's default action ends the writer: 130.
@@ -474,13 +477,28 @@ fn disk_cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "a_hung_data_disk_costs_the_flush_deadline_not_the_exit",
+            image: Image::Normal,
+            cmdline: line(format!(
+                "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
+                 -- /bin/sh -c \"dd if=/dev/zero of=/data/big bs=1M count=16 2>/dev/null; echo written; sleep 2; exit 4\""
+            )),
+            qmp_after: &[("written", HANG_DATA_DISK)],
+            devices: &[Device::RootDisk, Device::DataDisk],
+            check: |c, _| {
+                // The app's status still arrives, after the bound.
+                expect(c, 4)?;
+                require(c, &["sync and unmount made no progress for 10s"])
+            },
+        },
+        Case {
             name: "a_writer_killed_after_the_grace_period_leaves_the_volume_clean",
             image: Image::Normal,
             cmdline: line(format!(
                 "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
                  vminit.grace=1 -- /bin/sh -c \"(trap '' TERM; exec /writer.sh) & sleep 2; exit 3\""
             )),
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 expect(c, 3)?;
@@ -494,6 +512,11 @@ fn disk_cases() -> Vec<Case> {
     ]
 }
 
+/// QEMU's throttle on the data disk at one byte a second: the requests
+/// under way stay, which holds every further write, as a hung disk would.
+const HANG_DATA_DISK: &str = r#"{"execute": "block_set_io_throttle", "arguments": {"device": "data",
+    "bps": 0, "bps_rd": 0, "bps_wr": 1, "iops": 0, "iops_rd": 0, "iops_wr": 0}}"#;
+
 fn cases() -> Vec<Case> {
     let mut cases = vec![
         Case {
@@ -502,7 +525,7 @@ fn cases() -> Vec<Case> {
             // `nomodules`: an unknown bare word, which the kernel passes to
             // init before the words after `--` (Firecracker's defaults have it).
             cmdline: r#"nomodules env.GREETING="hello world" "env.SPACED=a b" env.EQ=x=y workdir=/tests vminit.grace=1 -- /tests/show-env.sh 3"#,
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 3)?;
@@ -543,7 +566,7 @@ fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: "vminit.user=app vminit.hostname=vm-test vminit.rlimit.nofile=64:128 \
                       vminit.no_new_privs=1 -- /tests/who-am-i.sh",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -561,7 +584,7 @@ fn cases() -> Vec<Case> {
             name: "metadata_file_with_the_cmdline_taking_precedence",
             image: Image::Normal,
             cmdline: "metadata=/tests/meta.json env.B=cmdline",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -580,7 +603,7 @@ fn cases() -> Vec<Case> {
             name: "orphaned_zombies_are_reaped_and_a_signal_death_is_137",
             image: Image::Normal,
             cmdline: "-- /tests/zombies.sh",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 137)?;
@@ -596,7 +619,7 @@ fn cases() -> Vec<Case> {
                 "vminit.log_target=kmsg -- /no/such/app/{}",
                 "a".repeat(1100)
             )),
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 127)?;
@@ -625,7 +648,7 @@ fn cases() -> Vec<Case> {
                 "loglevel=8 vminit.log_target=kmsg vminit.verbosity=debug -- /tests/signal-init.sh {}",
                 "y".repeat(1500)
             )),
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -661,7 +684,7 @@ fn cases() -> Vec<Case> {
             // path is checked in tests/vm_mode.rs instead.
             cmdline: "env.1BAD=s3cret-on-cmdline workdir=/a/../b \
                       metadata=/tests/broken.json -- true",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 2)?;
@@ -685,7 +708,7 @@ fn cases() -> Vec<Case> {
             image: Image::Normal,
             // The app leaves only once the background shell has set its trap.
             cmdline: r#"vminit.grace=1 -- sh -c "(trap '' TERM; touch /tmp/bg-ready; exec sleep 1000) & while [ ! -e /tmp/bg-ready ]; do sleep 0.05; done; exit 4""#,
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 4)?;
@@ -699,11 +722,43 @@ fn cases() -> Vec<Case> {
             name: "ctrl_alt_del_from_the_host_reaches_the_app_as_sigint",
             image: Image::Normal,
             cmdline: "vminit.grace=5 -- /tests/wait-for-int.sh",
-            ctrl_alt_del_after: Some("app ready"),
+            qmp_after: &[("app ready", qemu::CTRL_ALT_DEL)],
             devices: &[],
             check: |c, _| {
                 expect(c, 42)?;
                 require(c, &["app got SIGINT"])
+            },
+        },
+        Case {
+            name: "the_power_button_stops_the_app_once_like_sigterm",
+            image: Image::Normal,
+            // The second press comes during the grace period: no second TERM.
+            cmdline: "vminit.modules=button,evdev vminit.grace=5 -- /bin/sh -c \
+                      \"n=0; trap 'n=$((n+1)); echo got-term-$n' TERM; echo button-ready; \
+                      while [ $n = 0 ]; do sleep 0.1; done; sleep 2; echo terms=$n; exit $((40+n))\"",
+            qmp_after: &[
+                ("button-ready", qemu::POWER_BUTTON),
+                ("got-term-1", qemu::POWER_BUTTON),
+            ],
+            devices: &[],
+            check: |c, _| {
+                expect(c, 41)?;
+                require(c, &["power button pressed: sending SIGTERM", "terms=1"])
+            },
+        },
+        Case {
+            name: "power_button_0_leaves_the_button_alone",
+            image: Image::Normal,
+            cmdline: "vminit.modules=button,evdev vminit.power_button=0 -- /bin/sh -c \
+                      \"trap 'echo got-term' TERM; echo button-ready; sleep 3; exit 5\"",
+            qmp_after: &[("button-ready", qemu::POWER_BUTTON)],
+            devices: &[],
+            check: |c, _| {
+                expect(c, 5)?;
+                if c.has("got-term") || c.has("power button pressed") {
+                    return Err("the press reached the app".into());
+                }
+                Ok(())
             },
         },
         Case {
@@ -713,7 +768,7 @@ fn cases() -> Vec<Case> {
                       vminit.net.gateway=10.0.2.2,fec0::2 vminit.net.mtu=1400 \
                       vminit.net.nameservers=10.0.2.3 vminit.net.hosts=hostside=10.0.2.2 vminit.hostname=vmbox \
                       -- /tests/net.sh {http_port}",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::Net],
             check: |c, outside| {
                 expect(c, 0)?;
@@ -747,7 +802,7 @@ fn cases() -> Vec<Case> {
             cmdline: "vminit.modules=virtio_mmio,virtio_console,vsock_loopback \
                       vminit.report.port=org.vminit.exit vminit.report.vsock=1:5000 \
                       vminit.grace=5 -- /tests/oom.sh",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::ExitPort],
             check: |c, outside| {
                 expect(c, 137)?;
@@ -778,7 +833,7 @@ fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: "vminit.modules=vsock_loopback vminit.report.vsock=1:5001 vminit.grace=1 \
                       -- /tests/vsock-hold.sh",
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 7)?;
@@ -795,7 +850,7 @@ fn cases() -> Vec<Case> {
             name: "missing_module_is_refused_before_the_app",
             image: Image::Normal,
             cmdline: r#"vminit.modules=virtio_mmio,no_such_module -- sh -c "echo app-ran""#,
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 refused_before_the_app(
@@ -809,7 +864,7 @@ fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: r#"vminit.modules=virtio_mmio,virtio_net vminit.net.interface=eth9
                         vminit.net.address=10.0.2.15/24 -- sh -c "echo app-ran""#,
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[Device::Net],
             check: |c, _| {
                 refused_before_the_app(
@@ -824,7 +879,7 @@ fn cases() -> Vec<Case> {
             cmdline: r#"vminit.net.nameservers=10.0.2.3 vminit.net.hosts=db=10.0.2.20 --
                         sh -c "touch /etc/x 2>/dev/null || echo root-is-read-only;
                                sed 's/^/resolv: /' /etc/resolv.conf; grep db /etc/hosts""#,
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -844,7 +899,7 @@ fn cases() -> Vec<Case> {
             name: "no_dev_console_in_the_image_still_runs_and_powers_off",
             image: Image::NoConsole,
             cmdline: r#"-- sh -c "echo console-ok; exit 5""#,
-            ctrl_alt_del_after: None,
+            qmp_after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 5)?;
@@ -938,7 +993,7 @@ fn run_case(
     root_image: &std::path::Path,
     index: usize,
 ) -> Result<(), String> {
-    let qmp = case.ctrl_alt_del_after.map(|_| {
+    let qmp = (!case.qmp_after.is_empty()).then(|| {
         std::env::temp_dir().join(format!("vminit-qmp-{}-{index}.sock", std::process::id()))
     });
     let mut cmdline = case
@@ -993,14 +1048,16 @@ fn run_case(
         ..kit.boot(initrd, cmdline)
     };
     let mut sent: Result<(), String> = Ok(());
-    let mut pressed = false;
+    let mut next = case.qmp_after.iter();
+    let mut waiting_for = next.next();
     let result = qemu::run(&boot, GUARD, false, |line| {
-        if let (Some(marker), Some(socket)) = (case.ctrl_alt_del_after, &qmp)
-            && !pressed
+        if let (Some((marker, command)), Some(socket)) = (waiting_for, &qmp)
             && line.contains(marker)
         {
-            pressed = true;
-            sent = qemu::send_ctrl_alt_del(socket);
+            waiting_for = next.next();
+            if sent.is_ok() {
+                sent = qemu::qmp(socket, command);
+            }
         }
     });
     if let Some(socket) = &qmp {
