@@ -7,41 +7,46 @@
 //! the prebuilt std carries a DWARF symbolizer (gimli, addr2line, miniz)
 //! for panic backtraces, about 40% of the binary, which a PID 1 never uses.
 //! Panics still run vminit's hook, which powers the VM off cleanly.
-//! Static relocation (no PIE) saves the start-up self-relocation.
+//! Static relocation (no PIE) saves the start-up self-relocation, and
+//! rust-lld links both architectures from this machine.
 
 use std::path::PathBuf;
 
+use crate::arch::Arch;
 use crate::{cmd, setup};
 
-/// Builds the static binary and returns its path.
+/// Builds the static binary for this machine and returns its path.
 pub fn static_binary() -> Result<PathBuf, String> {
-    setup::rust()?;
+    static_binary_for(Arch::host())
+}
+
+/// Builds the static binary for `arch` into
+/// `target/static/TARGET/release/vminit`, linked by `rust-lld` (no cross
+/// toolchain needed, and smaller than GNU ld's page-aligned output). When
+/// the small build fails (`-Zbuild-std` is unstable, and a new stable Rust
+/// may break it), says so and builds the plain way instead: a bigger
+/// binary, the same behaviour.
+pub fn static_binary_for(arch: Arch) -> Result<PathBuf, String> {
+    setup::rust(arch)?;
     let target_dir = cmd::root().join("target/static");
-    cmd::run(
-        cmd::cargo()
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "vminit",
-                "--target",
-                setup::TARGET,
-            ])
+    let small = cmd::run(
+        &mut release_build(arch, &target_dir)
             .args([
                 "-Z",
                 "build-std=std,panic_abort",
                 "-Z",
                 "build-std-features=",
             ])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env(
-                "RUSTFLAGS",
-                "-C relocation-model=static -C target-feature=+crt-static",
-            ),
-    )?;
-    let binary = target_dir.join(setup::TARGET).join("release/vminit");
+            .env("RUSTC_BOOTSTRAP", "1"),
+    );
+    if let Err(e) = small {
+        eprintln!(
+            "xtask: warning: the size-tuned build (-Zbuild-std) failed ({e}); \
+             building with the prebuilt std instead: about 250 KB larger"
+        );
+        cmd::run(&mut release_build(arch, &target_dir))?;
+    }
+    let binary = target_dir.join(arch.target()).join("release/vminit");
     let bytes = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
     if has_interpreter(&bytes)? {
         return Err(format!("{} is dynamically linked", binary.display()));
@@ -54,6 +59,26 @@ pub fn static_binary() -> Result<PathBuf, String> {
     Ok(binary)
 }
 
+/// `cargo build --release` of vminit for `arch`, static, linked by rust-lld.
+fn release_build(arch: Arch, target_dir: &std::path::Path) -> std::process::Command {
+    let mut command = cmd::cargo();
+    let linker = format!(
+        "CARGO_TARGET_{}_LINKER",
+        arch.target().to_uppercase().replace('-', "_")
+    );
+    command
+        .args(["build", "--release", "--package", "vminit"])
+        .args(["--target", arch.target()])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env(linker, "rust-lld")
+        .env(
+            "RUSTFLAGS",
+            "-C relocation-model=static -C target-feature=+crt-static",
+        );
+    command
+}
+
 /// Builds one of xtask's own binaries (`src/bin/`) static, for a test
 /// image: musl links statically by default.
 pub fn guest_tool(name: &str) -> Result<PathBuf, String> {
@@ -61,14 +86,17 @@ pub fn guest_tool(name: &str) -> Result<PathBuf, String> {
     cmd::run(
         cmd::cargo()
             .args(["build", "--release", "--package", "xtask", "--bin", name])
-            .args(["--target", setup::TARGET])
+            .args(["--target", Arch::host().target()])
             .arg("--target-dir")
             .arg(&target_dir),
     )?;
-    Ok(target_dir.join(setup::TARGET).join("release").join(name))
+    Ok(target_dir
+        .join(Arch::host().target())
+        .join("release")
+        .join(name))
 }
 
-/// Whether an x86-64 ELF file asks for a dynamic loader (has `PT_INTERP`).
+/// Whether a 64-bit little-endian ELF file asks for a dynamic loader (has `PT_INTERP`).
 pub fn has_interpreter(elf: &[u8]) -> Result<bool, String> {
     const PT_INTERP: u32 = 3;
     let u16_at = |at: usize| {

@@ -50,7 +50,7 @@ pub fn build(contents: &Contents<'_>) -> Result<Vec<u8>, String> {
         None => archive.file("init", 0o755, &read(contents.vminit)?),
     }
     archive.file("bin/busybox", 0o755, &read(contents.busybox)?);
-    for applet in applets(contents.busybox)? {
+    for applet in applets()? {
         if applet != "busybox" && applet != "init" && applet != "linuxrc" {
             archive.symlink(&format!("bin/{applet}"), "busybox");
         }
@@ -72,9 +72,11 @@ pub fn build(contents: &Contents<'_>) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot compress the initramfs: {e}"))
 }
 
-/// The applets a busybox binary provides.
-fn applets(busybox: &Path) -> Result<Vec<String>, String> {
-    let list = cmd::output(Command::new(busybox).arg("--list"))?;
+/// The applets Debian's busybox-static provides, from the host's own (the
+/// same package's build for another architecture has the same list, and
+/// cannot run here).
+pub fn applets() -> Result<Vec<String>, String> {
+    let list = cmd::output(Command::new(BUSYBOX).arg("--list"))?;
     Ok(list.lines().map(str::to_owned).collect())
 }
 

@@ -1,17 +1,18 @@
-//! A stock kernel to boot: Debian's `linux-image-amd64`, fetched with
-//! `apt-get download` and unpacked with `dpkg -x` (no root needed when the
-//! package lists are present), cached under `~/.cache/vminit/kernel/`.
+//! A stock kernel to boot: Debian's `linux-image-amd64` (or `-arm64`, with
+//! `dpkg --add-architecture arm64`), fetched with `apt-get download` and
+//! unpacked with `dpkg -x` (no root needed when the package lists are
+//! present), cached under `~/.cache/vminit/kernel/` (`kernel-arm64/`).
+//! The arm64 `busybox-static` comes the same way.
 //!
-//! On other systems, pass `--kernel PATH`: any x86-64 bzImage with
-//! devtmpfs, the 8250 serial console and gzip initramfs support built in.
+//! On other systems, pass `--kernel PATH`: any x86-64 bzImage (or arm64
+//! Image) with devtmpfs, the serial console and gzip initramfs support.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::arch::Arch;
 use crate::cmd;
 
-/// The kernel package's metapackage.
-const METAPACKAGE: &str = "linux-image-amd64";
 
 /// vminit's cache directory (`$XDG_CACHE_HOME/vminit` or `~/.cache/vminit`).
 pub fn cache_dir() -> PathBuf {
@@ -24,7 +25,7 @@ pub fn cache_dir() -> PathBuf {
 
 /// The path of a bootable kernel: `explicit` if given, else the cached
 /// Debian kernel, downloading it on first use.
-pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
+pub fn kernel(explicit: Option<&Path>, arch: Arch) -> Result<PathBuf, String> {
     if let Some(path) = explicit {
         return if path.is_file() {
             Ok(path.to_path_buf())
@@ -32,7 +33,10 @@ pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
             Err(format!("--kernel {}: no such file", path.display()))
         };
     }
-    let dir = cache_dir().join("kernel");
+    let dir = cache_dir().join(match arch {
+        Arch::X86_64 => "kernel".to_owned(),
+        other => format!("kernel-{}", other.debian()),
+    });
     if let Some(found) = find_vmlinuz(&dir) {
         return Ok(found);
     }
@@ -44,7 +48,7 @@ pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
                 .into(),
         );
     }
-    fetch(&dir)?;
+    fetch(&dir, arch)?;
     find_vmlinuz(&dir).ok_or_else(|| format!("no vmlinuz under {}", dir.display()))
 }
 
@@ -64,22 +68,58 @@ fn first_named(dir: &Path, prefix: &str) -> Option<PathBuf> {
         })
 }
 
-fn fetch(dir: &Path) -> Result<(), String> {
-    let downloads = dir.join("debs");
-    std::fs::create_dir_all(&downloads).map_err(|e| e.to_string())?;
-    let download = |package: &str| {
+/// Downloads Debian's `package` for `arch` into `dir` and returns the file
+/// (adding the architecture to dpkg and updating the lists when needed).
+fn download(dir: &Path, package: &str, arch: Arch) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let qualified = if arch == Arch::host() {
+        package.to_owned()
+    } else {
+        format!("{package}:{}", arch.debian())
+    };
+    let get = || {
         cmd::run(
             Command::new("apt-get")
-                .args(["download", "-q", package])
-                .current_dir(&downloads),
+                .args(["download", "-q", &qualified])
+                .current_dir(dir),
         )
     };
-    if download(METAPACKAGE).is_err() {
-        // Fresh machines have no package lists yet.
+    if get().is_err() {
+        if arch != Arch::host() {
+            let foreign = cmd::output(Command::new("dpkg").arg("--print-foreign-architectures"))?;
+            if !foreign.lines().any(|a| a.trim() == arch.debian()) {
+                cmd::run(Command::new("dpkg").args(["--add-architecture", arch.debian()]))?;
+            }
+        }
+        // Fresh machines (or a new architecture) have no package lists yet.
         cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
-        download(METAPACKAGE)?;
+        get()?;
     }
-    let meta = deb_named(&downloads, METAPACKAGE)?;
+    deb_named(dir, package)
+}
+
+/// Debian's static busybox for `arch`: the host's own from the package
+/// `busybox-static`, another architecture's unpacked into the cache.
+pub fn foreign_busybox(arch: Arch) -> Result<PathBuf, String> {
+    let dir = cache_dir().join(format!("busybox-{}", arch.debian()));
+    let binary = dir.join("root/bin/busybox");
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    let deb = download(&dir.join("debs"), "busybox-static", arch)?;
+    cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(dir.join("root")))?;
+    let _ = std::fs::remove_dir_all(dir.join("debs"));
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!("busybox-static:{} has no bin/busybox", arch.debian()))
+    }
+}
+
+fn fetch(dir: &Path, arch: Arch) -> Result<(), String> {
+    let downloads = dir.join("debs");
+    let metapackage = format!("linux-image-{}", arch.debian());
+    let meta = download(&downloads, &metapackage, arch)?;
     let depends = cmd::output(
         Command::new("dpkg-deb")
             .args(["-f"])
@@ -89,10 +129,12 @@ fn fetch(dir: &Path) -> Result<(), String> {
     let image = depends
         .split([',', ' '])
         .find(|word| word.starts_with("linux-image-"))
-        .ok_or_else(|| format!("{METAPACKAGE} depends on no linux-image package: {depends}"))?
+        .ok_or_else(|| format!("{metapackage} depends on no linux-image package: {depends}"))?
+        .split(':')
+        .next()
+        .unwrap_or_default()
         .to_owned();
-    download(&image)?;
-    let deb = deb_named(&downloads, &image)?;
+    let deb = download(&downloads, &image, arch)?;
     let root = dir.join("root");
     cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
     // Keep the unpacked tree (modules too); drop the archives.

@@ -9,6 +9,7 @@
 //! cargo xtask bench, bench-vm  vminit against its peers, and in a microVM
 //! ```
 
+mod arch;
 mod bench;
 mod bench_helper;
 mod bench_vm;
@@ -38,21 +39,35 @@ Commands:
                    /init running COMMAND; exits with its status. Options:
                    --env K=V, --workdir DIR, --metadata FILE, --add HOST:GUEST,
                    --kernel PATH, --cmdline EXTRA, --net (virtio-net with QEMU's
-                   user networking: the guest is 10.0.2.15, the host's loopback 10.0.2.2)
+                   user networking: the guest is 10.0.2.15, the host's loopback 10.0.2.2),
+                   --arch aarch64 (qemu-system-aarch64 -M virt, Debian's arm64 kernel)
   test-vm [FILTER] only the VM test suite (the cases whose name contains FILTER)
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side
-  build            build the static vminit (musl, std rebuilt for size); prints its path
+  build [--arch aarch64]
+                   build the static vminit (musl, std rebuilt for size); prints its path
   test [--quick]   install what is missing, then run every check and test
                    (--quick: skip the fuzz runs)
   help             print this
 ";
 
+/// `build [--arch ARCH]`.
+fn build_command(args: &[String]) -> Result<(), String> {
+    let arch = match args {
+        [] => arch::Arch::host(),
+        [flag, name] if flag == "--arch" => arch::Arch::parse(name)?,
+        _ => return Err("build takes only --arch x86_64|aarch64".into()),
+    };
+    let path = build::static_binary_for(arch)?;
+    println!("{}", path.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build") => build::static_binary().map(|path| println!("{}", path.display())),
+        Some("build") => build_command(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("test-vm") => vm_tests::run(args.get(1).map(String::as_str)),
         Some("bench-vm") => bench_vm::run(&args[1..]),

@@ -15,10 +15,18 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::arch::Arch;
 use crate::cmd;
 
-/// Kernel parameters every boot gets, before the caller's.
-pub const BASE_CMDLINE: &str = "console=ttyS0 tsc_early_khz=1000000 panic=-1 quiet";
+/// Kernel parameters every boot gets, before the caller's: the serial
+/// console, a panic that ends QEMU, and on x86 the TSC frequency (which
+/// another architecture's kernel would hand init as a variable).
+pub fn base_cmdline(arch: Arch) -> String {
+    match arch {
+        Arch::X86_64 => "console=ttyS0 tsc_early_khz=1000000 panic=-1 quiet".into(),
+        Arch::Aarch64 => format!("console={} panic=-1 quiet", arch.console()),
+    }
+}
 
 /// A virtio-net device on QEMU's user networking (slirp): the guest sees
 /// the host's loopback as 10.0.2.2 and a DNS forwarder at 10.0.2.3.
@@ -69,9 +77,10 @@ pub enum Accel {
 /// One boot's settings.
 #[derive(Debug, Clone)]
 pub struct Boot {
+    pub arch: Arch,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
-    /// Appended after [`BASE_CMDLINE`].
+    /// Appended after [`base_cmdline`].
     pub cmdline: String,
     pub accel: Accel,
     /// A QMP socket to create, for sending keys.
@@ -83,9 +92,13 @@ pub struct Boot {
 
 impl Boot {
     pub fn command(&self) -> Command {
-        let mut command = Command::new("qemu-system-x86_64");
+        let mut command = Command::new(self.arch.qemu().0);
+        match self.arch {
+            Arch::X86_64 => command.args(["-M", "microvm,pit=on,pic=on,rtc=on"]),
+            // PSCI powers it off; gpio-keys carries the power button.
+            Arch::Aarch64 => command.args(["-M", "virt", "-cpu", "max"]),
+        };
         command
-            .args(["-M", "microvm,pit=on,pic=on,rtc=on"])
             .args([
                 "-accel",
                 if self.accel == Accel::Kvm {
@@ -108,12 +121,15 @@ impl Boot {
             .arg("-initrd")
             .arg(&self.initrd)
             .arg("-append")
-            .arg(format!("{BASE_CMDLINE} {}", self.cmdline));
+            .arg(format!("{} {}", base_cmdline(self.arch), self.cmdline));
         command.args(&self.devices);
         if let Some(socket) = &self.qmp {
-            // i8042: the keyboard controller that carries Ctrl-Alt-Del.
+            if self.arch == Arch::X86_64 {
+                // i8042: the keyboard controller that carries Ctrl-Alt-Del.
+                command.args(["-device", "i8042"]);
+            }
             command
-                .args(["-device", "i8042", "-qmp"])
+                .arg("-qmp")
                 .arg(format!("unix:{},server=on,wait=off", socket.display()));
         }
         command
@@ -237,7 +253,7 @@ pub fn run(
     console.wall = start.elapsed();
     let errors = errors.join().unwrap_or_default();
     if !status.success() && !console.timed_out && console.lines.is_empty() {
-        return Err(format!("qemu-system-x86_64 failed ({status}): {errors}"));
+        return Err(format!("{} failed ({status}): {errors}", boot.arch.qemu().0));
     }
     Ok(console)
 }
@@ -322,13 +338,14 @@ pub fn accel(probe: impl FnOnce() -> Option<Boot>) -> Accel {
     })
 }
 
-/// Installs QEMU when missing (as root on Debian), else says how.
-pub fn ensure_installed() -> Result<(), String> {
-    crate::setup::packages(&[("qemu-system-x86_64", "qemu-system-x86")])?;
-    if cmd::exists("qemu-system-x86_64") {
+/// Installs `arch`'s QEMU when missing (as root on Debian), else says how.
+pub fn ensure_installed(arch: Arch) -> Result<(), String> {
+    let (program, package) = arch.qemu();
+    crate::setup::packages(&[(program, package)])?;
+    if cmd::exists(program) {
         Ok(())
     } else {
-        Err("qemu-system-x86_64 is missing: apt-get install qemu-system-x86".into())
+        Err(format!("{program} is missing: apt-get install {package}"))
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xtask run [--env K=V]... [--workdir DIR] [--metadata FILE] [--add HOST:GUEST]...
-//!                 [--kernel PATH] [--cmdline EXTRA] [--net] -- COMMAND [ARGS...]
+//!                 [--kernel PATH] [--cmdline EXTRA] [--net] [--arch aarch64] -- COMMAND [ARGS...]
 //! cargo xtask run --image SOURCE [--volume FILE:/TARGET[:TYPE]]... [--publish HOST:GUEST]...
 //!                 [--env K=V]... [--kernel PATH] [--cmdline EXTRA] [-- COMMAND [ARGS...]]
 //! ```
@@ -21,6 +21,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::arch::Arch;
 use crate::initramfs::Console;
 use crate::kernel;
 use crate::qemu::{self, Boot};
@@ -45,6 +46,7 @@ struct Request {
     volumes: Vec<(PathBuf, String, String)>,
     /// (host port, guest port).
     publish: Vec<(u16, u16)>,
+    arch: Option<Arch>,
 }
 
 /// What `--net` adds to the kernel command line.
@@ -75,6 +77,7 @@ fn parse(args: &[String]) -> Result<Request, String> {
             "--kernel" => request.kernel = Some(value("--kernel")?.into()),
             "--cmdline" => request.cmdline.push(value("--cmdline")?),
             "--net" => request.net = true,
+            "--arch" => request.arch = Some(Arch::parse(&value("--arch")?)?),
             "--image" => request.image = Some(value("--image")?),
             "--volume" => {
                 let spec = value("--volume")?;
@@ -114,7 +117,10 @@ fn parse(args: &[String]) -> Result<Request, String> {
 
 pub fn run(args: &[String]) -> Result<i32, String> {
     let request = parse(args)?;
-    let kit = Kit::prepare(request.kernel.as_deref())?;
+    let kit = Kit::prepare_for(
+        request.kernel.as_deref(),
+        request.arch.unwrap_or_else(Arch::host),
+    )?;
     if let Some(source) = &request.image {
         return run_image(&request, &kit, source);
     }
@@ -192,7 +198,7 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         size_mib: None,
         vminit: kit.vminit.clone(),
         kernel: Some(kit.kernel.clone()),
-        arch: std::env::consts::ARCH.to_owned(),
+        arch: kit.arch.name().to_owned(),
         command: Vec::new(),
         extra_modules: if net {
             vec!["virtio_net".to_owned()]

@@ -3,10 +3,8 @@
 
 use std::process::Command;
 
+use crate::arch::Arch;
 use crate::cmd;
-
-/// The static build's target.
-pub const TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// Makes sure every `(command, Debian package)` pair is installed, installing
 /// missing packages with apt-get when running as root on Debian.
@@ -42,12 +40,12 @@ pub fn install(packages: &[&str]) -> Result<(), String> {
     )
 }
 
-/// Makes sure the musl target and the standard library's source (for the
-/// size-tuned rebuild of std) are installed.
-pub fn rust() -> Result<(), String> {
+/// Makes sure `arch`'s musl target and the standard library's source (for
+/// the size-tuned rebuild of std) are installed.
+pub fn rust(arch: Arch) -> Result<(), String> {
     let targets = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
-    if !targets.lines().any(|t| t.trim() == TARGET) {
-        cmd::run(Command::new("rustup").args(["target", "add", TARGET]))?;
+    if !targets.lines().any(|t| t.trim() == arch.target()) {
+        cmd::run(Command::new("rustup").args(["target", "add", arch.target()]))?;
     }
     let components =
         cmd::output(Command::new("rustup").args(["component", "list", "--installed"]))?;

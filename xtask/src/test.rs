@@ -3,6 +3,7 @@
 //! and integration tests against the static binary, the fuzz targets, and
 //! the VM suite (real boots in QEMU).
 
+use crate::arch::Arch;
 use crate::{build, cmd, fuzz, setup, vm_tests};
 
 /// Commands the integration tests use, and the Debian packages with them.
@@ -23,7 +24,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("unknown option {other:?} for test"));
     }
     setup::packages(TEST_TOOLS)?;
-    setup::rust()?;
+    setup::rust(Arch::host())?;
 
     cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
     let clippy = ["clippy", "--workspace", "--all-targets", "--quiet"];
@@ -31,7 +32,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cmd::run(
         cmd::cargo()
             .args(clippy)
-            .args(["--target", setup::TARGET, "--", "-D", "warnings"]),
+            .args(["--target", Arch::host().target(), "--", "-D", "warnings"]),
     )?;
 
     let binary = build::static_binary()?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::initramfs::{self, Console, Contents};
 use crate::qemu::Boot;
+use crate::arch::Arch;
 use crate::{build, cmd, kernel, qemu, setup};
 
 /// Where the guest finds a metadata file that xtask wrote for it.
@@ -14,19 +15,33 @@ pub const GUEST_METADATA: &str = "/etc/vminit/metadata.json";
 /// Everything a boot needs, prepared once.
 #[derive(Debug, Clone)]
 pub struct Kit {
+    pub arch: Arch,
     pub vminit: PathBuf,
     pub busybox: PathBuf,
     pub kernel: PathBuf,
 }
 
 impl Kit {
-    /// Builds vminit and fetches or installs the rest.
+    /// Builds vminit for this machine and fetches or installs the rest.
     pub fn prepare(kernel: Option<&Path>) -> Result<Kit, String> {
-        qemu::ensure_installed()?;
-        let busybox = static_busybox()?;
-        let vminit = build::static_binary()?;
-        let kernel = kernel::kernel(kernel)?;
+        Kit::prepare_for(kernel, Arch::host())
+    }
+
+    /// Builds vminit for `arch` and fetches or installs the rest: its QEMU,
+    /// busybox and kernel.
+    pub fn prepare_for(kernel: Option<&Path>, arch: Arch) -> Result<Kit, String> {
+        qemu::ensure_installed(arch)?;
+        // The host's busybox also lists the applets for another arch's.
+        let host_busybox = static_busybox()?;
+        let busybox = if arch == Arch::host() {
+            host_busybox
+        } else {
+            kernel::foreign_busybox(arch)?
+        };
+        let vminit = build::static_binary_for(arch)?;
+        let kernel = kernel::kernel(kernel, arch)?;
         Ok(Kit {
+            arch,
             vminit,
             busybox,
             kernel,
@@ -37,6 +52,7 @@ impl Kit {
     /// accelerator [`Kit::accel`] chose with that image.
     pub fn boot(&self, initrd: &Path, cmdline: String) -> Boot {
         Boot {
+            arch: self.arch,
             kernel: self.kernel.clone(),
             initrd: initrd.to_path_buf(),
             cmdline,
@@ -50,8 +66,12 @@ impl Kit {
     /// KVM if a probe boot of `initrd` (vminit as `/init`, running `true`)
     /// finishes under it, else TCG; decided once per process.
     pub fn accel(&self, initrd: &Path) -> qemu::Accel {
+        if self.arch != Arch::host() {
+            return qemu::Accel::Tcg;
+        }
         qemu::accel(|| {
             Some(Boot {
+                arch: self.arch,
                 kernel: self.kernel.clone(),
                 initrd: initrd.to_path_buf(),
                 cmdline: "-- true".into(),

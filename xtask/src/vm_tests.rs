@@ -122,7 +122,7 @@ grep NoNewPrivs /proc/self/status
 struct Case {
     name: &'static str,
     image: Image,
-    /// Appended to [`qemu::BASE_CMDLINE`]; also checked with `--check`
+    /// Appended to [`qemu::base_cmdline`]; also checked with `--check`
     /// on the host, whose verdict the case sees in [`Outside`].
     cmdline: &'static str,
     /// In turn: once a console line contains the first, send QMP the
@@ -1096,7 +1096,7 @@ fn run_case(
 
 /// `vminit --check --cmdline` on the host with the boot's whole line.
 fn check_on_host(kit: &Kit, cmdline: &str) -> Result<(i32, String), String> {
-    let line = format!("{} {cmdline}", qemu::BASE_CMDLINE);
+    let line = format!("{} {cmdline}", qemu::base_cmdline(kit.arch));
     let output = std::process::Command::new(&kit.vminit)
         .args(["--check", "--cmdline", &line])
         .output()
