@@ -41,7 +41,9 @@ Commands:
                    --kernel PATH, --cmdline EXTRA, --net (virtio-net with QEMU's
                    user networking: the guest is 10.0.2.15, the host's loopback 10.0.2.2),
                    --arch aarch64 (qemu-system-aarch64 -M virt, Debian's arm64 kernel)
-  test-vm [FILTER] only the VM test suite (the cases whose name contains FILTER)
+  test-vm [--arch aarch64] [FILTER]
+                   only the VM test suite (the cases whose name contains FILTER);
+                   --arch aarch64: under qemu-system-aarch64 -M virt
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side
@@ -51,6 +53,19 @@ Commands:
                    (--quick: skip the fuzz runs)
   help             print this
 ";
+
+/// `test-vm [--arch ARCH] [FILTER]`.
+fn test_vm_command(args: &[String]) -> Result<(), String> {
+    let (arch, rest) = match args {
+        [flag, name, rest @ ..] if flag == "--arch" => (arch::Arch::parse(name)?, rest),
+        rest => (arch::Arch::host(), rest),
+    };
+    match rest {
+        [] => vm_tests::run(None, arch),
+        [filter] => vm_tests::run(Some(filter), arch),
+        _ => Err("test-vm takes [--arch x86_64|aarch64] [FILTER]".into()),
+    }
+}
 
 /// `build [--arch ARCH]`.
 fn build_command(args: &[String]) -> Result<(), String> {
@@ -69,7 +84,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build") => build_command(&args[1..]),
         Some("test") => test::run(&args[1..]),
-        Some("test-vm") => vm_tests::run(args.get(1).map(String::as_str)),
+        Some("test-vm") => test_vm_command(&args[1..]),
         Some("bench-vm") => bench_vm::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("bench-helper") => bench_helper::run(&args[1..]),

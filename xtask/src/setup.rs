@@ -55,6 +55,32 @@ pub fn rust(arch: Arch) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes programs for `arch` run here through qemu-user (binfmt_misc):
+/// Debian's `qemu-user-static` registers them with `binfmt-support`; on a
+/// machine without a running init for that, the registration is done here.
+pub fn binfmt(arch: Arch) -> Result<(), String> {
+    let dir = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    let entry = dir.join(format!("qemu-{}", arch.name()));
+    if entry.exists() {
+        return Ok(());
+    }
+    packages(&[
+        (&format!("qemu-{}-static", arch.name()), "qemu-user-static"),
+        ("update-binfmts", "binfmt-support"),
+    ])?;
+    if !dir.join("register").exists() {
+        cmd::run(Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc"]).arg(dir))?;
+    }
+    if !entry.exists() {
+        cmd::run(Command::new("update-binfmts").args(["--enable", &format!("qemu-{}", arch.name())]))?;
+    }
+    if entry.exists() {
+        Ok(())
+    } else {
+        Err(format!("{} is not registered with binfmt_misc", entry.display()))
+    }
+}
+
 fn is_root() -> bool {
     cmd::output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
 }

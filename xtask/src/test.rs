@@ -44,5 +44,5 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
 
     fuzz::check(if quick { None } else { Some(fuzz::CI_SECONDS) })?;
-    vm_tests::run(None)
+    vm_tests::run(None, Arch::host())
 }
