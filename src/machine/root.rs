@@ -193,8 +193,9 @@ fn enter(root: &str) -> Result<(), RootError> {
                     error: io::Error::other(format!("{target} is not a directory")),
                 });
             }
-            Err(_) => mount::create_dir(&target, 0o755)
+            Err(e) if e.kind() == io::ErrorKind::NotFound => mount::create_dir(&target, 0o755)
                 .map_err(|error| RootError::Move { what, error })?,
+            Err(error) => return Err(RootError::Move { what, error }),
         }
     }
     for what in MOVED {

@@ -30,7 +30,7 @@ pub fn static_binary_for(arch: Arch) -> Result<PathBuf, String> {
     setup::rust(arch)?;
     let target_dir = cmd::root().join("target/static");
     let small = cmd::run(
-        &mut release_build(arch, &target_dir)
+        release_build(arch, &target_dir)
             .args([
                 "-Z",
                 "build-std=std,panic_abort",
@@ -62,16 +62,12 @@ pub fn static_binary_for(arch: Arch) -> Result<PathBuf, String> {
 /// `cargo build --release` of vminit for `arch`, static, linked by rust-lld.
 fn release_build(arch: Arch, target_dir: &std::path::Path) -> std::process::Command {
     let mut command = cmd::cargo();
-    let linker = format!(
-        "CARGO_TARGET_{}_LINKER",
-        arch.target().to_uppercase().replace('-', "_")
-    );
     command
         .args(["build", "--release", "--package", "vminit"])
         .args(["--target", arch.target()])
         .arg("--target-dir")
         .arg(target_dir)
-        .env(linker, "rust-lld")
+        .env(linker_variable(arch), "rust-lld")
         .env(
             "RUSTFLAGS",
             "-C relocation-model=static -C target-feature=+crt-static",
@@ -79,21 +75,28 @@ fn release_build(arch: Arch, target_dir: &std::path::Path) -> std::process::Comm
     command
 }
 
-/// Builds one of xtask's own binaries (`src/bin/`) static, for a test
-/// image: musl links statically by default.
-pub fn guest_tool(name: &str) -> Result<PathBuf, String> {
+/// Builds one of xtask's own binaries (`src/bin/`) static for `arch`, for
+/// a test image: musl links statically by default.
+pub fn guest_tool(name: &str, arch: Arch) -> Result<PathBuf, String> {
     let target_dir = cmd::root().join("target/guest-tools");
+    setup::rust(arch)?;
     cmd::run(
         cmd::cargo()
             .args(["build", "--release", "--package", "xtask", "--bin", name])
-            .args(["--target", Arch::host().target()])
+            .args(["--target", arch.target()])
             .arg("--target-dir")
-            .arg(&target_dir),
+            .arg(&target_dir)
+            .env(linker_variable(arch), "rust-lld"),
     )?;
-    Ok(target_dir
-        .join(Arch::host().target())
-        .join("release")
-        .join(name))
+    Ok(target_dir.join(arch.target()).join("release").join(name))
+}
+
+/// Cargo's variable that names `arch`'s linker.
+fn linker_variable(arch: Arch) -> String {
+    format!(
+        "CARGO_TARGET_{}_LINKER",
+        arch.target().to_uppercase().replace('-', "_")
+    )
 }
 
 /// Whether a 64-bit little-endian ELF file asks for a dynamic loader (has `PT_INTERP`).

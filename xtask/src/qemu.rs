@@ -24,7 +24,9 @@ use crate::cmd;
 pub fn base_cmdline(arch: Arch) -> String {
     match arch {
         Arch::X86_64 => "console=ttyS0 tsc_early_khz=1000000 panic=-1 quiet".into(),
-        Arch::Aarch64 => format!("console={} panic=-1 quiet", arch.console()),
+        // earlycon: the PL011 from the device tree, so that a panic before
+        // the console driver starts (too many init arguments) is seen.
+        Arch::Aarch64 => format!("console={} earlycon panic=-1 quiet", arch.console()),
     }
 }
 
@@ -122,7 +124,7 @@ impl Boot {
             .arg(&self.initrd)
             .arg("-append")
             .arg(format!("{} {}", base_cmdline(self.arch), self.cmdline));
-        command.args(&self.devices);
+        command.args(self.devices_in_probe_order());
         if let Some(socket) = &self.qmp {
             if self.arch == Arch::X86_64 {
                 // i8042: the keyboard controller that carries Ctrl-Alt-Del.
@@ -133,6 +135,42 @@ impl Boot {
                 .arg(format!("unix:{},server=on,wait=off", socket.display()));
         }
         command
+    }
+}
+
+impl Boot {
+    /// The device arguments, ordered so that the guest names devices in
+    /// the order given (the first disk `/dev/vda`). `virt` hands its
+    /// virtio-mmio transports out from the top of its window down and the
+    /// kernel probes them from the bottom up, so there the virtio devices
+    /// go in reverse.
+    fn devices_in_probe_order(&self) -> Vec<String> {
+        if self.arch == Arch::X86_64 {
+            return self.devices.clone();
+        }
+        // Back-ends first, then the virtio devices reversed, then devices
+        // that plug into those (a `virtserialport` into its bus).
+        let mut virtio = Vec::new();
+        let mut plugged = Vec::new();
+        let mut rest = Vec::new();
+        let mut args = self.devices.iter();
+        while let Some(arg) = args.next() {
+            match args.as_slice().first() {
+                Some(device) if arg == "-device" => {
+                    let pair = [arg.clone(), device.clone()];
+                    if device.starts_with("virtio-") {
+                        virtio.push(pair);
+                    } else {
+                        plugged.push(pair);
+                    }
+                    args.next();
+                }
+                _ => rest.push(arg.clone()),
+            }
+        }
+        rest.extend(virtio.into_iter().rev().flatten());
+        rest.extend(plugged.into_iter().flatten());
+        rest
     }
 }
 
@@ -253,7 +291,10 @@ pub fn run(
     console.wall = start.elapsed();
     let errors = errors.join().unwrap_or_default();
     if !status.success() && !console.timed_out && console.lines.is_empty() {
-        return Err(format!("{} failed ({status}): {errors}", boot.arch.qemu().0));
+        return Err(format!(
+            "{} failed ({status}): {errors}",
+            boot.arch.qemu().0
+        ));
     }
     Ok(console)
 }
@@ -352,6 +393,29 @@ pub fn ensure_installed(arch: Arch) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn virt_gets_its_virtio_devices_reversed() {
+        let mut boot = Boot {
+            arch: Arch::Aarch64,
+            kernel: PathBuf::new(),
+            initrd: PathBuf::new(),
+            cmdline: String::new(),
+            accel: Accel::Tcg,
+            qmp: None,
+            memory_mb: 256,
+            devices: disk(Path::new("a"), "a", true),
+        };
+        boot.devices.extend(disk(Path::new("b"), "b", false));
+        let order = boot.devices_in_probe_order();
+        assert_eq!(order[0], "-drive");
+        assert_eq!(order[2], "-drive");
+        // Given a then b: b is probed last on virt, so it becomes vdb.
+        assert_eq!(order[5], "virtio-blk-device,drive=b");
+        assert_eq!(order[7], "virtio-blk-device,drive=a");
+        boot.arch = Arch::X86_64;
+        assert_eq!(boot.devices_in_probe_order(), boot.devices);
+    }
 
     #[test]
     fn exit_code_is_read_from_the_last_exit_line() {

@@ -29,11 +29,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
     let clippy = ["clippy", "--workspace", "--all-targets", "--quiet"];
     cmd::run(cmd::cargo().args(clippy).args(["--", "-D", "warnings"]))?;
-    cmd::run(
-        cmd::cargo()
-            .args(clippy)
-            .args(["--target", Arch::host().target(), "--", "-D", "warnings"]),
-    )?;
+    cmd::run(cmd::cargo().args(clippy).args([
+        "--target",
+        Arch::host().target(),
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
 
     let binary = build::static_binary()?;
     // Every integration test runs the static release binary, as shipped.

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::arch::Arch;
 use crate::initramfs::{self, Console, Contents};
 use crate::qemu::Boot;
-use crate::arch::Arch;
 use crate::{build, cmd, kernel, qemu, setup};
 
 /// Where the guest finds a metadata file that xtask wrote for it.

@@ -946,7 +946,7 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
         &kit.kernel,
         &arch.power_button_modules().split(',').collect::<Vec<_>>(),
     )?);
-    let listener = build::guest_tool("vsock-listen")?;
+    let listener = build::guest_tool("vsock-listen", arch)?;
     let listener = std::fs::read(&listener).map_err(|e| format!("{}: {e}", listener.display()))?;
     files.push(("/tests/vsock-listen".into(), listener, 0o755));
     let normal = kit.image("tests", ConsoleNodes::Nodes, files.clone())?;
