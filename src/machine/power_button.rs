@@ -43,7 +43,9 @@ impl PowerButton {
                 continue;
             }
             if button.devices.len() == MAX_DEVICES {
-                warn!("more than {MAX_DEVICES} devices with a power key: /dev/input/{name} is not watched");
+                warn!(
+                    "more than {MAX_DEVICES} devices with a power key: /dev/input/{name} is not watched"
+                );
                 continue;
             }
             let label = std::fs::read_to_string(class.join("name"))
@@ -52,10 +54,16 @@ impl PowerButton {
             let path = Path::new("/dev/input").join(&name);
             match input::open_signalling(&path) {
                 Ok(file) => {
-                    debug!("watching {} ({label:?}) for the power button", path.display());
+                    debug!(
+                        "watching {} ({label:?}) for the power button",
+                        path.display()
+                    );
                     button.devices.push((path.display().to_string(), file));
                 }
-                Err(e) => warn!("cannot watch {} ({label:?}) for the power button: {e}", path.display()),
+                Err(e) => warn!(
+                    "cannot watch {} ({label:?}) for the power button: {e}",
+                    path.display()
+                ),
             }
         }
         if button.devices.is_empty() {

@@ -124,8 +124,16 @@ mod tests {
         assert_eq!(
             events,
             [
-                Event { kind: EV_KEY, code: KEY_POWER, value: 1 },
-                Event { kind: 0, code: 0, value: 0 }
+                Event {
+                    kind: EV_KEY,
+                    code: KEY_POWER,
+                    value: 1
+                },
+                Event {
+                    kind: 0,
+                    code: 0,
+                    value: 0
+                }
             ]
         );
     }

@@ -9,6 +9,7 @@ pub enum Arch {
 }
 
 impl Arch {
+    #[cfg(test)]
     pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
 
     /// The machine this runs on.

@@ -30,7 +30,7 @@ pub fn static_binary_for(arch: Arch) -> Result<PathBuf, String> {
     setup::rust(arch)?;
     let target_dir = cmd::root().join("target/static");
     let small = cmd::run(
-        &mut release_build(arch, &target_dir)
+        release_build(arch, &target_dir)
             .args([
                 "-Z",
                 "build-std=std,panic_abort",

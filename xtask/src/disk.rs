@@ -31,7 +31,10 @@ pub fn root_image(
         std::fs::create_dir_all(dir.join(sub)).map_err(io)?;
     }
     std::fs::copy(busybox, dir.join("bin/busybox")).map_err(io)?;
-    for applet in crate::initramfs::applets()?.iter().filter(|a| *a != "busybox") {
+    for applet in crate::initramfs::applets()?
+        .iter()
+        .filter(|a| *a != "busybox")
+    {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).map_err(io)?;
     }
     for (path, data, mode) in files {

@@ -13,7 +13,6 @@ use std::process::Command;
 use crate::arch::Arch;
 use crate::cmd;
 
-
 /// vminit's cache directory (`$XDG_CACHE_HOME/vminit` or `~/.cache/vminit`).
 pub fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -107,12 +106,20 @@ pub fn foreign_busybox(arch: Arch) -> Result<PathBuf, String> {
         return Ok(binary);
     }
     let deb = download(&dir.join("debs"), "busybox-static", arch)?;
-    cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(dir.join("root")))?;
+    cmd::run(
+        Command::new("dpkg")
+            .arg("-x")
+            .arg(&deb)
+            .arg(dir.join("root")),
+    )?;
     let _ = std::fs::remove_dir_all(dir.join("debs"));
     if binary.is_file() {
         Ok(binary)
     } else {
-        Err(format!("busybox-static:{} has no bin/busybox", arch.debian()))
+        Err(format!(
+            "busybox-static:{} has no bin/busybox",
+            arch.debian()
+        ))
     }
 }
 

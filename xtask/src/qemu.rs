@@ -253,7 +253,10 @@ pub fn run(
     console.wall = start.elapsed();
     let errors = errors.join().unwrap_or_default();
     if !status.success() && !console.timed_out && console.lines.is_empty() {
-        return Err(format!("{} failed ({status}): {errors}", boot.arch.qemu().0));
+        return Err(format!(
+            "{} failed ({status}): {errors}",
+            boot.arch.qemu().0
+        ));
     }
     Ok(console)
 }
