@@ -69,18 +69,28 @@ pub fn binfmt(arch: Arch) -> Result<(), String> {
         ("update-binfmts", "binfmt-support"),
     ])?;
     if !dir.join("register").exists() {
-        cmd::run(Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc"]).arg(dir))?;
+        cmd::run(
+            Command::new("mount")
+                .args(["-t", "binfmt_misc", "binfmt_misc"])
+                .arg(dir),
+        )?;
     }
     if !entry.exists() {
-        cmd::run(Command::new("update-binfmts").args(["--enable", &format!("qemu-{}", arch.name())]))?;
+        cmd::run(
+            Command::new("update-binfmts").args(["--enable", &format!("qemu-{}", arch.name())]),
+        )?;
     }
     if entry.exists() {
         Ok(())
     } else {
-        Err(format!("{} is not registered with binfmt_misc", entry.display()))
+        Err(format!(
+            "{} is not registered with binfmt_misc",
+            entry.display()
+        ))
     }
 }
 
-fn is_root() -> bool {
+/// Whether this runs as root.
+pub fn is_root() -> bool {
     cmd::output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
 }

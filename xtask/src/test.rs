@@ -1,10 +1,11 @@
 //! `cargo xtask test`: the whole check, as CI runs it. Installs what is
 //! missing, then: formatting, clippy (host and musl), the static build, unit
-//! and integration tests against the static binary, the fuzz targets, and
-//! the VM suite (real boots in QEMU).
+//! and integration tests against the static binary, the fuzz targets,
+//! vminit as the init of Podman and Docker (`engines`), and the VM suite
+//! (real boots in QEMU).
 
 use crate::arch::Arch;
-use crate::{build, cmd, fuzz, setup, vm_tests};
+use crate::{build, cmd, engines, fuzz, setup, vm_tests};
 
 /// Commands the integration tests use, and the Debian packages with them.
 const TEST_TOOLS: &[(&str, &str)] = &[
@@ -29,11 +30,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
     let clippy = ["clippy", "--workspace", "--all-targets", "--quiet"];
     cmd::run(cmd::cargo().args(clippy).args(["--", "-D", "warnings"]))?;
-    cmd::run(
-        cmd::cargo()
-            .args(clippy)
-            .args(["--target", Arch::host().target(), "--", "-D", "warnings"]),
-    )?;
+    cmd::run(cmd::cargo().args(clippy).args([
+        "--target",
+        Arch::host().target(),
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
 
     let binary = build::static_binary()?;
     // Every integration test runs the static release binary, as shipped.
@@ -44,5 +47,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
 
     fuzz::check(if quick { None } else { Some(fuzz::CI_SECONDS) })?;
+    engines::run()?;
     vm_tests::run(None, Arch::host())
 }
