@@ -310,6 +310,14 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(file.try_clone().map_err(|e| e.to_string())?)
             .stderr(file);
+        // SAFETY: prctl is async-signal-safe. A killed xtask (the main
+        // thread starts dockerd) takes the daemon down with it.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         eprintln!("+ {} (log: {})", cmd::describe(&command), log.display());
         let child = command
             .spawn()
@@ -317,6 +325,11 @@ impl Daemon {
         let mut daemon = Daemon { child, log };
         let started = Instant::now();
         loop {
+            // Ours first: a daemon left by a killed run may hold the socket
+            // (ours then ends on its pid file, and the log says so).
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                return Err(format!("dockerd ended ({status}) {}", daemon.log_tail()));
+            }
             let mut version = Command::new("docker");
             version.args([
                 "--host",
@@ -330,9 +343,6 @@ impl Daemon {
             {
                 eprintln!("dockerd {} is up", ran.stdout.trim());
                 return Ok(daemon);
-            }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                return Err(format!("dockerd ended ({status}) {}", daemon.log_tail()));
             }
             if started.elapsed() > LIMIT {
                 return Err(format!(
@@ -425,10 +435,15 @@ fn limited(command: &mut Command, limit: Duration) -> Result<Ran, String> {
         .ok_or_else(|| format!("{what} did not end within {} s; killed", limit.as_secs()))?;
     // A helper the engine left running (conmon, a shim) may hold the pipes
     // open: take what arrived within a moment, without waiting for their end.
-    let text = |output: mpsc::Receiver<String>| {
-        output
-            .recv_timeout(Duration::from_secs(5))
-            .unwrap_or_default()
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let text = |output: mpsc::Receiver<Vec<u8>>| {
+        let mut bytes = Vec::new();
+        while let Ok(chunk) =
+            output.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            bytes.extend(chunk);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     };
     Ok(Ran {
         what,
@@ -439,14 +454,18 @@ fn limited(command: &mut Command, limit: Duration) -> Result<Ran, String> {
     })
 }
 
-/// Reads a pipe to its end in a thread; the text arrives on the channel.
-fn collect(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
+/// Reads a pipe to its end in a thread; what it reads arrives on the
+/// channel as it comes, which closes at the end.
+fn collect(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
     let (send, receive) = mpsc::channel();
     if let Some(mut pipe) = pipe {
         std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            let _ = send.send(String::from_utf8_lossy(&bytes).into_owned());
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                if send.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
         });
     }
     receive
@@ -749,5 +768,34 @@ impl Pty {
         let start = self.expect(marker)? - marker.len();
         let end = self.expect("\n")?;
         Ok(self.seen[start..end].trim_end().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hang_is_killed_at_the_deadline() {
+        let started = Instant::now();
+        let ran = limited(Command::new("sleep").arg("30"), Duration::from_millis(300));
+        assert!(ran.is_err_and(|e| e.contains("did not end within")));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn code_and_output_are_kept_even_when_a_helper_holds_the_pipes() {
+        let started = Instant::now();
+        let ran = limited(
+            Command::new("sh").args(["-c", "sleep 4 & echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(
+            (ran.code, ran.stdout.as_str(), ran.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
+        // Not until the background sleep closed them (4 s).
+        assert!(started.elapsed() < Duration::from_millis(3500));
     }
 }

@@ -52,7 +52,8 @@ Commands:
                    vminit as the init of real engines: rootful Podman (podman run
                    --init --init-path, runc) and a private dockerd (--init-path);
                    stop, orphans, run -it, exit codes (the tests whose name
-                   contains FILTER, e.g. podman or docker)
+                   contains FILTER, e.g. podman or docker);
+                   VMINIT_ENGINES_INIT=PATH puts another init in vminit's place
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side
