@@ -15,11 +15,12 @@
 //! for more than the machine's hard limits). Docker gets a private
 //! `dockerd` (own socket, data and exec roots, `--init-path` set to vminit,
 //! no iptables, no bridge, the vfs storage driver), stopped at the end.
-//! `VMINIT_ENGINES_INIT=PATH` runs the tests with another init in
-//! vminit's place (a peer, or a script that lacks a behaviour), to see
-//! them fail. Every engine command has a deadline: a hang fails its test and is
+//! Every engine command has a deadline: a hang fails its test and is
 //! killed, it does not block CI. Containers and images are named
 //! `vminit-test-*` and removed afterwards.
+//!
+//! `VMINIT_ENGINES_INIT=PATH` runs the tests with another init in vminit's
+//! place (a peer, or a script that lacks a behaviour), to see them fail.
 
 use std::fs::File;
 use std::io::{Read, Write};
