@@ -82,7 +82,8 @@ pub fn cargo() -> Command {
     command
 }
 
-fn describe(command: &Command) -> String {
+/// `command` as a shell line, for messages.
+pub fn describe(command: &Command) -> String {
     let mut text = command.get_program().to_string_lossy().into_owned();
     for arg in command.get_args() {
         text.push(' ');

@@ -4,8 +4,11 @@
 //! ```text
 //! cargo xtask run [OPTIONS] -- COMMAND [ARGS...]   boot a microVM running COMMAND
 //! cargo xtask build            the static, size-tuned binary (prints its path)
-//! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz, VM suite
+//! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz,
+//!                              engines, VM suite
 //! cargo xtask test-vm [FILTER] the VM suite
+//! cargo xtask test-engines [FILTER]
+//!                              vminit as the init of Podman and Docker
 //! cargo xtask bench, bench-vm  vminit against its peers, and in a microVM
 //! ```
 
@@ -16,6 +19,7 @@ mod bench_vm;
 mod build;
 mod cmd;
 mod disk;
+mod engines;
 mod fuzz;
 mod initramfs;
 mod kernel;
@@ -44,12 +48,19 @@ Commands:
   test-vm [--arch aarch64] [FILTER]
                    only the VM test suite (the cases whose name contains FILTER);
                    --arch aarch64: under qemu-system-aarch64 -M virt
+  test-engines [FILTER]
+                   vminit as the init of real engines: rootful Podman (podman run
+                   --init --init-path, runc) and a private dockerd (--init-path);
+                   stop, orphans, run -it, exit codes (the tests whose name
+                   contains FILTER, e.g. podman or docker);
+                   VMINIT_ENGINES_INIT=PATH puts another init in vminit's place
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side
   build [--arch aarch64]
                    build the static vminit (musl, std rebuilt for size); prints its path
-  test [--quick]   install what is missing, then run every check and test
+  test [--quick]   install what is missing, then run every check and test:
+                   lints, unit, integration, fuzz, engines, VM suite
                    (--quick: skip the fuzz runs)
   help             print this
 ";
@@ -85,6 +96,11 @@ fn main() -> ExitCode {
         Some("build") => build_command(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("test-vm") => test_vm_command(&args[1..]),
+        Some("test-engines") => match &args[1..] {
+            [] => engines::run(),
+            [filter] => engines::run_matching(Some(filter)),
+            _ => Err("test-engines takes [FILTER]".into()),
+        },
         Some("bench-vm") => bench_vm::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("bench-helper") => bench_helper::run(&args[1..]),

@@ -90,6 +90,7 @@ pub fn binfmt(arch: Arch) -> Result<(), String> {
     }
 }
 
-fn is_root() -> bool {
+/// Whether this runs as root.
+pub fn is_root() -> bool {
     cmd::output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
 }

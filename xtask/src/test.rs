@@ -1,10 +1,11 @@
 //! `cargo xtask test`: the whole check, as CI runs it. Installs what is
 //! missing, then: formatting, clippy (host and musl), the static build, unit
-//! and integration tests against the static binary, the fuzz targets, and
-//! the VM suite (real boots in QEMU).
+//! and integration tests against the static binary, the fuzz targets,
+//! vminit as the init of Podman and Docker (`engines`), and the VM suite
+//! (real boots in QEMU).
 
 use crate::arch::Arch;
-use crate::{build, cmd, fuzz, setup, vm_tests};
+use crate::{build, cmd, engines, fuzz, setup, vm_tests};
 
 /// Commands the integration tests use, and the Debian packages with them.
 const TEST_TOOLS: &[(&str, &str)] = &[
@@ -46,5 +47,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
 
     fuzz::check(if quick { None } else { Some(fuzz::CI_SECONDS) })?;
+    engines::run()?;
     vm_tests::run(None, Arch::host())
 }

@@ -119,7 +119,7 @@ impl Kit {
 
 /// Debian's busybox-static, checked to be static (the plain `busybox`
 /// package is dynamic and useless in an initramfs without libc).
-fn static_busybox() -> Result<PathBuf, String> {
+pub fn static_busybox() -> Result<PathBuf, String> {
     let path = PathBuf::from(initramfs::BUSYBOX);
     let is_static = std::fs::read(&path).is_ok_and(|elf| build::has_interpreter(&elf) == Ok(false));
     if !is_static {
