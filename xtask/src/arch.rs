@@ -9,7 +9,6 @@ pub enum Arch {
 }
 
 impl Arch {
-    #[cfg_attr(not(test), allow(dead_code))]
     pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
 
     /// The machine this runs on.

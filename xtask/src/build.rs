@@ -92,7 +92,7 @@ pub fn guest_tool(name: &str, arch: Arch) -> Result<PathBuf, String> {
 }
 
 /// Cargo's variable that names `arch`'s linker.
-fn linker_variable(arch: Arch) -> String {
+pub fn linker_variable(arch: Arch) -> String {
     format!(
         "CARGO_TARGET_{}_LINKER",
         arch.target().to_uppercase().replace('-', "_")

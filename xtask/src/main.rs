@@ -54,6 +54,9 @@ Commands:
                    stop, orphans, run -it, exit codes (the tests whose name
                    contains FILTER, e.g. podman or docker);
                    VMINIT_ENGINES_INIT=PATH puts another init in vminit's place
+  test-qemu-user   the unit and integration tests against the aarch64 binary, run by
+                   qemu-user (binfmt_misc; a few tests qemu-user cannot pass are skipped,
+                   each with its reason)
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Some("build") => build_command(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("test-vm") => test_vm_command(&args[1..]),
+        Some("test-qemu-user") => test::under_qemu_user(arch::Arch::Aarch64),
         Some("test-engines") => match &args[1..] {
             [] => engines::run(),
             [filter] => engines::run_matching(Some(filter)),
