@@ -125,6 +125,17 @@ fn root_modules(format: Format) -> Vec<String> {
         .collect()
 }
 
+/// The modules that give a stock kernel its power button, so that
+/// `system_powerdown` (QEMU) or `power-button` (cloud-hypervisor) stops
+/// the app gracefully: the ACPI button on x86-64, `gpio-keys` on arm64,
+/// and `evdev` for `/dev/input/eventN`. Harmless where there is no button.
+fn power_button_modules(arch: &str) -> &'static [&'static str] {
+    match arch {
+        "aarch64" => &["gpio_keys", "evdev"],
+        _ => &["button", "evdev"],
+    }
+}
+
 /// What was built, and where.
 #[derive(Debug)]
 pub struct Built {
@@ -299,6 +310,11 @@ fn pack(
     );
     if let Some(dir) = &options.kernel_modules {
         let mut wanted = root_modules(options.format);
+        wanted.extend(
+            power_button_modules(&options.arch)
+                .iter()
+                .map(|m| (*m).to_owned()),
+        );
         wanted.extend(options.extra_modules.iter().cloned());
         add_modules(&mut archive, dir, &wanted)?;
         cmdline.push_str(&format!(" vminit.modules={}", wanted.join(",")));
@@ -536,5 +552,7 @@ mod tests {
             ["virtio_mmio", "virtio_blk", "ext4", "overlay"]
         );
         assert!(root_modules(Format::Erofs).contains(&"erofs".to_owned()));
+        assert_eq!(power_button_modules("x86_64"), ["button", "evdev"]);
+        assert_eq!(power_button_modules("aarch64"), ["gpio_keys", "evdev"]);
     }
 }

@@ -37,7 +37,8 @@ DIR then holds:
 Options:
   -o, --output DIR           where to write (created if missing)
       --kernel-modules DIR   the booting kernel's /lib/modules/VERSION (with modules.dep):
-                             its virtio_mmio, virtio_blk, filesystem and overlay modules
+                             its virtio_mmio, virtio_blk, filesystem and overlay modules,
+                             and the power button's (button or gpio_keys, and evdev),
                              go into the initramfs, for a stock distribution kernel
       --modules A,B          with --kernel-modules, these modules too, loaded at boot
                              (e.g. virtio_net for a network)
