@@ -14,6 +14,27 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("debugfs", "e2fsprogs"),
 ];
 
+/// Makes `dir` afresh as a small root: busybox with a link per applet in
+/// `bin/`, the directories a root has, and `more` directories.
+pub fn busybox_tree(dir: &Path, busybox: &Path, more: &[&str]) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dir);
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    for sub in ["bin", "dev", "proc", "sys", "run", "tmp", "etc"]
+        .iter()
+        .chain(more)
+    {
+        std::fs::create_dir_all(dir.join(sub)).map_err(io)?;
+    }
+    std::fs::copy(busybox, dir.join("bin/busybox")).map_err(io)?;
+    for applet in crate::initramfs::applets()?
+        .iter()
+        .filter(|a| *a != "busybox")
+    {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// A root filesystem: busybox with a link per applet, the directories a
 /// root has, and `files` (guest path, contents, mode), as an ext4 image of
 /// `size_mb` at `image`.
@@ -25,18 +46,8 @@ pub fn root_image(
 ) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let dir = image.with_extension("d");
-    let _ = std::fs::remove_dir_all(&dir);
+    busybox_tree(&dir, busybox, &["data"])?;
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
-    for sub in ["bin", "dev", "proc", "sys", "run", "tmp", "etc", "data"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(io)?;
-    }
-    std::fs::copy(busybox, dir.join("bin/busybox")).map_err(io)?;
-    for applet in crate::initramfs::applets()?
-        .iter()
-        .filter(|a| *a != "busybox")
-    {
-        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).map_err(io)?;
-    }
     for (path, data, mode) in files {
         let path = dir.join(path.trim_start_matches('/'));
         if let Some(parent) = path.parent() {

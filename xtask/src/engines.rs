@@ -169,18 +169,7 @@ pub fn run_matching(filter: Option<&str>) -> Result<(), String> {
 /// directories a container root has.
 fn root_tarball(busybox: &Path, work: &Path) -> Result<PathBuf, String> {
     let dir = work.join("root");
-    let _ = std::fs::remove_dir_all(&dir);
-    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
-    for sub in ["bin", "dev", "proc", "sys", "run", "tmp", "etc"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(io)?;
-    }
-    std::fs::copy(busybox, dir.join("bin/busybox")).map_err(io)?;
-    for applet in crate::initramfs::applets()?
-        .iter()
-        .filter(|a| *a != "busybox")
-    {
-        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).map_err(io)?;
-    }
+    crate::disk::busybox_tree(&dir, busybox, &[])?;
     let tarball = work.join("root.tar");
     cmd::output(
         Command::new("tar")
