@@ -90,9 +90,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         tarball(&dist, &name, "vminit", &binary)?;
         debs.push((arch, deb(&dist, arch, &binary)?));
     }
+    // A target directory of its own: vminit's build sets RUSTC_BOOTSTRAP,
+    // which build scripts (proc-macro2, thiserror) watch; sharing one would
+    // rebuild them, and relink vminit, on every switch.
+    let tools = Release {
+        target_dir: root.join("target/static-tools"),
+        ..dist.release.clone()
+    };
     for arch in Arch::ALL {
         // A host tool: one architecture failing is worth a warning, not the release.
-        match build::static_tool_with(arch, "vminit-image", &dist.release) {
+        match build::static_tool_with(arch, "vminit-image", &tools) {
             Ok(binary) => {
                 let name = format!(
                     "vminit-image-{}-{}-linux-musl",
@@ -127,8 +134,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The pinned toolchain's rustup name if it can be used: installed under
-/// its number, or as `stable` when stable is that release, or installed
+/// The pinned toolchain's rustup name if it can be used: `stable` when
+/// stable is that release, or installed under its number, or installed
 /// now. `None` (with a warning): the current toolchain.
 fn release_toolchain() -> Option<String> {
     let is_release = |name: &str| {
@@ -142,7 +149,9 @@ fn release_toolchain() -> Option<String> {
         );
         return None;
     }
-    for name in [RELEASE_TOOLCHAIN, "stable"] {
+    // `stable` first: when it is the release, builds share their
+    // fingerprints with `cargo xtask build`'s.
+    for name in ["stable", RELEASE_TOOLCHAIN] {
         if is_release(name) {
             return Some(name.to_owned());
         }
