@@ -8,7 +8,9 @@
 //! for panic backtraces, about 40% of the binary, which a PID 1 never uses.
 //! Panics still run vminit's hook, which powers the VM off cleanly.
 //! Static relocation (no PIE) saves the start-up self-relocation, and
-//! rust-lld links both architectures from this machine.
+//! rust-lld links both architectures from this machine. The machine's paths
+//! are remapped out of the binary, so that a build is reproducible; `dist`
+//! builds with a pinned toolchain through [`Release`].
 
 use std::path::PathBuf;
 use std::process::Command;
