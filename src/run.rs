@@ -140,6 +140,20 @@ impl Ending {
     }
 }
 
+/// The revision vminit was built from (see `build.rs`): a short commit
+/// hash, or `unknown` outside git.
+pub const GIT_REVISION: &str = env!("VMINIT_GIT_REVISION");
+
+/// `--version`'s line, shared with `vminit-image`: `NAME VERSION (git
+/// REVISION)`, or `NAME VERSION` when built outside git.
+pub fn version_line(name: &str, version: &str) -> String {
+    if GIT_REVISION == "unknown" {
+        format!("{name} {version}")
+    } else {
+        format!("{name} {version} (git {GIT_REVISION})")
+    }
+}
+
 /// Runs vminit with its whole argv (argv[0] included); returns the exit code.
 pub fn run(args: Vec<OsString>) -> i32 {
     let init_start = clock::since_boot();
@@ -238,7 +252,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         let text = if options.help {
             cli::USAGE.to_owned()
         } else {
-            format!("vminit {}\n", env!("CARGO_PKG_VERSION"))
+            version_line("vminit", env!("CARGO_PKG_VERSION")) + "\n"
         };
         let _ = std::io::stdout().write_all(text.as_bytes());
         return ending.finish(0, None);

@@ -96,7 +96,10 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
                 return Ok(());
             }
             Short('V') | Long("version") => {
-                println!("vminit-image {}", env!("CARGO_PKG_VERSION"));
+                println!(
+                    "{}",
+                    vminit::run::version_line("vminit-image", env!("CARGO_PKG_VERSION"))
+                );
                 return Ok(());
             }
             Short('o') | Long("output") => {

@@ -427,3 +427,17 @@ fn rewrite_manifest(dir: &Path, change: impl Fn(&mut Value)) {
     index["manifests"][0]["size"] = json!(bytes.len());
     std::fs::write(&index_path, index.to_string()).unwrap();
 }
+
+#[test]
+fn version_has_vminits_format() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vminit-image"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let line = String::from_utf8(output.stdout).unwrap();
+    // The same line vminit prints, the same revision: both come from vminit's build.rs.
+    let expected = vminit::run::version_line("vminit-image", env!("CARGO_PKG_VERSION"));
+    assert_eq!(line, format!("{expected}\n"));
+    assert!(line.starts_with(concat!("vminit-image ", env!("CARGO_PKG_VERSION"))));
+}

@@ -8,9 +8,12 @@
 //! for panic backtraces, about 40% of the binary, which a PID 1 never uses.
 //! Panics still run vminit's hook, which powers the VM off cleanly.
 //! Static relocation (no PIE) saves the start-up self-relocation, and
-//! rust-lld links both architectures from this machine.
+//! rust-lld links both architectures from this machine. The machine's paths
+//! are remapped out of the binary, so that a build is reproducible; `dist`
+//! builds with a pinned toolchain through [`Release`].
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use crate::arch::Arch;
 use crate::{cmd, setup};
@@ -21,16 +24,41 @@ pub fn static_binary() -> Result<PathBuf, String> {
 }
 
 /// Builds the static binary for `arch` into
-/// `target/static/TARGET/release/vminit`, linked by `rust-lld` (no cross
-/// toolchain needed, and smaller than GNU ld's page-aligned output). When
-/// the small build fails (`-Zbuild-std` is unstable, and a new stable Rust
-/// may break it), says so and builds the plain way instead: a bigger
-/// binary, the same behaviour.
+/// `target/static/TARGET/release/vminit`, with the current toolchain.
 pub fn static_binary_for(arch: Arch) -> Result<PathBuf, String> {
-    setup::rust(arch)?;
-    let target_dir = cmd::root().join("target/static");
+    static_binary_with(arch, &Release::default())
+}
+
+/// How a release build is made: with which toolchain, into which target
+/// directory, from which revision.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// A rustup toolchain (`rustup run NAME cargo`); `None`: the current one.
+    pub toolchain: Option<String>,
+    pub target_dir: PathBuf,
+    /// For `--version` (see the root `build.rs`); `None`: `git rev-parse`.
+    pub revision: Option<String>,
+}
+
+impl Default for Release {
+    fn default() -> Release {
+        Release {
+            toolchain: None,
+            target_dir: cmd::root().join("target/static"),
+            revision: None,
+        }
+    }
+}
+
+/// Builds vminit for `arch` into `TARGET_DIR/TARGET/release/vminit`,
+/// linked by `rust-lld` (no cross toolchain needed, and smaller than GNU
+/// ld's page-aligned output). When the small build fails (`-Zbuild-std` is
+/// unstable, and a new stable Rust may break it), says so and builds the
+/// plain way instead: a bigger binary, the same behaviour.
+pub fn static_binary_with(arch: Arch, release: &Release) -> Result<PathBuf, String> {
+    setup::rust_for(arch, release.toolchain.as_deref())?;
     let small = cmd::run(
-        release_build(arch, &target_dir)
+        release_build(arch, "vminit", release)?
             .args([
                 "-Z",
                 "build-std=std,panic_abort",
@@ -44,9 +72,26 @@ pub fn static_binary_for(arch: Arch) -> Result<PathBuf, String> {
             "xtask: warning: the size-tuned build (-Zbuild-std) failed ({e}); \
              building with the prebuilt std instead: about 250 KB larger"
         );
-        cmd::run(&mut release_build(arch, &target_dir))?;
+        cmd::run(&mut release_build(arch, "vminit", release)?)?;
     }
-    let binary = target_dir.join(arch.target()).join("release/vminit");
+    checked_static(release, arch, "vminit")
+}
+
+/// Builds another of the workspace's programs (`vminit-image`) static for
+/// `arch`, the plain way (its size matters less than PID 1's).
+pub fn static_tool_with(arch: Arch, package: &str, release: &Release) -> Result<PathBuf, String> {
+    setup::rust_for(arch, release.toolchain.as_deref())?;
+    cmd::run(&mut release_build(arch, package, release)?)?;
+    checked_static(release, arch, package)
+}
+
+/// The built `name` for `arch`, after checking it asks for no dynamic loader.
+fn checked_static(release: &Release, arch: Arch, name: &str) -> Result<PathBuf, String> {
+    let binary = release
+        .target_dir
+        .join(arch.target())
+        .join("release")
+        .join(name);
     let bytes = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
     if has_interpreter(&bytes)? {
         return Err(format!("{} is dynamically linked", binary.display()));
@@ -59,20 +104,71 @@ pub fn static_binary_for(arch: Arch) -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-/// `cargo build --release` of vminit for `arch`, static, linked by rust-lld.
-fn release_build(arch: Arch, target_dir: &std::path::Path) -> std::process::Command {
-    let mut command = cmd::cargo();
+/// `cargo build --release` of `package` for `arch`, static, linked by
+/// rust-lld. The machine's paths (the checkout, the target directory, the
+/// cargo registry, the toolchain's std sources) are remapped so that they
+/// appear in no panic message: the binary is the same wherever it is built.
+fn release_build(arch: Arch, package: &str, release: &Release) -> Result<Command, String> {
+    let mut command = match &release.toolchain {
+        Some(name) => {
+            let mut rustup = Command::new("rustup");
+            rustup.args(["run", name, "cargo"]).current_dir(cmd::root());
+            rustup
+        }
+        None => cmd::cargo(),
+    };
+    let mut flags = vec![
+        "-C".to_owned(),
+        "relocation-model=static".to_owned(),
+        "-C".to_owned(),
+        "target-feature=+crt-static".to_owned(),
+    ];
+    // rustc applies the last matching prefix: the most specific ones last.
+    let remaps = [
+        (cmd::root(), "/vminit"),
+        (cargo_home(), "/cargo"),
+        (sysroot(release.toolchain.as_deref())?, "/rust"),
+        (release.target_dir.clone(), "/target"),
+    ];
+    for (from, to) in remaps {
+        let from = from.to_str().ok_or("a build path is not UTF-8")?;
+        flags.push(format!("--remap-path-prefix={from}={to}"));
+    }
     command
-        .args(["build", "--release", "--package", "vminit"])
+        .args(["build", "--release", "--package", package])
         .args(["--target", arch.target()])
         .arg("--target-dir")
-        .arg(target_dir)
+        .arg(&release.target_dir)
         .env(linker_variable(arch), "rust-lld")
-        .env(
-            "RUSTFLAGS",
-            "-C relocation-model=static -C target-feature=+crt-static",
-        );
-    command
+        // Unit separators: the paths may hold spaces.
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
+        .env_remove("RUSTFLAGS");
+    if let Some(revision) = &release.revision {
+        command.env("VMINIT_GIT_REVISION", revision);
+    }
+    Ok(command)
+}
+
+/// Cargo's home (the registry's sources are under it).
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+}
+
+/// The toolchain's sysroot (std's sources for `-Zbuild-std` are under it).
+fn sysroot(toolchain: Option<&str>) -> Result<PathBuf, String> {
+    let mut rustc = match toolchain {
+        Some(name) => {
+            let mut rustup = Command::new("rustup");
+            rustup.args(["run", name, "rustc"]);
+            rustup
+        }
+        None => Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())),
+    };
+    let path = cmd::output(rustc.args(["--print", "sysroot"]))?;
+    Ok(PathBuf::from(path.trim()))
 }
 
 /// Builds one of xtask's own binaries (`src/bin/`) static for `arch`, for

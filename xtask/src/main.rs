@@ -4,6 +4,7 @@
 //! ```text
 //! cargo xtask run [OPTIONS] -- COMMAND [ARGS...]   boot a microVM running COMMAND
 //! cargo xtask build            the static, size-tuned binary (prints its path)
+//! cargo xtask dist             the release artifacts in target/dist/ (see dist.rs)
 //! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz,
 //!                              engines, VM suite
 //! cargo xtask test-vm [FILTER] the VM suite
@@ -19,6 +20,7 @@ mod bench_vm;
 mod build;
 mod cmd;
 mod disk;
+mod dist;
 mod engines;
 mod fuzz;
 mod initramfs;
@@ -62,6 +64,13 @@ Commands:
                    boot timings of vminit against a shell-script init, side by side
   build [--arch aarch64]
                    build the static vminit (musl, std rebuilt for size); prints its path
+  dist [--check-reproducible]
+                   the release artifacts in target/dist/, built with the pinned Rust
+                   (dist::RELEASE_TOOLCHAIN): per architecture a tarball and a .deb
+                   of vminit and a tarball of vminit-image, then SHA256SUMS; checks
+                   the packages; --check-reproducible: builds x86_64 again into
+                   another target directory and compares the bytes
+  publish-dry-run  cargo publish --dry-run of vminit and vminit-image
   test [--quick]   install what is missing, then run every check and test:
                    lints, unit, integration, fuzz, engines, VM suite
                    (--quick: skip the fuzz runs)
@@ -97,6 +106,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build") => build_command(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
+        Some("publish-dry-run") if args.len() == 1 => dist::publish_dry_run(),
         Some("test") => test::run(&args[1..]),
         Some("test-vm") => test_vm_command(&args[1..]),
         Some("test-qemu-user") => test::under_qemu_user(arch::Arch::Aarch64),

@@ -43,14 +43,26 @@ pub fn install(packages: &[&str]) -> Result<(), String> {
 /// Makes sure `arch`'s musl target and the standard library's source (for
 /// the size-tuned rebuild of std) are installed.
 pub fn rust(arch: Arch) -> Result<(), String> {
-    let targets = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    rust_for(arch, None)
+}
+
+/// [`rust`] for a rustup toolchain by name (`None`: the current one).
+pub fn rust_for(arch: Arch, toolchain: Option<&str>) -> Result<(), String> {
+    let rustup = |args: &[&str]| {
+        let mut command = Command::new("rustup");
+        command.args(args);
+        if let Some(name) = toolchain {
+            command.args(["--toolchain", name]);
+        }
+        command
+    };
+    let targets = cmd::output(&mut rustup(&["target", "list", "--installed"]))?;
     if !targets.lines().any(|t| t.trim() == arch.target()) {
-        cmd::run(Command::new("rustup").args(["target", "add", arch.target()]))?;
+        cmd::run(&mut rustup(&["target", "add", arch.target()]))?;
     }
-    let components =
-        cmd::output(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    let components = cmd::output(&mut rustup(&["component", "list", "--installed"]))?;
     if !components.lines().any(|c| c.starts_with("rust-src")) {
-        cmd::run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
+        cmd::run(&mut rustup(&["component", "add", "rust-src"]))?;
     }
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! `cargo xtask test`: the whole check, as CI runs it. Installs what is
 //! missing, then: formatting, clippy (host and musl), the static build, unit
-//! and integration tests against the static binary, the fuzz targets,
-//! vminit as the init of Podman and Docker (`engines`), the unit and
-//! integration tests again against the aarch64 binary under qemu-user, and
-//! the VM suite (real boots in QEMU) for x86-64, then for aarch64.
+//! and integration tests against the static binary, `cargo publish
+//! --dry-run`, the release artifacts with their checks and the
+//! reproducibility check (one more build), the fuzz targets, vminit as the
+//! init of Podman and Docker (`engines`), the unit and integration tests
+//! again against the aarch64 binary under qemu-user, and the VM suite
+//! (real boots in QEMU) for x86-64, then for aarch64.
 
 use crate::arch::Arch;
-use crate::{build, cmd, engines, fuzz, setup, vm_tests};
+use crate::{build, cmd, dist, engines, fuzz, setup, vm_tests};
 
 /// Commands the integration tests use, and the Debian packages with them.
 const TEST_TOOLS: &[(&str, &str)] = &[
@@ -46,6 +48,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["test", "--workspace"])
             .env("VMINIT_BIN", &binary),
     )?;
+
+    dist::publish_dry_run()?;
+    dist::run(&["--check-reproducible".to_owned()])?;
 
     fuzz::check(if quick { None } else { Some(fuzz::CI_SECONDS) })?;
     engines::run()?;
