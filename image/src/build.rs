@@ -129,7 +129,7 @@ fn root_modules(format: Format) -> Vec<String> {
 /// `system_powerdown` (QEMU) or `power-button` (cloud-hypervisor) stops
 /// the app gracefully: the ACPI button on x86-64, `gpio-keys` on arm64,
 /// and `evdev` for `/dev/input/eventN`. Harmless where there is no button.
-fn power_button_modules(arch: &str) -> &'static [&'static str] {
+pub fn power_button_modules(arch: &str) -> &'static [&'static str] {
     match arch {
         "aarch64" => &["gpio_keys", "evdev"],
         _ => &["button", "evdev"],

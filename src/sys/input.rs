@@ -144,7 +144,7 @@ mod tests {
         assert!(has_key("10000000000000 0", KEY_POWER));
         assert!(!has_key("0", KEY_POWER));
         assert!(!has_key("", KEY_POWER));
-        // A keyboard's: four words, KEY_POWER (word 1, bit 52) among many.
+        // Four words, as a keyboard has: KEY_POWER is word 1, bit 52.
         assert!(has_key(
             "402000000 3803078f800d001 feffffdfffefffff fffffffffffffffe",
             KEY_POWER

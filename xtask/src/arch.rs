@@ -69,12 +69,10 @@ impl Arch {
         }
     }
 
-    /// The modules a stock Debian kernel needs for the power button.
-    pub fn power_button_modules(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "button,evdev",
-            Arch::Aarch64 => "gpio_keys,evdev",
-        }
+    /// The modules a stock Debian kernel needs for the power button, as
+    /// `vminit-image` puts them in its initramfs.
+    pub fn power_button_modules(self) -> &'static [&'static str] {
+        vminit_image::build::power_button_modules(self.name())
     }
 }
 

@@ -743,7 +743,7 @@ fn cases(arch: Arch) -> Vec<Case> {
                 "vminit.modules={} vminit.grace=5 -- /bin/sh -c \
                       \"n=0; trap 'n=$((n+1)); echo got-term-$n' TERM; echo button-ready; \
                       while [ $n = 0 ]; do sleep 0.1; done; sleep 2; echo terms=$n; exit $((40+n))\"",
-                arch.power_button_modules()
+                arch.power_button_modules().join(",")
             )),
             qmp_after: &[
                 ("button-ready", qemu::POWER_BUTTON),
@@ -761,7 +761,7 @@ fn cases(arch: Arch) -> Vec<Case> {
             cmdline: line(format!(
                 "vminit.modules={} vminit.power_button=0 -- /bin/sh -c \
                  \"trap 'echo got-term' TERM; echo button-ready; sleep 3; exit 5\"",
-                arch.power_button_modules()
+                arch.power_button_modules().join(",")
             )),
             qmp_after: &[("button-ready", qemu::POWER_BUTTON)],
             devices: &[],
@@ -944,7 +944,7 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
     files.extend(kernel::module_files(&kit.kernel, MODULES)?);
     files.extend(kernel::module_files(
         &kit.kernel,
-        &arch.power_button_modules().split(',').collect::<Vec<_>>(),
+        arch.power_button_modules(),
     )?);
     let listener = build::guest_tool("vsock-listen", arch)?;
     let listener = std::fs::read(&listener).map_err(|e| format!("{}: {e}", listener.display()))?;
