@@ -4,9 +4,17 @@
 //! `metadata.json`, `initramfs.cpio.gz` (vminit as `/init`, the metadata
 //! file, and with `--kernel-modules` the modules the root needs), a
 //! `cmdline` file, and a Firecracker `vm-config.json`.
+//!
+//! The image's files are staged in `DIR/.rootfs/tree`, below a directory
+//! only the builder can enter: a root build makes the image's device
+//! nodes and setuid files for real, and no other user may reach them
+//! before they are sealed in the disk. On any failure, and on SIGINT,
+//! SIGTERM or SIGHUP ([`crate::stop`]), the staging tree and every output
+//! this build writes are removed, so `--reuse` never finds half a disk.
 
-use std::fs::{self, File};
-use std::io;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,7 +24,29 @@ use thiserror::Error;
 use crate::cpio::Archive;
 use crate::layers::{self, LayerError};
 use crate::metadata::{self, ConfigError};
-use crate::source::{self, Hashing, Source, SourceError};
+use crate::source::{self, Source, SourceError};
+use crate::stream::{Hashing, Meter};
+
+/// The least the layers may unpack to when neither `--size` nor
+/// `--max-size` says: 1 GiB, or ten times the compressed layers, whichever
+/// is more (real images unpack to two to four times their compressed size).
+pub const MIN_DEFAULT_LIMIT: u64 = 1 << 30;
+/// See [`MIN_DEFAULT_LIMIT`].
+pub const DEFAULT_RATIO: u64 = 10;
+
+/// The names this build writes into its output directory, removed again
+/// when it fails.
+const OUTPUTS: &[&str] = &[
+    ".rootfs",
+    ".unpacked",
+    ".rootfs-key",
+    "rootfs.ext4",
+    "rootfs.erofs",
+    "metadata.json",
+    "initramfs.cpio.gz",
+    "cmdline",
+    "vm-config.json",
+];
 
 /// The filesystem of the root disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +74,9 @@ pub struct Options {
     pub format: Format,
     /// The root disk's size in MiB; by default its contents and half again.
     pub size_mib: Option<u64>,
+    /// The most, in MiB, that the layers together may unpack to; by
+    /// default `size_mib`, else [`default_limit`].
+    pub max_size_mib: Option<u64>,
     /// The vminit binary to put in the initramfs.
     pub vminit: PathBuf,
     /// The kernel to name in `vm-config.json`.
@@ -97,6 +130,8 @@ pub enum BuildError {
         diff_id: String,
         found: String,
     },
+    #[error("Stopped by {0}; the partial build was removed")]
+    Stopped(&'static str),
 }
 
 fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BuildError + 'a {
@@ -150,22 +185,63 @@ pub struct Built {
     pub reused: bool,
 }
 
-/// Builds everything into `options.output`.
+/// Builds everything into `options.output`. On failure nothing of this
+/// build is left there (see the module's docs).
 pub fn build(options: &Options) -> Result<Built, BuildError> {
     let out = &options.output;
     fs::create_dir_all(out).map_err(io_error("create", out))?;
     let out = fs::canonicalize(out).map_err(io_error("find", out))?;
-    let staging = out.join(".rootfs");
-    let scratch = out.join(".unpacked");
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(io_error("create", &staging))?;
-    let image = options.source.open(&options.arch, &scratch)?;
-    let built = fill_and_pack(options, &out, &staging, &image);
-    let _ = fs::remove_dir_all(&staging);
-    if let Some(scratch) = &image.scratch {
-        let _ = fs::remove_dir_all(scratch);
+    crate::stop::leave(OUTPUTS.iter().map(|name| out.join(name)));
+    let built = stage_and_build(options, &out);
+    let stopped = crate::stop::requested();
+    if built.is_err() || stopped.is_some() {
+        for name in OUTPUTS {
+            let path = out.join(name);
+            let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+        }
     }
+    crate::stop::forget();
+    match stopped {
+        Some(signal) => Err(BuildError::Stopped(signal.as_str())),
+        None => built,
+    }
+}
+
+fn stage_and_build(options: &Options, out: &Path) -> Result<Built, BuildError> {
+    let private = out.join(".rootfs");
+    let scratch = out.join(".unpacked");
+    let _ = fs::remove_dir_all(&private);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io_error("create", &private))?;
+    // The root of the image's tree, whose mode the disk's root takes.
+    let staging = private.join("tree");
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&staging)
+        .map_err(io_error("create", &staging))?;
+    let image = options.source.open(&options.arch, &scratch);
+    let built = image
+        .map_err(BuildError::from)
+        .and_then(|image| fill_and_pack(options, out, &staging, &image));
+    let _ = fs::remove_dir_all(&private);
+    let _ = fs::remove_dir_all(&scratch);
     built
+}
+
+/// The most, in bytes, that the layers together may unpack to: the
+/// `--max-size` given, else the `--size` given (more cannot fit), else ten
+/// times the compressed layers and at least [`MIN_DEFAULT_LIMIT`].
+pub fn default_limit(options: &Options, image: &source::Image) -> u64 {
+    let mib = |n: u64| n.saturating_mul(1 << 20);
+    if let Some(max) = options.max_size_mib.or(options.size_mib) {
+        return mib(max);
+    }
+    let compressed: u64 = image.layers.iter().map(|l| l.size).sum();
+    compressed
+        .saturating_mul(DEFAULT_RATIO)
+        .max(MIN_DEFAULT_LIMIT)
 }
 
 /// What the root disk was built from, kept beside it as `.rootfs-key`: the
@@ -247,6 +323,8 @@ fn fill_root(
     if let Some(root) = &image.root {
         copy_tree(root, staging)?;
     }
+    let limit = default_limit(options, image);
+    let mut left = limit;
     // Each layer's uncompressed stream is checked against the config's
     // DiffIDs too: the one check a `docker save` of Docker 20 allows.
     let diff_ids: Vec<String> = image
@@ -261,7 +339,10 @@ fn fill_root(
         });
     }
     for (index, layer) in image.layers.iter().enumerate() {
-        apply_layer(staging, layer, diff_ids.get(index).map(String::as_str))?;
+        let meter = Meter::new(left, limit);
+        let diff_id = diff_ids.get(index).map(String::as_str);
+        apply_layer(staging, &image.files, layer, diff_id, &meter)?;
+        left -= meter.read();
     }
     // vminit moves the kernel's filesystems into these at the root switch.
     for (dir, mode) in [
@@ -364,25 +445,26 @@ fn pack(
     })
 }
 
-/// Applies one layer, checking its digest and size as it streams.
+/// Applies one layer: its blob's digest and size checked first, then its
+/// uncompressed stream held to `meter` and checked against its DiffID.
 fn apply_layer(
     staging: &Path,
+    files: &crate::files::Files,
     layer: &source::Blob,
     diff_id: Option<&str>,
+    meter: &std::rc::Rc<Meter>,
 ) -> Result<(), BuildError> {
-    let name = layer
-        .digest
-        .clone()
-        .unwrap_or_else(|| layer.path.display().to_string());
-    // The blob's digest and size first: nothing unchecked is unpacked.
-    let file = File::open(&layer.path).map_err(io_error("open the layer", &layer.path))?;
-    let (found, bytes) = Hashing::new(io::BufReader::new(file))
+    let name = layer.name();
+    let path = files.base.join(&layer.path);
+    // Nothing unchecked is unpacked; a blob that grows meanwhile is cut.
+    let file = layer.open(files)?;
+    let (found, bytes) = Hashing::new(io::BufReader::new(file.take(layer.size + 1)))
         .finish()
-        .map_err(io_error("read", &layer.path))?;
-    if let Some(expected) = layer.size.filter(|&s| s != bytes) {
+        .map_err(io_error("read", &path))?;
+    if bytes != layer.size {
         return Err(SourceError::SizeMismatch {
             digest: name,
-            expected,
+            expected: layer.size,
             found: bytes,
         }
         .into());
@@ -390,13 +472,11 @@ fn apply_layer(
     if let Some(digest) = &layer.digest {
         source::check_hash(digest, &found)?;
     }
-    let file = File::open(&layer.path).map_err(io_error("open the layer", &layer.path))?;
-    let applied =
-        layers::apply(staging, io::BufReader::new(file), layer.compression).map_err(|source| {
-            BuildError::Layer {
-                digest: name.clone(),
-                source,
-            }
+    let file = layer.open(files)?.take(layer.size);
+    let applied = layers::apply(staging, io::BufReader::new(file), layer.compression, meter)
+        .map_err(|source| BuildError::Layer {
+            digest: name.clone(),
+            source,
         })?;
     if let Some(diff_id) = diff_id {
         source::check_hash(diff_id, &applied.diff_id).map_err(|_| BuildError::DiffId {
@@ -443,14 +523,20 @@ fn make_filesystem(options: &Options, staging: &Path, image: &Path) -> Result<()
     }
 }
 
-/// The bytes of every file below `dir`, with a block for each entry.
+/// The bytes of every file below `dir`, with a block for each entry; a
+/// sparse file counts its data, not its holes.
 fn tree_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(dir) = todo.pop() {
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let Ok(meta) = entry.metadata() else { continue };
-            total += meta.len().max(4096);
+            let len = if meta.is_file() && meta.blocks().saturating_mul(512) < meta.len() {
+                data_bytes(&entry.path()).unwrap_or(meta.len())
+            } else {
+                meta.len()
+            };
+            total += len.max(4096);
             if meta.is_dir() {
                 todo.push(entry.path());
             }
@@ -459,9 +545,25 @@ fn tree_size(dir: &Path) -> u64 {
     total
 }
 
+/// The bytes of a file outside its holes (SEEK_DATA and SEEK_HOLE), for a
+/// file that takes fewer blocks than its length: sparse, or compressed by
+/// the filesystem, whose data still counts whole.
+fn data_bytes(path: &Path) -> Option<u64> {
+    use nix::unistd::{Whence, lseek};
+    let file = fs::File::open(path).ok()?;
+    let mut total = 0u64;
+    let mut at = 0i64;
+    while let Ok(start) = lseek(&file, at, Whence::SeekData) {
+        let end = lseek(&file, start, Whence::SeekHole).ok()?;
+        total += u64::try_from(end - start).ok()?;
+        at = end;
+    }
+    Some(total)
+}
+
 fn run_tool(command: &mut Command, package: &'static str) -> Result<(), BuildError> {
     let tool = command.get_program().to_string_lossy().into_owned();
-    let output = command.output().map_err(|e| BuildError::Tool {
+    let output = crate::stop::output(command).map_err(|e| BuildError::Tool {
         tool: tool.clone(),
         package,
         status: "cannot start".into(),

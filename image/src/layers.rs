@@ -9,32 +9,34 @@
 //! (absolute or relative) is followed inside the root, never into the
 //! building machine's own files.
 
+//!
+//! What an image can make this do is bounded ([`crate::stream::Meter`]):
+//! the uncompressed streams of all layers together by the build's limit,
+//! one entry's headers by [`crate::stream::MAX_HEADERS`], the zeros after
+//! a tar's end by [`MAX_TRAILING_ZEROS`]. A sparse entry is written with
+//! its holes as holes (they cost neither time nor disk), and may be at
+//! most [`MAX_SPARSE_LENGTH`] long, holes included.
+
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
 use thiserror::Error;
 
-/// How a layer's tar stream is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
+use crate::stream::{Compression, MAX_HEADERS, Meter, Metered, Tripped};
 
-impl Compression {
-    /// From the first bytes of a blob, for archives that do not say.
-    pub fn sniff(head: &[u8]) -> Compression {
-        match head {
-            [0x1f, 0x8b, ..] => Compression::Gzip,
-            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
-            _ => Compression::None,
-        }
-    }
-}
+/// The most zero bytes read after a tar's end-of-archive marker: GNU tar
+/// pads to its 10 KiB record, Go's `archive/tar` writes none.
+pub const MAX_TRAILING_ZEROS: u64 = 1 << 20;
+
+/// The longest sparse file, holes included: ext4's largest file (with
+/// 4 KiB blocks).
+pub const MAX_SPARSE_LENGTH: u64 = 16 << 40;
 
 #[derive(Debug, Error)]
 pub enum LayerError {
@@ -53,6 +55,23 @@ pub enum LayerError {
     BadWhiteout(String),
     #[error("The layer has data after the end of its tar archive: it would be applied in part")]
     TrailingData,
+    #[error(
+        "The layer has more than {MAX_TRAILING_ZEROS} zero bytes after the end of its tar archive"
+    )]
+    TrailingZeros,
+    #[error(
+        "The layers unpack to more than {} MiB, this build's bound (--size, else --max-size or its default): give --max-size to raise it",
+        .0 >> 20
+    )]
+    TooLarge(u64),
+    #[error(
+        "Layer entry {path} is a sparse file {size} bytes long with its holes, more than the 16 TiB an ext4 file can be"
+    )]
+    SparseTooLong { path: String, size: u64 },
+    #[error("An entry's headers (long names, PAX records) take more than {MAX_HEADERS} bytes")]
+    Headers,
+    #[error("Stopped by a signal")]
+    Stopped,
 }
 
 /// What applying a layer did.
@@ -62,137 +81,236 @@ pub struct Applied {
     pub whiteouts: usize,
     /// The sha256 of the uncompressed tar stream: the layer's DiffID.
     pub diff_id: String,
+    /// The uncompressed stream's length.
+    pub bytes: u64,
 }
 
-/// Applies one layer's tar stream (compressed as `compression`) to `root`.
+/// Applies one layer's tar stream (compressed as `compression`) to `root`,
+/// its uncompressed stream held to `meter`.
 pub fn apply(
     root: &Path,
     blob: impl Read,
     compression: Compression,
+    meter: &Rc<Meter>,
 ) -> Result<Applied, LayerError> {
-    let stream: Box<dyn Read> = match compression {
-        Compression::None => Box::new(blob),
-        // Every member: eStargz layers are many gzip streams in a row.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
-        // Every frame: zstd:chunked layers are many frames in a row.
-        Compression::Zstd => Box::new(crate::zstd::Frames::new(io::BufReader::new(blob))),
-    };
-    let mut archive = tar::Archive::new(crate::source::Hashing::new(stream));
+    let stream = Metered::new(compression.decoder(blob), meter.clone());
+    let mut archive = tar::Archive::new(stream);
     let mut applied = Applied::default();
+    let bounded = |error: LayerError| match meter.tripped() {
+        Some(Tripped::Limit(limit)) => LayerError::TooLarge(limit),
+        Some(Tripped::Headers) => LayerError::Headers,
+        Some(Tripped::Stopped) => LayerError::Stopped,
+        None => error,
+    };
+    apply_entries(root, &mut archive, meter, &mut applied).map_err(bounded)?;
+    let mut stream = archive.into_inner();
+    trailing_zeros(&mut stream).map_err(bounded)?;
+    applied.bytes = meter.read();
+    applied.diff_id = stream.digest();
+    Ok(applied)
+}
+
+/// After the tar's end only zero padding may follow, and not much of it:
+/// anything else is part of the layer that would not be applied. Read in
+/// fixed chunks, never whole.
+fn trailing_zeros(stream: &mut impl Read) -> Result<(), LayerError> {
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut zeros = 0u64;
+    loop {
+        let n = stream.read(&mut chunk).map_err(LayerError::Read)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Err(LayerError::TrailingData);
+        }
+        zeros += n as u64;
+        if zeros > MAX_TRAILING_ZEROS {
+            return Err(LayerError::TrailingZeros);
+        }
+    }
+}
+
+fn apply_entries<R: Read>(
+    root: &Path,
+    archive: &mut tar::Archive<Metered<R>>,
+    meter: &Meter,
+    applied: &mut Applied,
+) -> Result<(), LayerError> {
     // What this layer made: its whiteouts apply to the layers below only.
     let mut made: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(LayerError::Read)?;
+    // The iterator reads each entry's headers when the loop asks for it.
+    meter.headers_from(0);
     for entry in entries {
         let mut entry = entry.map_err(LayerError::Read)?;
-        let raw = entry.path().map_err(LayerError::Read)?.into_owned();
-        let name = raw.display().to_string();
-        let fail = |what: &str| {
-            let name = name.clone();
-            let what = what.to_owned();
-            move |source| LayerError::Entry {
-                path: name,
-                what,
-                source,
-            }
-        };
-        let Some(relative) = clean(&raw) else {
-            continue; // the root itself
-        };
-        let file_name = relative
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let parent = resolve(root, relative.parent().unwrap_or(Path::new("")))
-            .map_err(fail("resolve its directory"))?;
-        if file_name == ".wh..wh..opq" {
-            // Opaque: what earlier layers put in this directory is hidden.
-            remove_children(&parent, &made).map_err(fail("empty the opaque directory"))?;
-            applied.whiteouts += 1;
-            continue;
-        }
-        if let Some(hidden) = file_name.strip_prefix(".wh.") {
-            // One name, never the directory itself or its parent.
-            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
-                return Err(LayerError::BadWhiteout(name));
-            }
-            let gone = parent.join(hidden);
-            if !made.contains(&gone) {
-                remove_any(&gone).map_err(fail("apply the whiteout"))?;
-            }
-            applied.whiteouts += 1;
-            continue;
-        }
-        fs::create_dir_all(&parent).map_err(fail("create its directory"))?;
-        let target = parent.join(&file_name);
-        let header = entry.header().clone();
-        let kind = header.entry_type();
-        // A later layer replaces what was there, but keeps a directory: a
-        // real one (not a link to one, which would lead the mode and times
-        // out of the root).
-        let is_real_dir = fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
-        if !(kind.is_dir() && is_real_dir) {
-            remove_any(&target).map_err(fail("replace what was there"))?;
-        }
-        made.insert(target.clone());
-        // The entry's, not the header's: PAX and GNU long names.
-        let link = match kind {
-            tar::EntryType::Symlink | tar::EntryType::Link => entry
-                .link_name()
-                .map_err(fail("read its target"))?
-                .unwrap_or_default()
-                .into_owned(),
-            _ => PathBuf::new(),
-        };
-        match kind {
-            tar::EntryType::Directory => {
-                fs::create_dir_all(&target).map_err(fail("create it"))?;
-            }
-            tar::EntryType::Symlink => {
-                symlink(&link, &target).map_err(fail("create the link"))?;
-            }
-            tar::EntryType::Link => {
-                // The target's directory resolved inside the root; the last
-                // component not followed: a hard link to a symbolic link
-                // links the link.
-                let source = clean(&link)
-                    .map(|l| -> io::Result<PathBuf> {
-                        let dir = resolve(root, l.parent().unwrap_or(Path::new("")))?;
-                        Ok(dir.join(l.file_name().unwrap_or_default()))
-                    })
-                    .transpose()
-                    .map_err(fail("resolve its target"))?
-                    .filter(|p| p.symlink_metadata().is_ok())
-                    .ok_or_else(|| {
-                        LayerError::MissingLinkTarget(name.clone(), link.display().to_string())
-                    })?;
-                fs::hard_link(&source, &target).map_err(fail("create the hard link"))?;
-                applied.entries += 1;
-                continue;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let mut file = fs::File::create(&target).map_err(fail("create it"))?;
-                io::copy(&mut entry, &mut file).map_err(fail("write it"))?;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                make_node(&target, &header).map_err(fail("create the device node"))?;
-            }
-            // Extended headers and the like carry nothing to make.
-            _ => continue,
-        }
-        set_attributes(&target, &mut entry, kind).map_err(fail("set its owner, mode or times"))?;
-        applied.entries += 1;
+        meter.data();
+        let next_header = next_header(&mut entry).map_err(LayerError::Read)?;
+        apply_entry(root, &mut entry, meter, &mut made, applied)?;
+        meter.headers_from(next_header);
     }
-    // After the tar's end only zero padding may follow: anything else is
-    // part of the layer that would not be applied.
-    let mut hashing = archive.into_inner();
-    let mut rest = Vec::new();
-    hashing.read_to_end(&mut rest).map_err(LayerError::Read)?;
-    if rest.iter().any(|&b| b != 0) {
-        return Err(LayerError::TrailingData);
+    meter.data();
+    Ok(())
+}
+
+/// Where the header after `entry` starts in the stream: after its data,
+/// padded to a block. A GNU sparse entry's data in the archive is its
+/// header's size (or a PAX `size`), not the file's length.
+fn next_header<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
+    let in_archive = if entry.header().entry_type().is_gnu_sparse() {
+        let pax_size = entry.pax_extensions()?.and_then(|extensions| {
+            extensions
+                .flatten()
+                .find(|e| e.key().ok() == Some("size"))
+                .and_then(|e| e.value().ok()?.parse::<u64>().ok())
+        });
+        match pax_size {
+            Some(size) => size,
+            None => entry.header().entry_size()?,
+        }
+    } else {
+        entry.size()
+    };
+    Ok(entry
+        .raw_file_position()
+        .saturating_add(in_archive.saturating_add(511) & !511))
+}
+
+/// Applies one entry: a whiteout, an opaque directory, or a file of any kind.
+fn apply_entry<R: Read>(
+    root: &Path,
+    entry: &mut tar::Entry<'_, R>,
+    meter: &Meter,
+    made: &mut HashSet<PathBuf>,
+    applied: &mut Applied,
+) -> Result<(), LayerError> {
+    let raw = entry.path().map_err(LayerError::Read)?.into_owned();
+    let name = raw.display().to_string();
+    let fail = |what: &str| {
+        let name = name.clone();
+        let what = what.to_owned();
+        move |source| LayerError::Entry {
+            path: name,
+            what,
+            source,
+        }
+    };
+    let Some(relative) = clean(&raw) else {
+        return Ok(()); // the root itself
+    };
+    let file_name = relative
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = resolve(root, relative.parent().unwrap_or(Path::new("")))
+        .map_err(fail("resolve its directory"))?;
+    if file_name == ".wh..wh..opq" {
+        // Opaque: what earlier layers put in this directory is hidden.
+        remove_children(&parent, made).map_err(fail("empty the opaque directory"))?;
+        applied.whiteouts += 1;
+        return Ok(());
     }
-    let (diff_id, _) = hashing.finish().map_err(LayerError::Read)?;
-    applied.diff_id = diff_id;
-    Ok(applied)
+    if let Some(hidden) = file_name.strip_prefix(".wh.") {
+        // One name, never the directory itself or its parent.
+        if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+            return Err(LayerError::BadWhiteout(name));
+        }
+        let gone = parent.join(hidden);
+        if !made.contains(&gone) {
+            remove_any(&gone).map_err(fail("apply the whiteout"))?;
+        }
+        applied.whiteouts += 1;
+        return Ok(());
+    }
+    let kind = entry.header().entry_type();
+    // A file's data past what the build may still unpack is refused before
+    // a byte of it is written; a sparse file's holes cost nothing, but no
+    // disk can hold a file longer than ext4's.
+    if kind.is_gnu_sparse() && entry.size() > MAX_SPARSE_LENGTH {
+        return Err(LayerError::SparseTooLong {
+            path: name,
+            size: entry.size(),
+        });
+    }
+    let is_file = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
+    if is_file && entry.size() > meter.left() {
+        return Err(LayerError::TooLarge(meter.limit()));
+    }
+    fs::create_dir_all(&parent).map_err(fail("create its directory"))?;
+    let target = parent.join(&file_name);
+    // A later layer replaces what was there, but keeps a directory: a
+    // real one (not a link to one, which would lead the mode and times
+    // out of the root).
+    let is_real_dir = fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
+    if !(kind.is_dir() && is_real_dir) {
+        remove_any(&target).map_err(fail("replace what was there"))?;
+    }
+    made.insert(target.clone());
+    if make(root, entry, &target, &name)? {
+        set_attributes(&target, entry, kind).map_err(fail("set its owner, mode or times"))?;
+    }
+    applied.entries += 1;
+    Ok(())
+}
+
+/// Makes the file `entry` describes at `target`; false when it takes no
+/// attributes of its own (a hard link) or carries nothing to make.
+fn make<R: Read>(
+    root: &Path,
+    entry: &mut tar::Entry<'_, R>,
+    target: &Path,
+    name: &str,
+) -> Result<bool, LayerError> {
+    let fail = |what: &'static str| {
+        move |source| LayerError::Entry {
+            path: name.to_owned(),
+            what: what.to_owned(),
+            source,
+        }
+    };
+    let kind = entry.header().entry_type();
+    // The entry's, not the header's: PAX and GNU long names.
+    let link = match kind {
+        tar::EntryType::Symlink | tar::EntryType::Link => entry
+            .link_name()
+            .map_err(fail("read its target"))?
+            .unwrap_or_default()
+            .into_owned(),
+        _ => PathBuf::new(),
+    };
+    match kind {
+        tar::EntryType::Directory => fs::create_dir_all(target).map_err(fail("create it"))?,
+        tar::EntryType::Symlink => symlink(&link, target).map_err(fail("create the link"))?,
+        tar::EntryType::Link => {
+            // The target's directory resolved inside the root; the last
+            // component not followed: a hard link to a symbolic link
+            // links the link.
+            let source = clean(&link)
+                .map(|l| -> io::Result<PathBuf> {
+                    let dir = resolve(root, l.parent().unwrap_or(Path::new("")))?;
+                    Ok(dir.join(l.file_name().unwrap_or_default()))
+                })
+                .transpose()
+                .map_err(fail("resolve its target"))?
+                .filter(|p| p.symlink_metadata().is_ok())
+                .ok_or_else(|| {
+                    LayerError::MissingLinkTarget(name.to_owned(), link.display().to_string())
+                })?;
+            fs::hard_link(&source, target).map_err(fail("create the hard link"))?;
+            return Ok(false);
+        }
+        // The tar crate writes a sparse entry's holes by seeking past
+        // them: they stay holes.
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            entry.unpack(target).map_err(fail("write it"))?;
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            make_node(target, entry.header()).map_err(fail("create the device node"))?;
+        }
+        // Extended headers and the like carry nothing to make.
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// An entry's path as a relative path without `.` and `..` (a `..` at the
@@ -280,37 +398,21 @@ fn remove_children(dir: &Path, made: &HashSet<PathBuf>) -> io::Result<()> {
     }
 }
 
+/// A device node or FIFO, with mknod(2): the image may name any device
+/// numbers, which is why the staging tree is private (see `build`).
 fn make_node(path: &Path, header: &tar::Header) -> io::Result<()> {
     let kind = match header.entry_type() {
-        tar::EntryType::Char => libc_mode::CHAR,
-        tar::EntryType::Block => libc_mode::BLOCK,
-        _ => libc_mode::FIFO,
+        tar::EntryType::Char => SFlag::S_IFCHR,
+        tar::EntryType::Block => SFlag::S_IFBLK,
+        _ => SFlag::S_IFIFO,
     };
-    let mode = header.mode()? & 0o7777;
     // A FIFO's header may leave the device numbers blank.
     let major = header.device_major().ok().flatten().unwrap_or(0);
     let minor = header.device_minor().ok().flatten().unwrap_or(0);
-    let status = std::process::Command::new("mknod")
-        .arg("-m")
-        .arg(format!("{mode:o}"))
-        .arg(path)
-        .args(match kind {
-            libc_mode::FIFO => vec!["p".to_owned()],
-            kind => vec![kind.to_owned(), major.to_string(), minor.to_string()],
-        })
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("mknod failed: {status}")))
-    }
-}
-
-/// mknod(1)'s type letters.
-mod libc_mode {
-    pub const CHAR: &str = "c";
-    pub const BLOCK: &str = "b";
-    pub const FIFO: &str = "p";
+    let device = nix::sys::stat::makedev(major.into(), minor.into());
+    // Owner-only until `set_attributes` gives it the image's mode.
+    nix::sys::stat::mknod(path, kind, Mode::S_IRUSR | Mode::S_IWUSR, device)?;
+    Ok(())
 }
 
 /// Owner, mode, extended attributes and modification time, as the layer
@@ -351,25 +453,14 @@ fn set_attributes<R: Read>(
 /// the epoch) with utimensat(2): no open (a FIFO would block, a device
 /// act), and a symbolic link's own times, not its target's.
 fn set_mtime(path: &Path, mtime: u64) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return;
-    };
-    // tv_sec's type differs between libcs (musl's time_t changes).
-    let times = [libc::timespec {
-        tv_sec: mtime.try_into().unwrap_or(0),
-        tv_nsec: 0,
-    }; 2];
-    // SAFETY: `name` is a NUL-terminated path and `times` two valid
-    // timespecs, both alive for the call.
-    unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let time = TimeSpec::new(mtime.try_into().unwrap_or(0), 0);
+    let _ = nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &time,
+        &time,
+        UtimensatFlags::NoFollowSymlink,
+    );
 }
 
 fn is_root() -> bool {
@@ -381,6 +472,10 @@ fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unbounded() -> Rc<Meter> {
+        Meter::new(u64::MAX, u64::MAX)
+    }
 
     fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
@@ -438,8 +533,8 @@ mod tests {
             file(b, "var/cache/c", "c");
             file(b, "etc/keep", "replaced");
         });
-        apply(&root, first.as_slice(), Compression::None).unwrap();
-        let applied = apply(&root, second.as_slice(), Compression::None).unwrap();
+        apply(&root, first.as_slice(), Compression::None, &unbounded()).unwrap();
+        let applied = apply(&root, second.as_slice(), Compression::None, &unbounded()).unwrap();
         assert_eq!(applied.whiteouts, 2);
         assert!(!root.join("etc/gone").exists());
         assert_eq!(
@@ -479,7 +574,7 @@ mod tests {
             link(b, "up", "../../../../..", false);
             file(b, "up/tmp-owned", "y");
         });
-        apply(&root, layer.as_slice(), Compression::None).unwrap();
+        apply(&root, layer.as_slice(), Compression::None, &unbounded()).unwrap();
         assert_eq!(
             fs::read_link(root.join("bin/sh")).unwrap(),
             Path::new("busybox")
@@ -505,7 +600,7 @@ mod tests {
         let gz = gz.finish().unwrap();
         assert_eq!(Compression::sniff(&gz), Compression::Gzip);
         let root = root("gzip");
-        apply(&root, gz.as_slice(), Compression::Gzip).unwrap();
+        apply(&root, gz.as_slice(), Compression::Gzip, &unbounded()).unwrap();
         assert_eq!(fs::read_to_string(root.join("a")).unwrap(), "gz");
         fs::remove_dir_all(&root).unwrap();
         // zstd in two frames, split inside the tar stream, as zstd:chunked does.
@@ -516,7 +611,7 @@ mod tests {
         zst.extend(ruzstd::encoding::compress_to_vec(tail, level));
         assert_eq!(Compression::sniff(&zst), Compression::Zstd);
         let root = self::root("zstd");
-        apply(&root, zst.as_slice(), Compression::Zstd).unwrap();
+        apply(&root, zst.as_slice(), Compression::Zstd, &unbounded()).unwrap();
         assert_eq!(fs::read_to_string(root.join("z")).unwrap(), "zstd");
         fs::remove_dir_all(&root).unwrap();
         assert_eq!(Compression::sniff(b"ustar"), Compression::None);
@@ -547,7 +642,7 @@ mod tests {
             let whiteout = layer(|b| file(b, bad, ""));
             assert!(
                 matches!(
-                    apply(&root, whiteout.as_slice(), Compression::None),
+                    apply(&root, whiteout.as_slice(), Compression::None, &unbounded()),
                     Err(LayerError::BadWhiteout(_))
                 ),
                 "{bad}"
@@ -557,8 +652,8 @@ mod tests {
         // the link: the mode lands inside the root.
         let first = layer(|b| link(b, "etc2", &outside.display().to_string(), false));
         let second = layer(|b| entry(b, "etc2/", tar::EntryType::Directory, 0o777));
-        apply(&root, first.as_slice(), Compression::None).unwrap();
-        apply(&root, second.as_slice(), Compression::None).unwrap();
+        apply(&root, first.as_slice(), Compression::None, &unbounded()).unwrap();
+        apply(&root, second.as_slice(), Compression::None, &unbounded()).unwrap();
         assert_eq!(
             fs::metadata(&outside).unwrap().permissions().mode() & 0o777,
             0o700
@@ -570,7 +665,8 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let fifo_root = root.clone();
         std::thread::spawn(move || {
-            let _ = done.send(apply(&fifo_root, fifo.as_slice(), Compression::None).is_ok());
+            let _ = done
+                .send(apply(&fifo_root, fifo.as_slice(), Compression::None, &unbounded()).is_ok());
         });
         assert_eq!(
             finished.recv_timeout(std::time::Duration::from_secs(20)),
@@ -581,7 +677,7 @@ mod tests {
             link(b, "sl", "bin", false);
             link(b, "hl", "sl", true);
         });
-        apply(&root, links.as_slice(), Compression::None).unwrap();
+        apply(&root, links.as_slice(), Compression::None, &unbounded()).unwrap();
         assert!(
             fs::symlink_metadata(root.join("hl"))
                 .unwrap()
@@ -595,13 +691,13 @@ mod tests {
             file(b, "e/y", "mine");
             file(b, "e/.wh..wh..opq", "");
         });
-        apply(&root, same.as_slice(), Compression::None).unwrap();
+        apply(&root, same.as_slice(), Compression::None, &unbounded()).unwrap();
         assert!(root.join("d/x").exists() && root.join("e/y").exists());
         // Data after the tar's end would be a part never applied.
         let mut trailing = layer(|b| file(b, "t", "t"));
         trailing.extend_from_slice(b"more data");
         assert!(matches!(
-            apply(&root, trailing.as_slice(), Compression::None),
+            apply(&root, trailing.as_slice(), Compression::None, &unbounded()),
             Err(LayerError::TrailingData)
         ));
         fs::remove_dir_all(&root).unwrap();

@@ -45,6 +45,9 @@ Options:
       --format FORMAT        ext4 (default) or erofs (needs mkfs.erofs: erofs-utils)
       --size SIZE            the root disk's size, in MiB, or with M or G (ext4 only;
                              default: its contents and half again, plus 64 MiB)
+      --max-size SIZE        the most the layers together may unpack to, in MiB, or with
+                             M or G (default: --size when given, else ten times the
+                             compressed layers and at least 1G); past it the build stops
       --vminit PATH          the vminit binary for /init (default: `vminit` beside this
                              program, else on PATH)
       --kernel PATH          the kernel to name in vm-config.json (default: vmlinux)
@@ -55,11 +58,31 @@ Options:
   -h, --help                 print this help
   -V, --version              print the version
 
+A hostile image cannot make it write outside DIR, follow a link out of the
+image, read past a blob's size, or unpack more than --max-size; the staging
+tree is open to no other user. On failure, Ctrl-C or SIGTERM, what this
+build wrote to DIR is removed.
+
+Exit status: 0 built; 2 bad input or a failed step (one line on stderr);
+128+N stopped by signal N.
+
 Needs mkfs.ext4 (e2fsprogs) or mkfs.erofs (erofs-utils), and cp.
 ";
 
 fn main() -> ExitCode {
-    match run(std::env::args_os().skip(1).collect()) {
+    if let Err(e) = vminit_image::stop::install() {
+        eprintln!("vminit-image: cannot handle signals: {e}");
+        return ExitCode::from(2);
+    }
+    let result = run(std::env::args_os().skip(1).collect());
+    if let Some(signal) = vminit_image::stop::requested() {
+        eprintln!(
+            "vminit-image: stopped by {}; the partial build was removed",
+            signal.as_str()
+        );
+        return ExitCode::from(128 + signal as u8);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("vminit-image: {message}");
@@ -76,6 +99,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
     let mut kernel_modules = None;
     let mut format = Format::Ext4;
     let mut size_mib = None;
+    let mut max_size_mib = None;
     let mut vminit = None;
     let mut kernel = None;
     let mut arch = std::env::consts::ARCH.to_owned();
@@ -121,7 +145,11 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
                     other => return Err(format!("--format {other}: must be ext4 or erofs")),
                 }
             }
-            Long("size") => size_mib = Some(parse_size(&value(&mut parser, "--size")?)?),
+            Long("size") => size_mib = Some(parse_size("--size", &value(&mut parser, "--size")?)?),
+            Long("max-size") => {
+                let text = value(&mut parser, "--max-size")?;
+                max_size_mib = Some(parse_size("--max-size", &text)?)
+            }
             Long("vminit") => vminit = Some(PathBuf::from(value(&mut parser, "--vminit")?)),
             Long("kernel") => kernel = Some(PathBuf::from(value(&mut parser, "--kernel")?)),
             Long("arch") => {
@@ -170,6 +198,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
         kernel_modules,
         format,
         size_mib,
+        max_size_mib,
         vminit,
         kernel,
         arch,
@@ -192,7 +221,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
 }
 
 /// `512`, `512M`, `2G` → MiB.
-fn parse_size(text: &str) -> Result<u64, String> {
+fn parse_size(option: &str, text: &str) -> Result<u64, String> {
     let (number, unit) = match text.strip_suffix(['G', 'g']) {
         Some(n) => (n, 1024),
         None => (text.strip_suffix(['M', 'm']).unwrap_or(text), 1),
@@ -202,7 +231,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok()
         .filter(|&n| n > 0)
         .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| format!("--size {text}: must be a size in MiB, or with M or G"))
+        .ok_or_else(|| format!("{option} {text}: must be a size in MiB, or with M or G"))
 }
 
 /// `vminit` beside this program, else on PATH.

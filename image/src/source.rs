@@ -2,16 +2,23 @@
 //! `oci:DIR[:TAG]` (an OCI image layout), `oci-archive:FILE` (one as a
 //! tar), `docker-archive:FILE` (`docker save`), `dir:DIR` (a plain root
 //! directory). Every blob is checked against its digest and size.
+//!
+//! Every file inside a source is opened through [`Files`]: regular files
+//! only, no link followed, nothing read past its size. An archive is
+//! unpacked here, its directories and regular files only, into a
+//! directory only the builder can enter.
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use crate::layers::Compression;
+use crate::files::{self, Files, MAX_DOCUMENT, Refusal};
+use crate::stream::{Compression, hex};
 
 /// The image's source, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,16 +69,69 @@ pub enum SourceError {
     NoPlatform(String),
     #[error("The archive's manifest.json lists no image")]
     EmptyArchive,
+    #[error("{what} is {kind}: an image's files are read only from regular files")]
+    NotRegular { what: String, kind: &'static str },
+    #[error("{what} is longer than {max} bytes, the most this tool reads of it")]
+    TooLong { what: String, max: u64 },
+    #[error("Archive {archive}: entry {entry} {problem}")]
+    ArchiveEntry {
+        archive: String,
+        entry: String,
+        problem: &'static str,
+    },
+}
+
+impl SourceError {
+    /// The error for a file of the source that was not read: `what` names
+    /// it ("Blob sha256:…", "The archive's manifest.json").
+    fn refused(what: String, path: &Path, refusal: Refusal) -> SourceError {
+        match refusal {
+            Refusal::Missing => SourceError::MissingBlob(what),
+            Refusal::NotRegular(kind) => SourceError::NotRegular { what, kind },
+            Refusal::TooLong(max) => SourceError::TooLong { what, max },
+            Refusal::Io(source) => SourceError::Read {
+                path: path.display().to_string(),
+                source,
+            },
+        }
+    }
 }
 
 /// A blob that is read, and checked, later: a layer.
 #[derive(Debug, Clone)]
 pub struct Blob {
+    /// Its path below [`Image::files`]' base.
     pub path: PathBuf,
     /// `sha256:HEX`, when the source gives one to check.
     pub digest: Option<String>,
-    pub size: Option<u64>,
+    /// Its length when it was found: the descriptor's, where there is one.
+    pub size: u64,
     pub compression: Compression,
+}
+
+impl Blob {
+    /// How errors name it: its digest, else its path.
+    pub fn name(&self) -> String {
+        self.digest
+            .clone()
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+
+    /// Opens it again, as a regular file of the length it had.
+    pub fn open(&self, files: &Files) -> Result<File, SourceError> {
+        let what = format!("Blob {}", self.name());
+        let (file, len) = files
+            .open(&self.path)
+            .map_err(|r| SourceError::refused(what, &files.base.join(&self.path), r))?;
+        if len != self.size {
+            return Err(SourceError::SizeMismatch {
+                digest: self.name(),
+                expected: self.size,
+                found: len,
+            });
+        }
+        Ok(file)
+    }
 }
 
 /// An image ready to apply: its configuration (none for `dir:`) and its
@@ -79,11 +139,11 @@ pub struct Blob {
 #[derive(Debug)]
 pub struct Image {
     pub config: Option<ImageConfiguration>,
+    /// Where the layers are.
+    pub files: Files,
     pub layers: Vec<Blob>,
     /// A plain root to copy, for `dir:`.
     pub root: Option<PathBuf>,
-    /// A directory to remove afterwards (an unpacked archive).
-    pub scratch: Option<PathBuf>,
     /// The digest that names the image (its manifest's), for caching.
     pub id: String,
 }
@@ -122,20 +182,17 @@ impl Source {
     /// Opens the image; archives are unpacked into `scratch`.
     pub fn open(&self, arch: &str, scratch: &Path) -> Result<Image, SourceError> {
         match self {
-            Source::Oci { dir, tag } => open_layout(dir, tag.as_deref(), arch, None),
+            Source::Oci { dir, tag } => open_layout(Files::new(dir), tag.as_deref(), arch),
             Source::OciArchive(file) => {
-                unpack(file, scratch)?;
-                open_layout(scratch, None, arch, Some(scratch.to_path_buf()))
+                let files = unpack(file, scratch)?;
+                open_layout(files, None, arch)
             }
-            Source::DockerArchive(file) => {
-                unpack(file, scratch)?;
-                open_docker(scratch)
-            }
+            Source::DockerArchive(file) => open_docker(unpack(file, scratch)?),
             Source::Dir(dir) => Ok(Image {
                 config: None,
+                files: Files::new(dir),
                 layers: Vec::new(),
                 root: Some(dir.clone()),
-                scratch: None,
                 id: format!("dir:{}", dir.display()),
             }),
         }
@@ -157,38 +214,120 @@ fn parse_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(String) ->
     }
 }
 
-/// Unpacks a tar archive (path escapes refused by the tar crate).
-fn unpack(file: &Path, into: &Path) -> Result<(), SourceError> {
+/// Unpacks an image archive into `into` (made 0700): its directories and
+/// regular files, nothing else. Links, devices and FIFOs are recorded, not
+/// made, so that a file named there is refused for what it is; a sparse
+/// entry (which could stand for far more than the archive holds), a name
+/// that climbs out, and a file given twice are refused.
+fn unpack(file: &Path, into: &Path) -> Result<Files, SourceError> {
     let _ = std::fs::remove_dir_all(into);
-    std::fs::create_dir_all(into).map_err(read_error(into))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(into)
+        .map_err(read_error(into))?;
     let archive = File::open(file).map_err(read_error(file))?;
-    tar::Archive::new(archive)
-        .unpack(into)
-        .map_err(read_error(file))
+    let mut files = Files::new(into);
+    let fail = |entry: &Path, problem| SourceError::ArchiveEntry {
+        archive: file.display().to_string(),
+        entry: entry.display().to_string(),
+        problem,
+    };
+    let mut archive = tar::Archive::new(io::BufReader::new(archive));
+    for entry in archive.entries().map_err(read_error(file))? {
+        let mut entry = entry.map_err(read_error(file))?;
+        let name = entry.path().map_err(read_error(file))?.into_owned();
+        let relative: PathBuf = name
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect();
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(fail(&name, "climbs out of the archive"));
+        }
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let target = into.join(&relative);
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Directory => std::fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(&target)
+                .map_err(read_error(&target))?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(parent) = target.parent() {
+                    std::fs::DirBuilder::new()
+                        .mode(0o700)
+                        .recursive(true)
+                        .create(parent)
+                        .map_err(read_error(parent))?;
+                }
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&target)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::AlreadyExists => fail(&name, "is in the archive twice"),
+                        _ => read_error(&target)(e),
+                    })?;
+                crate::stop::check().map_err(read_error(file))?;
+                io::copy(&mut entry, &mut out).map_err(read_error(file))?;
+            }
+            tar::EntryType::GNUSparse => return Err(fail(&name, "is a sparse file")),
+            other => {
+                let kind = match other {
+                    tar::EntryType::Symlink => "a symbolic link in the archive",
+                    tar::EntryType::Link => "a hard link in the archive",
+                    tar::EntryType::Char | tar::EntryType::Block => "a device in the archive",
+                    tar::EntryType::Fifo => "a FIFO in the archive",
+                    _ => "not a regular file in the archive",
+                };
+                files.not_extracted.insert(relative, kind);
+            }
+        }
+    }
+    Ok(files)
 }
 
-/// `sha256:HEX` → the blob's path in an OCI layout.
-fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf, SourceError> {
+/// `sha256:HEX` → the blob's path in an OCI layout, below its directory.
+fn blob_path(digest: &str) -> Result<PathBuf, SourceError> {
     let Some(hex) = digest.strip_prefix("sha256:") else {
         return Err(SourceError::UnsupportedDigest(digest.to_owned()));
     };
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SourceError::UnsupportedDigest(digest.to_owned()));
     }
-    Ok(layout.join("blobs/sha256").join(hex))
+    Ok(Path::new("blobs/sha256").join(hex))
 }
 
-/// Reads a small blob whole and checks it.
-fn read_blob(layout: &Path, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+/// Opens a blob of a layout as a regular file of its descriptor's size.
+fn open_blob(layout: &Files, descriptor: &Descriptor) -> Result<(File, PathBuf), SourceError> {
     let digest = descriptor.digest().to_string();
-    let path = blob_path(layout, &digest)?;
-    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => SourceError::MissingBlob(digest.clone()),
-        _ => SourceError::Read {
-            path: path.display().to_string(),
-            source: e,
-        },
-    })?;
+    let path = blob_path(&digest)?;
+    let what = format!("Blob {digest}");
+    let (file, len) = layout
+        .open(&path)
+        .map_err(|r| SourceError::refused(what, &layout.base.join(&path), r))?;
+    if len != descriptor.size() {
+        return Err(SourceError::SizeMismatch {
+            digest,
+            expected: descriptor.size(),
+            found: len,
+        });
+    }
+    Ok((file, path))
+}
+
+/// Reads a small blob (an index, a manifest, a config) whole and checks it.
+fn read_blob(layout: &Files, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+    let digest = descriptor.digest().to_string();
+    let (file, path) = open_blob(layout, descriptor)?;
+    let bytes = files::read_at_most(file, MAX_DOCUMENT)
+        .map_err(|r| SourceError::refused(format!("Blob {digest}"), &layout.base.join(&path), r))?;
     verify(&digest, Some(descriptor.size()), &bytes)?;
     Ok(bytes)
 }
@@ -217,10 +356,6 @@ pub fn check_hash(digest: &str, found: &str) -> Result<(), SourceError> {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The OCI platform architecture for a Rust `target_arch`.
 pub fn oci_arch(arch: &str) -> &str {
     match arch {
@@ -245,14 +380,16 @@ fn is_index(media: &MediaType) -> bool {
 
 /// An OCI image layout: `index.json`, then the manifest (through a
 /// platform index if there is one), the config and the layers.
-fn open_layout(
-    dir: &Path,
-    tag: Option<&str>,
-    arch: &str,
-    scratch: Option<PathBuf>,
-) -> Result<Image, SourceError> {
+fn open_layout(files: Files, tag: Option<&str>, arch: &str) -> Result<Image, SourceError> {
+    let dir = files.base.clone();
+    let dir = dir.as_path();
     let index_path = dir.join("index.json");
-    let index = ImageIndex::from_file(&index_path)
+    let index_bytes = files
+        .read(Path::new("index.json"), MAX_DOCUMENT)
+        .map_err(|r| {
+            SourceError::refused("The image layout's index.json".into(), &index_path, r)
+        })?;
+    let index = ImageIndex::from_reader(index_bytes.as_slice())
         .map_err(|e| parse_error("the image index", &index_path)(e.to_string()))?;
     let chosen: Vec<&Descriptor> = match tag {
         Some(tag) => index
@@ -274,7 +411,7 @@ fn open_layout(
     };
     // A multi-platform index: the target architecture's image.
     while is_index(descriptor.media_type()) {
-        let bytes = read_blob(dir, &descriptor)?;
+        let bytes = read_blob(&files, &descriptor)?;
         let nested = ImageIndex::from_reader(bytes.as_slice())
             .map_err(|e| parse_error("an image index", dir)(e.to_string()))?;
         let wanted = oci_arch(arch);
@@ -294,32 +431,29 @@ fn open_layout(
             descriptor.media_type().to_string(),
         ));
     }
-    let bytes = read_blob(dir, &descriptor)?;
+    let bytes = read_blob(&files, &descriptor)?;
     let manifest = ImageManifest::from_reader(bytes.as_slice())
         .map_err(|e| parse_error("the image manifest", dir)(e.to_string()))?;
-    let config_bytes = read_blob(dir, manifest.config())?;
+    let config_bytes = read_blob(&files, manifest.config())?;
     let config = ImageConfiguration::from_reader(config_bytes.as_slice())
         .map_err(|e| parse_error("the image configuration", dir)(e.to_string()))?;
     let mut layers = Vec::new();
     for layer in manifest.layers() {
         let digest = layer.digest().to_string();
         let compression = layer_compression(layer.media_type())?;
-        let path = blob_path(dir, &digest)?;
-        if !path.exists() {
-            return Err(SourceError::MissingBlob(digest));
-        }
+        let (_, path) = open_blob(&files, layer)?;
         layers.push(Blob {
             path,
             digest: Some(digest),
-            size: Some(layer.size()),
+            size: layer.size(),
             compression,
         });
     }
     Ok(Image {
         config: Some(config),
+        files,
         layers,
         root: None,
-        scratch,
         id: descriptor.digest().to_string(),
     })
 }
@@ -343,9 +477,14 @@ fn layer_compression(media: &MediaType) -> Result<Compression, SourceError> {
 /// `docker save`'s archive: `manifest.json`, a config file, layer tars
 /// (compressed or not, said by their first bytes). A `blobs/sha256/HEX`
 /// path (Docker 25 and later) is checked against its name.
-fn open_docker(dir: &Path) -> Result<Image, SourceError> {
+fn open_docker(files: Files) -> Result<Image, SourceError> {
+    let dir = files.base.clone();
     let manifest_path = dir.join("manifest.json");
-    let text = std::fs::read(&manifest_path).map_err(read_error(&manifest_path))?;
+    let text = files
+        .read(Path::new("manifest.json"), MAX_DOCUMENT)
+        .map_err(|r| {
+            SourceError::refused("The archive's manifest.json".into(), &manifest_path, r)
+        })?;
     let entries: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| parse_error("manifest.json", &manifest_path)(e.to_string()))?;
     let entries = entries.as_array().cloned().unwrap_or_default();
@@ -358,17 +497,21 @@ fn open_docker(dir: &Path) -> Result<Image, SourceError> {
     let config_name = field("Config").ok_or_else(|| {
         parse_error("manifest.json", &manifest_path)("it names no Config".to_owned())
     })?;
-    let config_path = inside(dir, &config_name)?;
-    let config_bytes = std::fs::read(&config_path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => SourceError::MissingBlob(config_name.clone()),
-        _ => read_error(&config_path)(e),
+    let config_path = inside(&dir, &config_name)?;
+    let config_bytes = files.read(&config_path, MAX_DOCUMENT).map_err(|r| {
+        SourceError::refused(
+            format!("The archive's {config_name}"),
+            &dir.join(&config_path),
+            r,
+        )
     })?;
     let config_digest = named_digest(&config_name);
     if let Some(digest) = &config_digest {
         verify(digest, None, &config_bytes)?;
     }
-    let config = ImageConfiguration::from_reader(config_bytes.as_slice())
-        .map_err(|e| parse_error("the image configuration", &config_path)(e.to_string()))?;
+    let config = ImageConfiguration::from_reader(config_bytes.as_slice()).map_err(|e| {
+        parse_error("the image configuration", &dir.join(&config_path))(e.to_string())
+    })?;
     let mut layers = Vec::new();
     for layer in entry
         .get("Layers")
@@ -377,37 +520,37 @@ fn open_docker(dir: &Path) -> Result<Image, SourceError> {
         .unwrap_or_default()
     {
         let name = layer.as_str().unwrap_or_default().to_owned();
-        let path = inside(dir, &name)?;
-        let mut head = [0u8; 4];
-        let mut file = File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => SourceError::MissingBlob(name.clone()),
-            _ => read_error(&path)(e),
+        let path = inside(&dir, &name)?;
+        let (mut file, size) = files.open(&path).map_err(|r| {
+            SourceError::refused(format!("The archive's {name}"), &dir.join(&path), r)
         })?;
-        let n = file.read(&mut head).map_err(read_error(&path))?;
+        let mut head = [0u8; 4];
+        let n = file.read(&mut head).map_err(read_error(&dir.join(&path)))?;
         layers.push(Blob {
             path,
             digest: named_digest(&name),
-            size: None,
+            size,
             compression: Compression::sniff(&head[..n]),
         });
     }
     Ok(Image {
         config: Some(config),
+        files,
         layers,
         root: None,
-        scratch: Some(dir.to_path_buf()),
         id: config_digest
             .unwrap_or_else(|| format!("sha256:{}", hex(&Sha256::digest(&config_bytes)))),
     })
 }
 
-/// A file named in an archive's manifest, refused if it climbs out.
+/// A file named in an archive's manifest, as a path below the archive's
+/// directory; refused if it climbs out. Links on the way are refused when
+/// it is opened.
 fn inside(dir: &Path, name: &str) -> Result<PathBuf, SourceError> {
     let path = Path::new(name);
-    if path.is_absolute()
-        || path
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
         return Err(SourceError::Parse {
             what: "manifest.json",
@@ -415,16 +558,10 @@ fn inside(dir: &Path, name: &str) -> Result<PathBuf, SourceError> {
             message: format!("{name} is outside the archive"),
         });
     }
-    // A link in the archive must not lead to the building machine's files.
-    let joined = dir.join(path);
-    match (std::fs::canonicalize(&joined), std::fs::canonicalize(dir)) {
-        (Ok(real), Ok(base)) if !real.starts_with(&base) => Err(SourceError::Parse {
-            what: "manifest.json",
-            path: dir.join("manifest.json").display().to_string(),
-            message: format!("{name} leads outside the archive"),
-        }),
-        _ => Ok(joined),
-    }
+    Ok(path
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect())
 }
 
 /// `blobs/sha256/HEX` (Docker 25 and later) and `HEX.json` (a config of
@@ -434,41 +571,6 @@ fn named_digest(name: &str) -> Option<String> {
         .strip_prefix("blobs/sha256/")
         .or_else(|| name.strip_suffix(".json").filter(|n| !n.contains('/')))?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
-}
-
-/// A reader that hashes what passes through it, to check a layer's digest
-/// once it is applied.
-#[derive(Debug)]
-pub struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-    pub bytes: u64,
-}
-
-impl<R: Read> Hashing<R> {
-    pub fn new(inner: R) -> Self {
-        Hashing {
-            inner,
-            hash: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    /// Reads what the consumer left (tar stops at its end marker), then
-    /// returns the hex sha256 of everything.
-    pub fn finish(mut self) -> io::Result<(String, u64)> {
-        io::copy(&mut self, &mut io::sink())?;
-        Ok((hex(&self.hash.finalize()), self.bytes))
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
@@ -517,11 +619,6 @@ mod tests {
             verify("sha512:abc", None, b"x"),
             Err(SourceError::UnsupportedDigest(_))
         ));
-        let mut hashing = Hashing::new(&b"hello"[..]);
-        let mut first = [0u8; 2];
-        hashing.read_exact(&mut first).unwrap();
-        let (found, bytes) = hashing.finish().unwrap();
-        assert_eq!((format!("sha256:{found}"), bytes), (digest, 5));
-        assert!(blob_path(Path::new("/x"), "sha256:../../etc").is_err());
+        assert!(blob_path("sha256:../../etc").is_err());
     }
 }

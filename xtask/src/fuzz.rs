@@ -7,7 +7,7 @@ use crate::cmd;
 
 /// Seconds each target runs in `cargo xtask test`.
 pub const CI_SECONDS: u64 = 20;
-const TARGETS: &[&str] = &["cmdline", "metadata"];
+const TARGETS: &[&str] = &["cmdline", "metadata", "layer", "decompress"];
 
 /// Builds the fuzz targets and, with `seconds`, runs each that long.
 pub fn check(seconds: Option<u64>) -> Result<(), String> {

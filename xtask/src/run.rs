@@ -196,6 +196,7 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         kernel_modules: Some(modules),
         format: vminit_image::build::Format::Ext4,
         size_mib: None,
+        max_size_mib: None,
         vminit: kit.vminit.clone(),
         kernel: Some(kit.kernel.clone()),
         arch: kit.arch.name().to_owned(),

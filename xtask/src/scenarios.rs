@@ -291,6 +291,7 @@ fn build(kit: &Kit, work: &Path, extra_modules: &[&str], format: Format) -> Resu
         kernel_modules: Some(kernel::modules_dir(&kit.kernel)?),
         format,
         size_mib: None,
+        max_size_mib: None,
         vminit: kit.vminit.clone(),
         kernel: Some(kit.kernel.clone()),
         arch: std::env::consts::ARCH.to_owned(),

@@ -20,6 +20,10 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     // vminit-image's tests make and read ext4 images.
     ("mkfs.ext4", "e2fsprogs"),
     ("debugfs", "e2fsprogs"),
+    // ...and hostile images, under a memory limit and as another user.
+    ("prlimit", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("tar", "tar"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -1,0 +1,146 @@
+//! Helpers of the integration tests: images written byte by byte, and
+//! the binary run on them.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vminit-image-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tar layer from (path, contents or link target, kind).
+pub fn layer(entries: &[(&str, &str, char)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data, kind) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        match kind {
+            'd' => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder.append_data(&mut header, path, &[][..]).unwrap();
+            }
+            'l' => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, path, data).unwrap();
+            }
+            _ => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o755);
+                header.set_size(data.len() as u64);
+                builder
+                    .append_data(&mut header, path, data.as_bytes())
+                    .unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Writes a blob into an OCI layout; returns its descriptor.
+pub fn blob(layout: &Path, media: &str, bytes: &[u8]) -> Value {
+    let digest = hex(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(&digest), bytes).unwrap();
+    json!({"mediaType": media, "digest": format!("sha256:{digest}"), "size": bytes.len()})
+}
+
+pub const GZ_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// An OCI layout with the usual two layers and `config`.
+pub fn layout(name: &str, config: Value) -> PathBuf {
+    let dir = tempdir(name).join("layout");
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
+    let first = layer(&[
+        ("bin/", "", 'd'),
+        ("bin/app", "#!/bin/sh\necho app\n", 'f'),
+        ("etc/", "", 'd'),
+        ("etc/remove-me", "old", 'f'),
+        ("etc/keep", "keep", 'f'),
+        ("var/cache/", "", 'd'),
+        ("var/cache/old", "old", 'f'),
+        ("host-etc", "/etc", 'l'),
+    ]);
+    let second = layer(&[
+        ("etc/.wh.remove-me", "", 'f'),
+        ("var/cache/.wh..wh..opq", "", 'f'),
+        ("var/cache/new", "new", 'f'),
+        // Through an absolute link: lands in the image's /etc, not the host's.
+        ("host-etc/written-through-link", "inside", 'f'),
+    ]);
+    let layers = vec![
+        blob(&dir, GZ_LAYER, &gzip(&first)),
+        blob(&dir, "application/vnd.oci.image.layer.v1.tar", &second),
+    ];
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&first)), format!("sha256:{}", hex(&second))]},
+        "config": config,
+    });
+    let config = blob(
+        &dir,
+        "application/vnd.oci.image.config.v1+json",
+        config.to_string().as_bytes(),
+    );
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "config": config, "layers": layers});
+    let mut manifest_descriptor = blob(
+        &dir,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.to_string().as_bytes(),
+    );
+    manifest_descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    let index = json!({"schemaVersion": 2, "manifests": [manifest_descriptor]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    dir
+}
+
+pub fn build(source: &str, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vminit-image"))
+        .args(["build", source, "--output"])
+        .arg(out)
+        .args(["--vminit", "/bin/true"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+pub fn debugfs_cat(image: &Path, path: &str) -> String {
+    let output = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
