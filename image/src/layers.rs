@@ -28,7 +28,7 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use thiserror::Error;
 
-use crate::stream::{Compression, MAX_HEADERS, Meter, Metered, Tripped};
+use crate::stream::{Compression, Meter, Metered, Tripped, next_header};
 
 /// The most zero bytes read after a tar's end-of-archive marker: GNU tar
 /// pads to its 10 KiB record, Go's `archive/tar` writes none.
@@ -55,9 +55,7 @@ pub enum LayerError {
     BadWhiteout(String),
     #[error("The layer has data after the end of its tar archive: it would be applied in part")]
     TrailingData,
-    #[error(
-        "The layer has more than {MAX_TRAILING_ZEROS} zero bytes after the end of its tar archive"
-    )]
+    #[error("The layer has more than 1 MiB of zeros after the end of its tar archive")]
     TrailingZeros,
     #[error(
         "The layers unpack to more than {} MiB, this build's bound (--size, else --max-size or its default): give --max-size to raise it",
@@ -68,7 +66,7 @@ pub enum LayerError {
         "Layer entry {path} is a sparse file {size} bytes long with its holes, more than the 16 TiB an ext4 file can be"
     )]
     SparseTooLong { path: String, size: u64 },
-    #[error("An entry's headers (long names, PAX records) take more than {MAX_HEADERS} bytes")]
+    #[error("An entry's headers (long names, PAX records) take more than 1 MiB")]
     Headers,
     #[error("Stopped by a signal")]
     Stopped,
@@ -151,29 +149,6 @@ fn apply_entries<R: Read>(
     }
     meter.data();
     Ok(())
-}
-
-/// Where the header after `entry` starts in the stream: after its data,
-/// padded to a block. A GNU sparse entry's data in the archive is its
-/// header's size (or a PAX `size`), not the file's length.
-fn next_header<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
-    let in_archive = if entry.header().entry_type().is_gnu_sparse() {
-        let pax_size = entry.pax_extensions()?.and_then(|extensions| {
-            extensions
-                .flatten()
-                .find(|e| e.key().ok() == Some("size"))
-                .and_then(|e| e.value().ok()?.parse::<u64>().ok())
-        });
-        match pax_size {
-            Some(size) => size,
-            None => entry.header().entry_size()?,
-        }
-    } else {
-        entry.size()
-    };
-    Ok(entry
-        .raw_file_position()
-        .saturating_add(in_archive.saturating_add(511) & !511))
 }
 
 /// Applies one entry: a whiteout, an opaque directory, or a file of any kind.

@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
 use crate::files::{self, Files, MAX_DOCUMENT, Refusal};
-use crate::stream::{Compression, hex};
+use crate::stream::{Compression, Meter, Metered, Tripped, hex, next_header};
 
 /// The image's source, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,8 @@ pub enum SourceError {
     NotRegular { what: String, kind: &'static str },
     #[error("{what} is longer than {max} bytes, the most this tool reads of it")]
     TooLong { what: String, max: u64 },
+    #[error("Archive {0}: an entry's headers (long names, PAX records) take more than 1 MiB")]
+    ArchiveHeaders(String),
     #[error("Archive {archive}: entry {entry} {problem}")]
     ArchiveEntry {
         archive: String,
@@ -227,70 +229,97 @@ fn unpack(file: &Path, into: &Path) -> Result<Files, SourceError> {
         .map_err(read_error(into))?;
     let archive = File::open(file).map_err(read_error(file))?;
     let mut files = Files::new(into);
+    // The tar crate reads a GNU long name or PAX record whole: one entry's
+    // headers get a window, as in a layer.
+    let meter = Meter::new(u64::MAX, u64::MAX);
+    let reader = Metered::unhashed(io::BufReader::new(archive), meter.clone());
+    let mut archive = tar::Archive::new(reader);
+    let read_failed = |e: io::Error| match meter.tripped() {
+        Some(Tripped::Headers) => SourceError::ArchiveHeaders(file.display().to_string()),
+        _ => read_error(file)(e),
+    };
+    meter.headers_from(0);
+    for entry in archive.entries().map_err(read_error(file))? {
+        let mut entry = entry.map_err(read_failed)?;
+        meter.data();
+        let next = next_header(&mut entry).map_err(read_error(file))?;
+        unpack_entry(file, into, &mut entry, &mut files)?;
+        meter.headers_from(next);
+    }
+    Ok(files)
+}
+
+/// One entry of an image archive: a directory or regular file is made
+/// (owner-only), anything else recorded.
+fn unpack_entry<R: Read>(
+    file: &Path,
+    into: &Path,
+    entry: &mut tar::Entry<'_, R>,
+    files: &mut Files,
+) -> Result<(), SourceError> {
     let fail = |entry: &Path, problem| SourceError::ArchiveEntry {
         archive: file.display().to_string(),
         entry: entry.display().to_string(),
         problem,
     };
-    let mut archive = tar::Archive::new(io::BufReader::new(archive));
-    for entry in archive.entries().map_err(read_error(file))? {
-        let mut entry = entry.map_err(read_error(file))?;
-        let name = entry.path().map_err(read_error(file))?.into_owned();
-        let relative: PathBuf = name
-            .components()
-            .filter(|c| *c != Component::CurDir)
-            .collect();
-        if relative
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            return Err(fail(&name, "climbs out of the archive"));
-        }
-        if relative.as_os_str().is_empty() {
-            continue;
-        }
-        let target = into.join(&relative);
-        let kind = entry.header().entry_type();
-        match kind {
-            tar::EntryType::Directory => std::fs::DirBuilder::new()
-                .mode(0o700)
-                .recursive(true)
-                .create(&target)
-                .map_err(read_error(&target))?,
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if let Some(parent) = target.parent() {
-                    std::fs::DirBuilder::new()
-                        .mode(0o700)
-                        .recursive(true)
-                        .create(parent)
-                        .map_err(read_error(parent))?;
-                }
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&target)
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::AlreadyExists => fail(&name, "is in the archive twice"),
-                        _ => read_error(&target)(e),
-                    })?;
-                crate::stop::check().map_err(read_error(file))?;
-                io::copy(&mut entry, &mut out).map_err(read_error(file))?;
+    let name = entry.path().map_err(read_error(file))?.into_owned();
+    let relative: PathBuf = name
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect();
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err(fail(&name, "climbs out of the archive"));
+    }
+    if relative.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let target = into.join(&relative);
+    let kind = entry.header().entry_type();
+    match kind {
+        tar::EntryType::Directory => std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&target)
+            .map_err(read_error(&target))?,
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            if let Some(parent) = target.parent() {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .recursive(true)
+                    .create(parent)
+                    .map_err(read_error(parent))?;
             }
-            tar::EntryType::GNUSparse => return Err(fail(&name, "is a sparse file")),
-            other => {
-                let kind = match other {
-                    tar::EntryType::Symlink => "a symbolic link in the archive",
-                    tar::EntryType::Link => "a hard link in the archive",
-                    tar::EntryType::Char | tar::EntryType::Block => "a device in the archive",
-                    tar::EntryType::Fifo => "a FIFO in the archive",
-                    _ => "not a regular file in the archive",
-                };
-                files.not_extracted.insert(relative, kind);
+            // A name given twice: the later entry wins, as with tar(1).
+            // Only files made here can be there, never a link.
+            if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_file()) {
+                std::fs::remove_file(&target).map_err(read_error(&target))?;
             }
+            files.not_extracted.remove(&relative);
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&target)
+                .map_err(read_error(&target))?;
+            crate::stop::check().map_err(read_error(file))?;
+            io::copy(entry, &mut out).map_err(read_error(file))?;
+        }
+        tar::EntryType::GNUSparse => return Err(fail(&name, "is a sparse file")),
+        other => {
+            let kind = match other {
+                tar::EntryType::Symlink => "a symbolic link in the archive",
+                tar::EntryType::Link => "a hard link in the archive",
+                tar::EntryType::Char | tar::EntryType::Block => "a device in the archive",
+                tar::EntryType::Fifo => "a FIFO in the archive",
+                _ => "not a regular file in the archive",
+            };
+            files.not_extracted.insert(relative, kind);
         }
     }
-    Ok(files)
+    Ok(())
 }
 
 /// `sha256:HEX` → the blob's path in an OCI layout, below its directory.

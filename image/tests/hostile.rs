@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -264,8 +265,62 @@ fn zeros_after_a_layers_end_are_read_in_chunks_not_whole() {
     let file = docker_archive(&dir, &[("layer.tar.zst", blob)], "config.json", &[]);
     let out = dir.join("out");
     let result = build(&format!("docker-archive:{}", file.display()), &out, &[]);
-    assert_refused(&result, "zero bytes after the end of its tar archive");
+    assert_refused(
+        &result,
+        "more than 1 MiB of zeros after the end of its tar archive",
+    );
     assert_nothing_left(&out);
+}
+
+/// A GNU long-name header that says the next entry's name is `size`
+/// bytes long.
+fn long_name_header(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_size(size);
+    header.set_cksum();
+    header
+}
+
+#[test]
+fn a_giant_long_name_is_refused_not_held() {
+    // In a layer: a 2 GiB name of zeros, in a zstd layer of 100 KB.
+    let mut blob = zstd(long_name_header(2 << 30).as_bytes());
+    blob.extend(zstd_zeros(2 << 30));
+    let (dir, ..) = oci(
+        "long-name-layer",
+        &[(ZSTD_LAYER, blob)],
+        &[format!("sha256:{}", "0".repeat(64))],
+    );
+    let out = dir.with_file_name("out");
+    let result = build(&format!("oci:{}", dir.display()), &out, &[]);
+    assert_refused(
+        &result,
+        "headers (long names, PAX records) take more than 1 MiB",
+    );
+    assert_nothing_left(&out);
+    // In a docker-archive: the same header first, its 2 GiB a hole in a
+    // sparse file.
+    let dir = tempdir("long-name-archive");
+    let file = dir.join("image.tar");
+    let mut archive = std::fs::File::create(&file).unwrap();
+    archive
+        .write_all(long_name_header(2 << 30).as_bytes())
+        .unwrap();
+    archive.set_len(512 + (2 << 30) + 1024).unwrap();
+    drop(archive);
+    let result = build(
+        &format!("docker-archive:{}", file.display()),
+        &dir.join("out"),
+        &[],
+    );
+    assert_refused(
+        &result,
+        "headers (long names, PAX records) take more than 1 MiB",
+    );
+    assert_nothing_left(&dir.join("out"));
 }
 
 #[test]
