@@ -13,7 +13,10 @@
 //! What an image can make this do is bounded ([`crate::stream::Meter`]):
 //! the uncompressed streams of all layers together by the build's limit,
 //! one entry's headers by [`crate::stream::MAX_HEADERS`], the zeros after
-//! a tar's end by [`MAX_TRAILING_ZEROS`]. A sparse entry is written with
+//! a tar's end by [`MAX_TRAILING_ZEROS`]. A stream may end right after an
+//! entry's data, without the padding or the end marker, as Go's
+//! `archive/tar` (Docker, containerd, umoci) accepts; one cut inside an
+//! entry's data is refused, naming the entry. A sparse entry is written with
 //! its holes as holes (they cost neither time nor disk), and may be at
 //! most [`MAX_SPARSE_LENGTH`] long, holes included.
 
@@ -28,7 +31,7 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use thiserror::Error;
 
-use crate::stream::{Compression, Meter, Metered, Tripped, next_header};
+use crate::stream::{Compression, Meter, Metered, Tripped, entry_end};
 
 /// The most zero bytes read after a tar's end-of-archive marker: GNU tar
 /// pads to its 10 KiB record, Go's `archive/tar` writes none.
@@ -70,6 +73,8 @@ pub enum LayerError {
     Headers,
     #[error("Stopped by a signal")]
     Stopped,
+    #[error("Layer entry {0} is cut short: the layer ends inside its data")]
+    Cut(String),
 }
 
 /// What applying a layer did.
@@ -143,8 +148,9 @@ fn apply_entries<R: Read>(
     for entry in entries {
         let mut entry = entry.map_err(LayerError::Read)?;
         meter.data();
-        let next_header = next_header(&mut entry).map_err(LayerError::Read)?;
+        let (data_end, next_header) = entry_end(&mut entry).map_err(LayerError::Read)?;
         apply_entry(root, &mut entry, meter, &mut made, applied)?;
+        meter.padding(data_end, next_header);
         meter.headers_from(next_header);
     }
     meter.data();
@@ -221,7 +227,7 @@ fn apply_entry<R: Read>(
         remove_any(&target).map_err(fail("replace what was there"))?;
     }
     made.insert(target.clone());
-    if make(root, entry, &target, &name)? {
+    if make(root, entry, &target, &name, meter)? {
         set_attributes(&target, entry, kind).map_err(fail("set its owner, mode or times"))?;
     }
     applied.entries += 1;
@@ -235,6 +241,7 @@ fn make<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     target: &Path,
     name: &str,
+    meter: &Meter,
 ) -> Result<bool, LayerError> {
     let fail = |what: &'static str| {
         move |source| LayerError::Entry {
@@ -277,7 +284,13 @@ fn make<R: Read>(
         // The tar crate writes a sparse entry's holes by seeking past
         // them: they stay holes.
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-            entry.unpack(target).map_err(fail("write it"))?;
+            entry.unpack(target).map_err(|source| {
+                if meter.ended() && meter.tripped().is_none() {
+                    LayerError::Cut(name.to_owned())
+                } else {
+                    fail("write it")(source)
+                }
+            })?;
         }
         tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
             make_node(target, entry.header()).map_err(fail("create the device node"))?;
@@ -447,6 +460,7 @@ fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest as _;
 
     fn unbounded() -> Rc<Meter> {
         Meter::new(u64::MAX, u64::MAX)
@@ -590,6 +604,39 @@ mod tests {
         assert_eq!(fs::read_to_string(root.join("z")).unwrap(), "zstd");
         fs::remove_dir_all(&root).unwrap();
         assert_eq!(Compression::sniff(b"ustar"), Compression::None);
+    }
+
+    #[test]
+    fn a_stream_may_end_after_an_entrys_data_but_not_inside_it() {
+        let root = root("ends");
+        let full = layer(|b| file(b, "etc/motd", &"m".repeat(49)));
+        let digest = |bytes: &[u8]| crate::stream::hex(&sha2::Sha256::digest(bytes));
+        // umoci's `insert`: one header and 49 bytes, no padding, no end;
+        // then with the padding but no end marker.
+        for cut in [512 + 49, 1024] {
+            let applied = apply(&root, &full[..cut], Compression::None, &unbounded()).unwrap();
+            assert_eq!(applied.entries, 1);
+            assert_eq!(
+                applied.diff_id,
+                digest(&full[..cut]),
+                "only real bytes hashed"
+            );
+            assert_eq!(
+                fs::read_to_string(root.join("etc/motd")).unwrap(),
+                "m".repeat(49)
+            );
+        }
+        // Cut inside the data, or inside the next header: refused.
+        let two = layer(|b| {
+            file(b, "a", &"a".repeat(600));
+            file(b, "b", "b");
+        });
+        assert!(matches!(
+            apply(&root, &two[..512 + 550], Compression::None, &unbounded()),
+            Err(LayerError::Cut(name)) if name == "a"
+        ));
+        assert!(apply(&root, &two[..1536 + 100], Compression::None, &unbounded()).is_err());
+        fs::remove_dir_all(&root).unwrap();
     }
 
     fn entry(builder: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, mode: u32) {

@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
 use crate::files::{self, Files, MAX_DOCUMENT, Refusal};
-use crate::stream::{Compression, Meter, Metered, Tripped, hex, next_header};
+use crate::stream::{Compression, Meter, Metered, Tripped, entry_end, hex};
 
 /// The image's source, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +242,7 @@ fn unpack(file: &Path, into: &Path) -> Result<Files, SourceError> {
     for entry in archive.entries().map_err(read_error(file))? {
         let mut entry = entry.map_err(read_failed)?;
         meter.data();
-        let next = next_header(&mut entry).map_err(read_error(file))?;
+        let (_, next) = entry_end(&mut entry).map_err(read_error(file))?;
         unpack_entry(file, into, &mut entry, &mut files)?;
         meter.headers_from(next);
     }

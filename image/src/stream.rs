@@ -76,6 +76,11 @@ pub struct Meter {
     /// entry's data is read.
     headers_until: Cell<u64>,
     tripped: Cell<Option<Tripped>>,
+    /// Where the stream may end early: from the end of the last entry's
+    /// data to the next header, the padding missing is read as zeros.
+    padding: Cell<(u64, u64)>,
+    /// Whether the stream has ended.
+    ended: Cell<bool>,
 }
 
 impl Meter {
@@ -87,6 +92,8 @@ impl Meter {
             read: Cell::new(0),
             headers_until: Cell::new(u64::MAX),
             tripped: Cell::new(None),
+            padding: Cell::new((0, 0)),
+            ended: Cell::new(false),
         })
     }
 
@@ -114,6 +121,19 @@ impl Meter {
     /// An entry's data is read: no header bound.
     pub fn data(&self) {
         self.headers_until.set(u64::MAX);
+    }
+
+    /// The last entry's data ends at `data_end`, and its padding runs to
+    /// `next_header`: a stream that ends in between (as Go's
+    /// `archive/tar` and umoci allow, with neither padding nor end marker)
+    /// is read as if padded with zeros, which are not hashed.
+    pub fn padding(&self, data_end: u64, next_header: u64) {
+        self.padding.set((data_end, next_header));
+    }
+
+    /// Whether the stream has ended (a read returned nothing).
+    pub fn ended(&self) -> bool {
+        self.ended.get()
     }
 
     /// What tripped, if anything did.
@@ -167,10 +187,11 @@ impl<R: Read> Metered<R> {
     }
 }
 
-/// Where the tar header after `entry` starts in the stream: after its
-/// data, padded to a block. A GNU sparse entry's data in the archive is
-/// its header's size (or a PAX `size`), not the file's length.
-pub fn next_header<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
+/// Where `entry`'s data ends in the stream, and where the tar header
+/// after it starts (its data padded to a block). A GNU sparse entry's data
+/// in the archive is its header's size (or a PAX `size`), not the file's
+/// length.
+pub fn entry_end<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<(u64, u64)> {
     let in_archive = if entry.header().entry_type().is_gnu_sparse() {
         let pax_size = entry.pax_extensions()?.and_then(|extensions| {
             extensions
@@ -185,9 +206,11 @@ pub fn next_header<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
     } else {
         entry.size()
     };
-    Ok(entry
-        .raw_file_position()
-        .saturating_add(in_archive.saturating_add(511) & !511))
+    let start = entry.raw_file_position();
+    Ok((
+        start.saturating_add(in_archive),
+        start.saturating_add(in_archive.saturating_add(511) & !511),
+    ))
 }
 
 impl<R: Read> Read for Metered<R> {
@@ -203,6 +226,16 @@ impl<R: Read> Read for Metered<R> {
             .max(1);
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 && want > 0 {
+            self.meter.ended.set(true);
+            let (from, to) = self.meter.padding.get();
+            if (from..to).contains(&read) {
+                let zeros = want.min(usize::try_from(to - read).unwrap_or(usize::MAX));
+                buf[..zeros].fill(0);
+                self.meter.read.set(read + zeros as u64);
+                return Ok(zeros);
+            }
+        }
         if let Some(hash) = &mut self.hash {
             hash.update(&buf[..n]);
         }

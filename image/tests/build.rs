@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{build, debugfs_cat, hex, layer, layout, stderr, tempdir};
+use common::{build, debugfs_cat, hex, layer, layout, oci, stderr, tempdir};
 use serde_json::{Value, json};
 
 #[test]
@@ -168,6 +168,49 @@ fn a_docker_save_archive_builds_too() {
     let result = build(&format!("docker-archive:{}", file.display()), &out, &[]);
     assert!(result.status.success(), "{}", stderr(&result));
     assert_eq!(debugfs_cat(&out.join("rootfs.ext4"), "/bin/app"), "x");
+}
+
+#[test]
+fn a_layer_that_ends_after_its_last_entrys_data_is_applied() {
+    // As umoci 0.4.7's `insert` writes it: one header and 49 bytes of data,
+    // with neither the padding to 512 nor the end marker (561 bytes).
+    let full = layer(&[("etc/motd", &"m".repeat(49), 'f')]);
+    for (name, cut) in [("no-padding", 561), ("no-end-marker", 1024)] {
+        let blob = full[..cut].to_vec();
+        let diff_id = format!("sha256:{}", hex(&blob));
+        let (dir, ..) = oci(
+            name,
+            &[("application/vnd.oci.image.layer.v1.tar", blob)],
+            &[diff_id],
+        );
+        let out = dir.with_file_name("out");
+        let result = build(&format!("oci:{}", dir.display()), &out, &[]);
+        assert!(result.status.success(), "{name}: {}", stderr(&result));
+        assert_eq!(
+            debugfs_cat(&out.join("rootfs.ext4"), "/etc/motd"),
+            "m".repeat(49)
+        );
+    }
+    // Cut inside the data: refused, naming the entry.
+    let blob = full[..540].to_vec();
+    let diff_id = format!("sha256:{}", hex(&blob));
+    let (dir, ..) = oci(
+        "cut",
+        &[("application/vnd.oci.image.layer.v1.tar", blob)],
+        &[diff_id],
+    );
+    let result = build(
+        &format!("oci:{}", dir.display()),
+        &dir.with_file_name("out"),
+        &[],
+    );
+    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+    assert!(
+        stderr(&result)
+            .contains("Layer entry etc/motd is cut short: the layer ends inside its data"),
+        "{}",
+        stderr(&result)
+    );
 }
 
 #[test]

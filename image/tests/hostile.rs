@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{hex, layer, stderr, tempdir};
-use serde_json::{Value, json};
+use common::{hex, layer, oci, stderr, tempdir};
+use serde_json::json;
 
 /// The address space the builder runs in.
 const MEMORY: &str = "--as=1073741824";
@@ -82,47 +82,6 @@ fn assert_nothing_left(out: &Path) {
             out.display()
         );
     }
-}
-
-/// An OCI layout of one image with `layers` (media type, blob) whose
-/// DiffIDs are `diff_ids`; returns it with the config's and the layers'
-/// blob paths.
-fn oci(
-    name: &str,
-    layers: &[(&str, Vec<u8>)],
-    diff_ids: &[String],
-) -> (PathBuf, PathBuf, Vec<PathBuf>) {
-    let dir = tempdir(name).join("layout");
-    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
-    let descriptors: Vec<Value> = layers
-        .iter()
-        .map(|(media, bytes)| common::blob(&dir, media, bytes))
-        .collect();
-    let config = json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {"Cmd": ["/app"]}});
-    let config = common::blob(
-        &dir,
-        "application/vnd.oci.image.config.v1+json",
-        config.to_string().as_bytes(),
-    );
-    let path = |descriptor: &Value| {
-        let digest = descriptor["digest"].as_str().unwrap();
-        dir.join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap())
-    };
-    let config_path = path(&config);
-    let layer_paths = descriptors.iter().map(path).collect();
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                          "config": config, "layers": descriptors});
-    let manifest = common::blob(
-        &dir,
-        "application/vnd.oci.image.manifest.v1+json",
-        manifest.to_string().as_bytes(),
-    );
-    let index = json!({"schemaVersion": 2, "manifests": [manifest]});
-    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-    (dir, config_path, layer_paths)
 }
 
 /// A small good layer, its blob and its DiffID.
