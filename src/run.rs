@@ -20,6 +20,7 @@ use crate::config::error::{ConfigError, Source, escape};
 use crate::config::mounts::DEFAULT_WAIT;
 use crate::config::net::NetSettings;
 use crate::config::settings::{LogTarget, Shutdown};
+use crate::config::signals;
 use crate::config::user::UserSpec;
 use crate::config::{self, CmdlineInput, Config, FileId, cmdline};
 use crate::machine::power_button::PowerButton;
@@ -434,7 +435,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     } else {
         Scope::Descendants
     };
-    let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal());
+    let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal())
+        .with_stop_signal(config.stop_signal, ending.vm);
     if let Some(button) = power_button {
         supervisor = supervisor.with_power_button(button);
     }
@@ -448,7 +450,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         let _ = tty::set_foreground(tty::own_group());
     }
     if let Some(s) = outcome.signal() {
-        info!("the application was killed by {}", signal::name(s));
+        info!("the application was killed by {}", signals::name(s));
     }
     ending.record(outcome.exit_code(), outcome.signal());
     supervisor.stop_everything();

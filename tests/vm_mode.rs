@@ -16,6 +16,12 @@ use serde_json::Value;
 /// fresh host directory so the status file can be read afterwards. Without
 /// `--cmdline`, vminit would read this host's own kernel command line.
 fn vm(name: &str, args: &[&str]) -> (Run, PathBuf) {
+    let (command, status) = vm_command(name, args);
+    (run(command), status)
+}
+
+/// The command [`vm`] runs, and where its status file will be.
+fn vm_command(name: &str, args: &[&str]) -> (std::process::Command, PathBuf) {
     let run_dir = common::tempdir(&format!("vm-{name}"));
     let mut command = common::pid1_namespace();
     command
@@ -29,7 +35,7 @@ fn vm(name: &str, args: &[&str]) -> (Run, PathBuf) {
         command.args(["--cmdline", "console=ttyS0"]);
     }
     command.args(args);
-    (run(command), run_dir.join("vminit/status.json"))
+    (command, run_dir.join("vminit/status.json"))
 }
 
 fn exit_lines(result: &Run) -> Vec<&str> {
@@ -223,4 +229,76 @@ fn volumes_are_mounted_parents_first_and_a_failed_one_stops_the_boot() {
         "{result:#?}"
     );
     assert!(!result.stdout.contains("app-ran"));
+}
+
+#[test]
+fn a_graceful_stop_sends_the_stop_signal_in_vm_mode_only() {
+    // The image's StopSignal (PostgreSQL's SIGINT): SIGTERM to vminit as a
+    // VM's init is a graceful stop, and the app gets its stop signal. In a
+    // container the engine sends the stop signal itself: SIGTERM stays
+    // SIGTERM.
+    let app = "trap 'echo got-INT; exit 42' INT; trap 'echo got-TERM; exit 43' TERM; \
+               echo ready; while :; do sleep 0.1; done";
+    let (command, _) = vm_command(
+        "stop-signal",
+        &["--stop-signal", "SIGINT", "--", "sh", "-c", app],
+    );
+    let mut child = common::spawn(command);
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    common::wait_for_line(&mut out, "ready");
+    common::send(common::vminit_pid(&child, true), libc::SIGTERM);
+    common::wait_for_line(&mut out, "got-INT");
+    child.stdout = Some(out.into_inner());
+    let result = common::finish(child, std::time::Duration::from_secs(30));
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=42"], "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("SIGTERM: sending the stop signal SIGINT"),
+        "{result:#?}"
+    );
+
+    for pid1 in [false, true] {
+        let mut command = if pid1 {
+            common::vminit_pid1(&[])
+        } else {
+            common::vminit(&[])
+        };
+        command.args(["--stop-signal", "INT", "--", "sh", "-c", app]);
+        let mut child = common::spawn(command);
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        common::wait_for_line(&mut out, "ready");
+        common::send(common::vminit_pid(&child, pid1), libc::SIGTERM);
+        common::wait_for_line(&mut out, "got-TERM");
+        child.stdout = Some(out.into_inner());
+        let result = common::finish(child, std::time::Duration::from_secs(30));
+        assert_eq!(result.code(), 43, "pid1={pid1}: {result:#?}");
+    }
+}
+
+#[test]
+fn the_stop_signal_is_checked_and_shown() {
+    let result = run(common::vminit(&[
+        "--check",
+        "--cmdline",
+        "vminit.stop_signal=quit",
+        "--",
+        "true",
+    ]));
+    let json: Value = serde_json::from_str(&result.stdout).expect("--check prints JSON");
+    assert_eq!(json["vminit"]["stop_signal"], "SIGQUIT", "{result:#?}");
+    let result = run(common::vminit(&[
+        "--check",
+        "--cmdline",
+        "vminit.stop_signal=SIGNOPE",
+        "--",
+        "true",
+    ]));
+    assert_eq!(result.code(), 2, "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("vminit.stop_signal: must be a signal name such as SIGINT or INT"),
+        "{result:#?}"
+    );
 }

@@ -28,7 +28,8 @@ checked against its digest and size.
 DIR then holds:
   rootfs.ext4 | rootfs.erofs   the root disk (read-only; vminit puts a tmpfs overlay over it)
   metadata.json                the image's config as vminit's metadata: Entrypoint + Cmd
-                               (or COMMAND) as argv, Env as env, WorkingDir, User
+                               (or COMMAND) as argv, Env as env, WorkingDir, User,
+                               StopSignal (what the power button sends the app)
   initramfs.cpio.gz            vminit as /init, the metadata file, and with
                                --kernel-modules the modules the root needs
   cmdline                      the kernel command line that boots it

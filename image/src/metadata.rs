@@ -1,6 +1,6 @@
 //! The image's configuration as vminit's metadata file: `Entrypoint` and
 //! `Cmd` become `argv`, `Env` `env`, `WorkingDir` `working_dir`, `User`
-//! `vminit.user`, checked by vminit's own rules so that the boot cannot
+//! `vminit.user`, `StopSignal` `vminit.stop_signal`, checked by vminit's own rules so that the boot cannot
 //! refuse what the builder wrote.
 
 use oci_spec::image::ImageConfiguration;
@@ -85,11 +85,23 @@ pub fn metadata(
         );
         metadata.insert("working_dir".into(), Value::String(clean));
     }
+    let mut settings = Map::new();
     if let Some(user) = image
         .and_then(|c| c.user().as_ref())
         .filter(|u| !u.is_empty())
     {
-        metadata.insert("vminit".into(), json!({"user": user}));
+        settings.insert("user".into(), json!(user));
+    }
+    // What the power button and a graceful stop send (PostgreSQL: SIGINT,
+    // nginx: SIGQUIT), as `docker stop` sends it.
+    if let Some(signal) = image
+        .and_then(|c| c.stop_signal().as_ref())
+        .filter(|s| !s.is_empty())
+    {
+        settings.insert("stop_signal".into(), json!(signal));
+    }
+    if !settings.is_empty() {
+        metadata.insert("vminit".into(), Value::Object(settings));
     }
     // What vminit would refuse at boot is refused here, by its own parser
     // (whose messages never show a value).
@@ -119,14 +131,15 @@ mod tests {
     fn the_config_becomes_the_metadata_file() {
         let image = config(&format!(
             r#"{{{BASE}, "config": {{"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["nginx", "-g", "daemon off;"],
-                "Env": ["PATH=/usr/sbin:/usr/bin", "NGINX_VERSION=1.25"], "WorkingDir": "/srv/", "User": "101:101"}}}}"#
+                "Env": ["PATH=/usr/sbin:/usr/bin", "NGINX_VERSION=1.25"], "WorkingDir": "/srv/", "User": "101:101",
+                "StopSignal": "SIGQUIT"}}}}"#
         ));
         let metadata = metadata(Some(&image), &[]).unwrap();
         assert_eq!(
             metadata,
             json!({"argv": ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"],
                    "env": {"PATH": "/usr/sbin:/usr/bin", "NGINX_VERSION": "1.25"},
-                   "working_dir": "/srv", "vminit": {"user": "101:101"}})
+                   "working_dir": "/srv", "vminit": {"user": "101:101", "stop_signal": "SIGQUIT"}})
         );
         // The metadata file is what vminit itself accepts.
         let text = serde_json::to_vec(&metadata).unwrap();
@@ -184,6 +197,14 @@ mod tests {
         );
         assert!(
             error.contains("vminit.user: must be uid[:gid] or name[:group]"),
+            "{error}"
+        );
+        let bad_signal = config(&format!(
+            r#"{{{BASE}, "config": {{"Cmd": ["x"], "StopSignal": "SIGNOPE"}}}}"#
+        ));
+        let error = metadata(Some(&bad_signal), &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("vminit.stop_signal: must be a signal name"),
             "{error}"
         );
     }

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::config::signals;
 use crate::machine::power_button::PowerButton;
 use crate::sys::process::{self, Reaped};
 use crate::sys::{signal, tty};
@@ -74,9 +75,15 @@ pub struct Supervisor {
     app_reaped: bool,
     /// Watched in VM mode: a press stops the app as SIGTERM does.
     power_button: Option<PowerButton>,
-    /// The app has had its SIGTERM (forwarded, or for a press): a second
-    /// one is not sent, so that a stop is never doubled.
+    /// The app has had its stop signal (for a SIGTERM, or a press): a
+    /// second one is not sent, so that a stop is never doubled.
     terminated: bool,
+    /// What a graceful stop sends the app: the image's `StopSignal`.
+    stop_signal: i32,
+    /// Whether SIGTERM to vminit is a graceful stop that the app gets as
+    /// `stop_signal` (VM mode). A container engine sends the image's stop
+    /// signal itself, and vminit forwards what it gets.
+    sigterm_stops: bool,
 }
 
 impl Supervisor {
@@ -91,7 +98,17 @@ impl Supervisor {
             app_reaped: false,
             power_button: None,
             terminated: false,
+            stop_signal: libc::SIGTERM,
+            sigterm_stops: false,
         }
+    }
+
+    /// Stops gracefully with `signal`: a power-button press, and with
+    /// `sigterm_stops` a SIGTERM to vminit, send it to the app.
+    pub fn with_stop_signal(mut self, signal: i32, sigterm_stops: bool) -> Self {
+        self.stop_signal = signal;
+        self.sigterm_stops = sigterm_stops;
+        self
     }
 
     /// Watches `button` while the app runs.
@@ -152,18 +169,19 @@ impl Supervisor {
             return;
         }
         info!(
-            "power button pressed: sending SIGTERM, then SIGKILL after {:?}",
+            "power button pressed: sending {}, then SIGKILL after {:?}",
+            signals::name(self.stop_signal),
             self.grace
         );
         self.deadline.get_or_insert(Instant::now() + self.grace);
         self.terminated = true;
-        self.forward(libc::SIGTERM);
+        self.forward(self.stop_signal);
     }
 
-    fn on_signal(&mut self, signal: i32) {
-        match signal {
+    fn on_signal(&mut self, received: i32) {
+        match received {
             libc::SIGCHLD => return,
-            // One stop at a time: the app got its SIGTERM and its grace
+            // One stop at a time: the app got its stop signal and its grace
             // period runs (a second `docker stop`, or SIGTERM after a press).
             libc::SIGTERM if self.terminated || self.killed => {
                 debug!("SIGTERM again: the application is already stopping");
@@ -172,7 +190,7 @@ impl Supervisor {
             libc::SIGTERM | libc::SIGINT if self.deadline.is_none() => {
                 debug!(
                     "{} starts the {:?} grace period",
-                    signal::name(signal),
+                    signals::name(received),
                     self.grace
                 );
                 self.deadline = Some(Instant::now() + self.grace);
@@ -183,8 +201,21 @@ impl Supervisor {
             }
             _ => {}
         }
-        debug!("forwarding {}", signal::name(signal));
-        self.terminated |= signal == libc::SIGTERM;
+        let signal = if received == libc::SIGTERM && self.sigterm_stops {
+            self.stop_signal
+        } else {
+            received
+        };
+        if signal == received {
+            debug!("forwarding {}", signals::name(signal));
+        } else {
+            info!(
+                "{}: sending the stop signal {}",
+                signals::name(received),
+                signals::name(signal)
+            );
+        }
+        self.terminated |= received == libc::SIGTERM;
         self.forward(signal);
     }
 
@@ -236,7 +267,7 @@ impl Supervisor {
     /// -it`), or without a job-control shell above, nobody would ever send
     /// SIGCONT: vminit resumes the app itself.
     fn on_app_stopped(&mut self, signal: i32) {
-        debug!("the application stopped on {}", signal::name(signal));
+        debug!("the application stopped on {}", signals::name(signal));
         let by_terminal = matches!(signal, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU);
         if !(by_terminal && self.job_control) {
             return;
@@ -308,7 +339,7 @@ impl Supervisor {
             {
                 info!(
                     "{} while the rest stops: no more grace",
-                    signal::name(r.signal)
+                    signals::name(r.signal)
                 );
                 return false;
             }

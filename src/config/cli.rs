@@ -31,7 +31,11 @@ Options:
   -e, --env KEY=VALUE       set a variable for the application (repeatable)
   -w, --workdir DIR         run the application in DIR (absolute, clean path)
       --metadata PATH       read configuration from this JSON file
-      --grace SECONDS       time between SIGTERM and SIGKILL (default 10)
+      --grace SECONDS       time between the stop signal and SIGKILL (default 10)
+      --stop-signal SIG     what a graceful stop sends the application first: the
+                            power button, or SIGTERM to vminit as a VM's init
+                            (default SIGTERM; e.g. SIGINT, QUIT, 3); Ctrl-Alt-Del
+                            sends SIGINT
   -v, --verbose             log at debug level (same as --verbosity debug)
   -q, --quiet               log errors only (same as --verbosity quiet)
       --verbosity LEVEL     quiet, info or debug (default info)
@@ -109,6 +113,7 @@ fn utf8(option: &str, value: OsString) -> Result<String, ConfigError> {
 /// Options that set the `vminit.*` setting of the same meaning.
 const SETTING_OPTIONS: &[(&str, &str)] = &[
     ("--grace", "grace"),
+    ("--stop-signal", "stop_signal"),
     ("--verbosity", "verbosity"),
     ("--log-target", "log_target"),
     ("--shutdown", "shutdown"),
@@ -250,6 +255,7 @@ const TAKES_VALUE: &[&str] = &[
     "--workdir",
     "--metadata",
     "--grace",
+    "--stop-signal",
     "--verbosity",
     "--log-target",
     "--shutdown",

@@ -200,7 +200,7 @@ fn set_mount(settings: &mut Settings, volume: &str, spec: &Value) -> Result<(), 
 /// The settings that take `true`/`false`.
 const FLAGS: &[&str] = &["no_new_privs", "delete_metadata", "power_button", "root.rw"];
 /// The settings that take numbers as well as strings.
-const NUMBERS: &[&str] = &["grace", "net.mtu", "root.wait"];
+const NUMBERS: &[&str] = &["grace", "stop_signal", "net.mtu", "root.wait"];
 /// The settings that take lists: an array of strings, or one string with ','.
 const LISTS: &[&str] = &[
     "modules",

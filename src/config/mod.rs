@@ -26,6 +26,7 @@ pub mod modules;
 pub mod mounts;
 pub mod net;
 pub mod settings;
+pub mod signals;
 pub mod user;
 pub mod validate;
 
@@ -59,6 +60,9 @@ pub struct Config {
     pub workdir: Option<String>,
     pub metadata: Option<String>,
     pub grace: Duration,
+    /// What a graceful stop (power button, SIGTERM to PID 1 in VM mode)
+    /// sends the app first: the image's `StopSignal`, else SIGTERM.
+    pub stop_signal: i32,
     pub verbosity: Verbosity,
     pub log_target: LogTarget,
     pub shutdown: Shutdown,
@@ -114,6 +118,7 @@ pub fn merge(layers: &[&Layer]) -> Config {
         workdir,
         metadata,
         grace: settings.grace.unwrap_or(DEFAULT_GRACE),
+        stop_signal: settings.stop_signal.unwrap_or(libc::SIGTERM),
         verbosity: settings.verbosity.unwrap_or_default(),
         log_target: settings.log_target.unwrap_or_default(),
         shutdown: settings.shutdown.unwrap_or_default(),
@@ -324,6 +329,7 @@ impl Config {
             "metadata": self.metadata,
             "vminit": {
                 "grace": self.grace.as_secs_f64(),
+                "stop_signal": signals::name(self.stop_signal),
                 "verbosity": self.verbosity.name(),
                 "log_target": self.log_target.name(),
                 "shutdown": self.shutdown.name(),

@@ -13,12 +13,14 @@ use crate::config::limits::{self, Limit};
 use crate::config::modules;
 use crate::config::mounts::{self, RootSettings, Volumes};
 use crate::config::net::NetSettings;
+use crate::config::signals;
 use crate::config::user::{self, UserSpec};
 use crate::config::validate;
 
 /// Every setting name, as written after `vminit.` or inside `"vminit"`.
 pub const NAMES: &[&str] = &[
     "grace",
+    "stop_signal",
     "verbosity",
     "log_target",
     "shutdown",
@@ -87,6 +89,8 @@ pub enum Shutdown {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     pub grace: Option<Duration>,
+    /// What a graceful stop sends the app first (default SIGTERM).
+    pub stop_signal: Option<i32>,
     pub verbosity: Option<Verbosity>,
     pub log_target: Option<LogTarget>,
     pub shutdown: Option<Shutdown>,
@@ -118,6 +122,7 @@ impl Settings {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), Problem> {
         match name {
             "grace" => self.grace = Some(parse_grace(value)?),
+            "stop_signal" => self.stop_signal = Some(signals::parse(value)?),
             "verbosity" => self.verbosity = Some(parse_verbosity(value)?),
             "log_target" => {
                 self.log_target = Some(match value {
@@ -164,6 +169,7 @@ impl Settings {
     /// Overlays `other` (higher precedence) on `self`.
     pub fn overlay(&mut self, other: &Settings) {
         self.grace = other.grace.or(self.grace);
+        self.stop_signal = other.stop_signal.or(self.stop_signal);
         self.verbosity = other.verbosity.or(self.verbosity);
         self.log_target = other.log_target.or(self.log_target);
         self.shutdown = other.shutdown.or(self.shutdown);

@@ -181,48 +181,6 @@ pub fn send(pid: i32, signal: i32) -> io::Result<()> {
     }
 }
 
-/// A signal's conventional name, for log lines.
-pub fn name(signal: i32) -> String {
-    let names = [
-        "",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    match usize::try_from(signal).ok().and_then(|i| names.get(i)) {
-        Some(name) if !name.is_empty() => (*name).to_owned(),
-        _ => format!("signal {signal}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,13 +190,5 @@ mod tests {
         // The test runner may ignore some signals, but never SIGKILL.
         let mask = ignored().expect("/proc is mounted");
         assert_eq!(mask & (1 << (libc::SIGKILL - 1)), 0);
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(name(libc::SIGTERM), "SIGTERM");
-        assert_eq!(name(libc::SIGSYS), "SIGSYS");
-        assert_eq!(name(40), "signal 40");
-        assert_eq!(name(0), "signal 0");
     }
 }
