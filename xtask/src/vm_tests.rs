@@ -756,6 +756,23 @@ fn cases(arch: Arch) -> Vec<Case> {
             },
         },
         Case {
+            name: "the_power_button_sends_the_stop_signal",
+            image: Image::Normal,
+            // PostgreSQL's StopSignal: SIGINT is its fast shutdown.
+            cmdline: line(format!(
+                "vminit.modules={} vminit.grace=5 vminit.stop_signal=SIGINT -- /bin/sh -c \
+                 \"trap 'echo got-term; exit 43' TERM; trap 'echo got-int; exit 42' INT; \
+                 echo button-ready; while :; do sleep 0.1; done\"",
+                arch.power_button_modules().join(",")
+            )),
+            qmp_after: &[("button-ready", qemu::POWER_BUTTON)],
+            devices: &[],
+            check: |c, _| {
+                expect(c, 42)?;
+                require(c, &["power button pressed: sending SIGINT", "got-int"])
+            },
+        },
+        Case {
             name: "power_button_0_leaves_the_button_alone",
             image: Image::Normal,
             cmdline: line(format!(
