@@ -360,6 +360,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
             env.push(("HOME".into(), identity.home.clone().into()));
         }
     }
+    // A real VM's kernel gives 1024:4096; a namespace keeps what it has.
+    if ending.real_machine && !config.rlimits.contains_key("nofile") {
+        machine::set_default_nofile();
+    }
     let limits: Vec<RawLimit> = config
         .rlimits
         .iter()
@@ -391,7 +395,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         return ending.finish(EXIT_CANNOT_RUN, None);
     }
     if let Some(dir) = &config.workdir {
-        if !Path::new(dir).is_dir() {
+        let there = Path::new(dir).is_dir() || (ending.vm && machine::create_workdir(dir));
+        if !there {
             error!("workdir {}: no such directory", quote(dir));
             return ending.finish(EXIT_CONFIG, None);
         }

@@ -302,3 +302,32 @@ fn the_stop_signal_is_checked_and_shown() {
         "{result:#?}"
     );
 }
+
+#[test]
+fn a_missing_working_directory_is_created_in_vm_mode_only() {
+    // As Docker does for an image's WorkingDir that its layers lack.
+    let dir = common::tempdir("workdir-made").join("made/by/vminit");
+    let dir = dir.to_str().unwrap();
+    let (result, _) = vm(
+        "workdir",
+        &["--workdir", dir, "--", "sh", "-c", "pwd; stat -c %a:%u ."],
+    );
+    assert!(
+        result.stdout.contains(&format!("{dir}\n755:0")),
+        "{result:#?}"
+    );
+    assert!(
+        result
+            .stderr
+            .contains(&format!("created the working directory {dir}")),
+        "{result:#?}"
+    );
+    let result = run(common::vminit(&[
+        "--workdir",
+        "/nonexistent/dir",
+        "--",
+        "true",
+    ]));
+    assert_eq!(result.code(), 2, "{result:#?}");
+    assert!(result.stderr.contains("no such directory"), "{result:#?}");
+}

@@ -344,6 +344,7 @@ fn fill_root(
         apply_layer(staging, &image.files, layer, diff_id, &meter)?;
         left -= meter.read();
     }
+    make_working_dir(image, staging)?;
     // vminit moves the kernel's filesystems into these at the root switch.
     for (dir, mode) in [
         ("proc", 0o555),
@@ -361,6 +362,31 @@ fn fill_root(
         }
     }
     make_filesystem(options, staging, rootfs)
+}
+
+/// The image's `WorkingDir` when its layers lack it, as Docker creates it
+/// (root's, 0755), so that a read-only root has it too.
+fn make_working_dir(image: &source::Image, staging: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = image
+        .config
+        .as_ref()
+        .and_then(|c| c.config().as_ref())
+        .and_then(|c| c.working_dir().as_ref())
+        .filter(|d| d.starts_with('/'))
+    else {
+        return Ok(());
+    };
+    // Resolved inside the root, as the image's own links lead.
+    let path = layers::resolve(staging, Path::new(dir)).map_err(io_error("resolve", staging))?;
+    if fs::symlink_metadata(&path).is_err() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&path)
+            .map_err(io_error("create the working directory", &path))?;
+    }
+    Ok(())
 }
 
 /// Everything but the root disk: metadata, initramfs, cmdline, vm-config.

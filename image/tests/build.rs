@@ -29,6 +29,15 @@ fn an_oci_layout_becomes_a_root_disk_metadata_and_boot_files() {
         "the opaque directory"
     );
     assert_eq!(debugfs_cat(&rootfs, "/var/cache/new"), "new");
+    // WorkingDir /srv, which the layers lack, is made as Docker makes it.
+    let stat = Command::new("debugfs")
+        .arg("-R")
+        .arg("stat /srv")
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    let stat = String::from_utf8_lossy(&stat.stdout);
+    assert!(stat.contains("Type: directory    Mode:  0755"), "{stat}");
     assert_eq!(debugfs_cat(&rootfs, "/etc/written-through-link"), "inside");
     assert!(!Path::new("/etc/written-through-link").exists());
     let metadata: Value =

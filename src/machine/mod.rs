@@ -18,7 +18,7 @@ use crate::config::settings::Shutdown;
 use crate::record::Report;
 use crate::sys::mount::{self, Mount};
 use crate::sys::{clock, net, power, process, signal, stdio, tty};
-use crate::{debug, error, log, warn};
+use crate::{debug, error, info, log, warn};
 
 /// Where the status record is written.
 pub const STATUS_FILE: &str = "/run/vminit/status.json";
@@ -172,6 +172,54 @@ pub fn set_hostname(name: &str, vm: bool, real_machine: bool) {
     match nix::unistd::sethostname(name) {
         Ok(()) => debug!("hostname set to {name}"),
         Err(e) => warn!("cannot set the hostname: {e}"),
+    }
+}
+
+/// Creates a working directory the image names but lacks, as Docker does
+/// (root's, 0755); true when it is there now. In VM mode only: a container
+/// engine has made its own.
+pub fn create_workdir(dir: &str) -> bool {
+    use std::os::unix::fs::DirBuilderExt;
+    if Path::new(dir).symlink_metadata().is_ok() {
+        return false;
+    }
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+    {
+        Ok(()) => {
+            info!("created the working directory {dir}, which the image lacks");
+            true
+        }
+        Err(e) => {
+            warn!("cannot create the working directory {dir}: {e}");
+            false
+        }
+    }
+}
+
+/// The open-file limit a VM's app gets when the configuration sets none,
+/// as systemd and Docker 25+ give services: soft 1024 (`select(2)` stays
+/// safe), hard 524288 (an app that wants more raises its soft limit, as
+/// Redis and PostgreSQL do). The kernel's own, 1024:4096, is too low.
+pub const DEFAULT_NOFILE: (u64, u64) = (1024, 524_288);
+
+/// Gives vminit, and so the app, [`DEFAULT_NOFILE`] (a VM, no
+/// `rlimit.nofile` configured). Failing only warns: it is a default.
+pub fn set_default_nofile() {
+    use crate::sys::credentials::{RawLimit, resource_number};
+    let Some(resource) = resource_number("nofile") else {
+        return;
+    };
+    let limit = RawLimit {
+        resource,
+        soft: DEFAULT_NOFILE.0,
+        hard: DEFAULT_NOFILE.1,
+    };
+    match crate::sys::credentials::set_limit(&limit) {
+        Ok(()) => debug!("nofile limit {}:{}", DEFAULT_NOFILE.0, DEFAULT_NOFILE.1),
+        Err(e) => warn!("cannot raise the nofile limit to its default: {e}"),
     }
 }
 

@@ -773,6 +773,18 @@ fn cases(arch: Arch) -> Vec<Case> {
             },
         },
         Case {
+            name: "the_app_gets_dockers_nofile_limit_by_default",
+            image: Image::Normal,
+            // systemd's and Docker 25+'s, not the kernel's 1024:4096.
+            cmdline: r#"-- sh -c "echo nofile=$(ulimit -Sn):$(ulimit -Hn)""#,
+            qmp_after: &[],
+            devices: &[],
+            check: |c, _| {
+                expect(c, 0)?;
+                require(c, &["nofile=1024:524288"])
+            },
+        },
+        Case {
             name: "power_button_0_leaves_the_button_alone",
             image: Image::Normal,
             cmdline: line(format!(
