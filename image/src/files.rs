@@ -4,11 +4,16 @@
 //! symbolic link to the building machine's `/dev/zero` or to one of its
 //! files, a FIFO that never ends, a device. So every file inside a source
 //! is opened from the source's directory one component at a time with
-//! `O_NOFOLLOW` (a link anywhere on the way is refused, not followed),
-//! `O_NONBLOCK` (opening a FIFO does not wait for a writer), then checked
-//! to be a regular file on the descriptor itself, and read no further than
-//! the size it is expected to have. A refusal names the file and what it
-//! is, never where a link leads.
+//! `O_NOFOLLOW` (a link anywhere on the way is refused, not followed). The
+//! file itself is looked at before it is opened (a device's driver never
+//! sees an open), opened with `O_NONBLOCK` (a FIFO swapped in meanwhile
+//! does not wait for a writer), checked again on the descriptor, and read
+//! no further than the size it is expected to have. A refusal names the
+//! file and what it is, never where a link leads.
+//!
+//! In an unpacked archive, a symbolic link is followed, lexically and
+//! inside the archive only: `docker save` of Docker 24 and earlier names
+//! a layer given twice as `ID/layer.tar`, a link to `../OTHER/layer.tar`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +23,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
+use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::Mode;
 
 /// The most read of a JSON document that has no descriptor to give its
@@ -47,20 +52,54 @@ pub enum Refusal {
 pub struct Files {
     pub base: PathBuf,
     pub not_extracted: HashMap<PathBuf, &'static str>,
+    /// An archive's symbolic links: where each says it leads.
+    pub links: HashMap<PathBuf, PathBuf>,
 }
+
+/// The most links followed inside an archive for one name.
+const MAX_LINKS: usize = 8;
 
 impl Files {
     pub fn new(base: impl Into<PathBuf>) -> Files {
         Files {
             base: base.into(),
             not_extracted: HashMap::new(),
+            links: HashMap::new(),
         }
+    }
+
+    /// `relative` with an archive's links followed, inside the archive.
+    fn follow(&self, relative: &Path) -> Result<PathBuf, Refusal> {
+        const OUT: Refusal = Refusal::NotRegular("a symbolic link that leads out of the archive");
+        let mut path = relative.to_path_buf();
+        for _ in 0..MAX_LINKS {
+            let Some(target) = self.links.get(&path) else {
+                return Ok(path);
+            };
+            if target.is_absolute() {
+                return Err(OUT);
+            }
+            let mut next = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            for component in target.components() {
+                match component {
+                    Component::Normal(part) => next.push(part),
+                    Component::ParentDir if next.pop() => {}
+                    Component::CurDir => {}
+                    _ => return Err(OUT),
+                }
+            }
+            path = next;
+        }
+        Err(Refusal::NotRegular(
+            "a chain of symbolic links in the archive",
+        ))
     }
 
     /// Opens `relative` (no `..`, not absolute) below the base: every
     /// directory on the way a real directory, the file a regular one.
     /// Returns it with its length.
     pub fn open(&self, relative: &Path) -> Result<(File, u64), Refusal> {
+        let relative = &self.follow(relative)?;
         if let Some(kind) = self.not_extracted.get(relative) {
             return Err(Refusal::NotRegular(kind));
         }
@@ -79,6 +118,16 @@ impl Files {
         for part in dirs {
             dir = openat(&dir, *part, directory | OFlag::O_NOFOLLOW, Mode::empty())
                 .map_err(|e| refusal(&dir, part, e))?;
+        }
+        // What it is, before any open: a device's open would reach its driver.
+        let seen = nix::sys::stat::fstatat(&dir, *last, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(
+            |e| match e {
+                Errno::ENOENT => Refusal::Missing,
+                other => Refusal::Io(io::Error::from(other)),
+            },
+        )?;
+        if seen.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+            return Err(Refusal::NotRegular(kind_of_mode(seen.st_mode)));
         }
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
         let file: File = openat(&dir, *last, flags, Mode::empty())
@@ -121,7 +170,7 @@ fn refusal(dir: &OwnedFd, name: &std::ffi::OsStr, errno: Errno) -> Refusal {
         Errno::ENOENT => Refusal::Missing,
         // O_NOFOLLOW on a link; O_DIRECTORY on something else.
         Errno::ELOOP | Errno::ENOTDIR => {
-            let kind = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            let kind = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
                 .map(|st| kind_of_mode(st.st_mode))
                 .unwrap_or("not a regular file");
             Refusal::NotRegular(kind)

@@ -148,7 +148,8 @@ fn apply_entries<R: Read>(
     for entry in entries {
         let mut entry = entry.map_err(LayerError::Read)?;
         meter.data();
-        let (data_end, next_header) = entry_end(&mut entry).map_err(LayerError::Read)?;
+        let (data_end, next_header) =
+            entry_end(&mut entry, meter.read()).map_err(LayerError::Read)?;
         apply_entry(root, &mut entry, meter, &mut made, applied)?;
         meter.padding(data_end, next_header);
         meter.headers_from(next_header);

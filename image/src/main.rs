@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lexopt::prelude::*;
+use nix::sys::signal::Signal;
 use vminit_image::build::{self, Format, Options};
 use vminit_image::source::Source;
 
@@ -75,16 +76,17 @@ fn main() -> ExitCode {
         eprintln!("vminit-image: cannot handle signals: {e}");
         return ExitCode::from(2);
     }
-    let result = run(std::env::args_os().skip(1).collect());
-    if let Some(signal) = vminit_image::stop::requested() {
-        eprintln!(
-            "vminit-image: stopped by {}; the partial build was removed",
-            signal.as_str()
-        );
-        return ExitCode::from(128 + signal as u8);
-    }
-    match result {
+    match run(std::env::args_os().skip(1).collect()) {
+        // A signal after the build was whole changes nothing.
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if vminit_image::stop::requested().is_some() => {
+            let signal = vminit_image::stop::requested().unwrap_or(Signal::SIGTERM);
+            eprintln!(
+                "vminit-image: stopped by {}; the partial build was removed",
+                signal.as_str()
+            );
+            ExitCode::from(128 + signal as u8)
+        }
         Err(message) => {
             eprintln!("vminit-image: {message}");
             ExitCode::from(2)

@@ -4,9 +4,9 @@
 //! directory). Every blob is checked against its digest and size.
 //!
 //! Every file inside a source is opened through [`Files`]: regular files
-//! only, no link followed, nothing read past its size. An archive is
-//! unpacked here, its directories and regular files only, into a
-//! directory only the builder can enter.
+//! only, no link followed (but an archive's own, inside it), nothing read
+//! past its size. An archive is unpacked here, its directories and regular
+//! files only, into a directory only the builder can enter.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -242,7 +242,7 @@ fn unpack(file: &Path, into: &Path) -> Result<Files, SourceError> {
     for entry in archive.entries().map_err(read_error(file))? {
         let mut entry = entry.map_err(read_failed)?;
         meter.data();
-        let (_, next) = entry_end(&mut entry).map_err(read_error(file))?;
+        let (_, next) = entry_end(&mut entry, meter.read()).map_err(read_error(file))?;
         unpack_entry(file, into, &mut entry, &mut files)?;
         meter.headers_from(next);
     }
@@ -298,6 +298,7 @@ fn unpack_entry<R: Read>(
                 std::fs::remove_file(&target).map_err(read_error(&target))?;
             }
             files.not_extracted.remove(&relative);
+            files.links.remove(&relative);
             let mut out = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -308,9 +309,18 @@ fn unpack_entry<R: Read>(
             io::copy(entry, &mut out).map_err(read_error(file))?;
         }
         tar::EntryType::GNUSparse => return Err(fail(&name, "is a sparse file")),
+        // Recorded, never made: followed inside the archive when named.
+        tar::EntryType::Symlink => {
+            let target = entry
+                .link_name()
+                .map_err(read_error(file))?
+                .unwrap_or_default()
+                .into_owned();
+            files.not_extracted.remove(&relative);
+            files.links.insert(relative, target);
+        }
         other => {
             let kind = match other {
-                tar::EntryType::Symlink => "a symbolic link in the archive",
                 tar::EntryType::Link => "a hard link in the archive",
                 tar::EntryType::Char | tar::EntryType::Block => "a device in the archive",
                 tar::EntryType::Fifo => "a FIFO in the archive",

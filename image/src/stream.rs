@@ -72,6 +72,8 @@ pub struct Meter {
     /// The limit named in the error.
     limit: u64,
     read: Cell<u64>,
+    /// Bytes counted against the limit beyond those read (see `charge`).
+    charged: Cell<u64>,
     /// Until which position headers may be read; `u64::MAX` while an
     /// entry's data is read.
     headers_until: Cell<u64>,
@@ -90,6 +92,7 @@ impl Meter {
             allowed,
             limit,
             read: Cell::new(0),
+            charged: Cell::new(0),
             headers_until: Cell::new(u64::MAX),
             tripped: Cell::new(None),
             padding: Cell::new((0, 0)),
@@ -104,7 +107,25 @@ impl Meter {
 
     /// Bytes this stream may still yield.
     pub fn left(&self) -> u64 {
-        self.allowed - self.read.get()
+        self.allowed
+            .saturating_sub(self.read.get() + self.charged.get())
+    }
+
+    /// Counts `bytes` against the limit as if read: what the disk will
+    /// hold beyond the stream (an entry's inode and directory entry, a
+    /// hole that a format writes out). Past the limit, trips it.
+    pub fn charge(&self, bytes: u64) -> bool {
+        self.charged.set(self.charged.get().saturating_add(bytes));
+        let over = self.read.get().saturating_add(self.charged.get()) > self.allowed;
+        if over {
+            self.tripped.set(Some(Tripped::Limit(self.limit)));
+        }
+        !over
+    }
+
+    /// Bytes counted so far: read, and charged.
+    pub fn used(&self) -> u64 {
+        self.read.get() + self.charged.get()
     }
 
     /// Bytes read so far.
@@ -141,16 +162,13 @@ impl Meter {
         self.tripped.get()
     }
 
-    /// Why a read of `want` bytes may not go on, if it may not.
-    fn check(&self, want: usize) -> Option<Tripped> {
+    /// Why a read may not go on, if it may not (the limit is checked by
+    /// the read itself, which may still find the stream's end).
+    fn check(&self) -> Option<Tripped> {
         if crate::stop::requested().is_some() {
             return Some(Tripped::Stopped);
         }
-        let read = self.read.get();
-        if read >= self.allowed && want > 0 {
-            return Some(Tripped::Limit(self.limit));
-        }
-        (read >= self.headers_until.get()).then_some(Tripped::Headers)
+        (self.read.get() >= self.headers_until.get()).then_some(Tripped::Headers)
     }
 }
 
@@ -188,10 +206,12 @@ impl<R: Read> Metered<R> {
 }
 
 /// Where `entry`'s data ends in the stream, and where the tar header
-/// after it starts (its data padded to a block). A GNU sparse entry's data
-/// in the archive is its header's size (or a PAX `size`), not the file's
-/// length.
-pub fn entry_end<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<(u64, u64)> {
+/// after it starts (its data padded to a block), given where its data
+/// starts (the stream's position when the tar crate hands the entry over:
+/// after its header, extension headers and a GNU sparse map). A GNU
+/// sparse entry's data in the archive is its header's size (or a PAX
+/// `size`), not the file's length.
+pub fn entry_end<R: Read>(entry: &mut tar::Entry<'_, R>, start: u64) -> io::Result<(u64, u64)> {
     let in_archive = if entry.header().entry_type().is_gnu_sparse() {
         let pax_size = entry.pax_extensions()?.and_then(|extensions| {
             extensions
@@ -206,7 +226,6 @@ pub fn entry_end<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<(u64, u64
     } else {
         entry.size()
     };
-    let start = entry.raw_file_position();
     Ok((
         start.saturating_add(in_archive),
         start.saturating_add(in_archive.saturating_add(511) & !511),
@@ -215,17 +234,28 @@ pub fn entry_end<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<(u64, u64
 
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(tripped) = self.meter.check(buf.len()) {
-            self.meter.tripped.set(Some(tripped));
-            return Err(io::Error::other("the stream went past a bound"));
+        let trip = |meter: &Meter, tripped| {
+            meter.tripped.set(Some(tripped));
+            Err(io::Error::other("the stream went past a bound"))
+        };
+        if let Some(tripped) = self.meter.check() {
+            return trip(&self.meter, tripped);
         }
-        // Never past the limit or the header window, by a single byte.
+        // Never past the limit or the header window, by a single byte; at
+        // the limit, one byte more is asked for: a stream that ends there
+        // is within it.
         let read = self.meter.read.get();
-        let room = (self.meter.allowed - read)
+        let room = self
+            .meter
+            .left()
             .min(self.meter.headers_until.get().saturating_sub(read))
             .max(1);
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let at_limit = self.meter.left() == 0;
         let n = self.inner.read(&mut buf[..want])?;
+        if n > 0 && at_limit {
+            return trip(&self.meter, Tripped::Limit(self.meter.limit));
+        }
         if n == 0 && want > 0 {
             self.meter.ended.set(true);
             let (from, to) = self.meter.padding.get();
@@ -296,6 +326,18 @@ mod tests {
         assert_eq!(reader.read(&mut buf).unwrap(), 10);
         assert!(reader.read(&mut buf).is_err());
         assert_eq!(meter.tripped(), Some(Tripped::Limit(10)));
+        // A stream that ends at the limit is within it.
+        let meter = Meter::new(10, 10);
+        let mut reader = Metered::new(&[1u8; 10][..], meter.clone());
+        assert_eq!(reader.read(&mut buf).unwrap(), 10);
+        assert_eq!(reader.read(&mut buf).unwrap(), 0);
+        assert_eq!(meter.tripped(), None);
+        // What is charged counts as read.
+        let meter = Meter::new(10, 10);
+        assert!(meter.charge(4));
+        let mut reader = Metered::new(&[1u8; 64][..], meter.clone());
+        assert_eq!(reader.read(&mut buf).unwrap(), 6);
+        assert!(!meter.charge(1));
 
         let meter = Meter::new(u64::MAX, u64::MAX);
         let zeros = io::repeat(0).take(3 * MAX_HEADERS);

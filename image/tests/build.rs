@@ -223,6 +223,67 @@ fn a_layer_that_ends_after_its_last_entrys_data_is_applied() {
 }
 
 #[test]
+fn docker_24s_linked_layers_are_followed_inside_the_archive_only() {
+    // `docker save` of Docker 24 and earlier: a layer given twice is a
+    // link from the second ID's layer.tar to the first's.
+    let layer_tar = layer(&[("bin/", "", 'd'), ("bin/app", "x", 'f')]);
+    let diff_id = format!("sha256:{}", hex(&layer_tar));
+    let config = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id, diff_id]},
+        "config": {"Cmd": ["/bin/app"]}})
+    .to_string();
+    let archive_with = |second: &str| {
+        let manifest =
+            json!([{"Config": "config.json", "Layers": ["aaa/layer.tar", "bbb/layer.tar"]}]);
+        let mut archive = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("manifest.json", manifest.to_string().into_bytes()),
+            ("config.json", config.clone().into_bytes()),
+            ("aaa/layer.tar", layer_tar.clone()),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            archive
+                .append_data(&mut header, name, data.as_slice())
+                .unwrap();
+        }
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        archive
+            .append_link(&mut header, "bbb/layer.tar", second)
+            .unwrap();
+        archive.into_inner().unwrap()
+    };
+    let dir = tempdir("docker-24-links");
+    let file = dir.join("image.tar");
+    std::fs::write(&file, archive_with("../aaa/layer.tar")).unwrap();
+    let result = build(
+        &format!("docker-archive:{}", file.display()),
+        &dir.join("out"),
+        &[],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(debugfs_cat(&dir.join("out/rootfs.ext4"), "/bin/app"), "x");
+    for out_of_the_archive in ["../../aaa/layer.tar", "/etc/passwd"] {
+        std::fs::write(&file, archive_with(out_of_the_archive)).unwrap();
+        let result = build(
+            &format!("docker-archive:{}", file.display()),
+            &dir.join("out"),
+            &[],
+        );
+        assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+        assert!(
+            stderr(&result)
+                .contains("bbb/layer.tar is a symbolic link that leads out of the archive"),
+            "{}",
+            stderr(&result)
+        );
+    }
+}
+
+#[test]
 fn bad_input_gets_a_clear_error() {
     // A layer whose bytes changed after its digest was written.
     let layout_dir = layout("corrupt", json!({"Cmd": ["/bin/app"]}));

@@ -363,7 +363,7 @@ fn archive_entries_that_are_not_regular_files_are_refused() {
     );
     let out = layout.with_file_name("out");
     let result = build(&format!("oci-archive:{}", file.display()), &out, &[]);
-    assert_refused(&result, "is a symbolic link in the archive");
+    assert_refused(&result, "is a symbolic link that leads out of the archive");
     assert_nothing_left(&out);
     // A docker-archive whose config is a FIFO.
     let dir = tempdir("docker-config-fifo");
