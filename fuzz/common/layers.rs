@@ -11,7 +11,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use vminit_image::layers;
 use vminit_image::stream::{Compression, Meter};
@@ -35,10 +35,16 @@ fn sandbox() -> PathBuf {
 pub fn apply_in_sandbox(bytes: &[u8]) {
     let sandbox = sandbox();
     let root = sandbox.join("root");
-    remove(&root);
+    vminit_image::files::remove_tree(&root);
     std::fs::create_dir_all(&root).unwrap();
     let meter = Meter::new(LIMIT, LIMIT);
-    let _ = layers::apply(&root, bytes, Compression::None, &meter);
+    let _ = layers::apply(
+        &root,
+        bytes,
+        Compression::None,
+        &meter,
+        &mut layers::Tree::default(),
+    );
     assert!(meter.read() <= LIMIT, "read past the limit");
     let mut beside: Vec<String> = std::fs::read_dir(&sandbox)
         .unwrap()
@@ -59,24 +65,8 @@ pub fn apply_in_sandbox(bytes: &[u8]) {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "canary");
     let meta = std::fs::symlink_metadata(&file).unwrap();
     assert!(meta.is_file() && meta.permissions().mode() & 0o7777 == 0o644);
-    remove(&root);
-}
-
-/// Removes a tree whatever modes the layer gave it.
-fn remove(path: &Path) {
-    if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
-        return;
-    }
-    let mut todo = vec![path.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                todo.push(entry.path());
-            }
-        }
-    }
-    std::fs::remove_dir_all(path).unwrap();
+    vminit_image::files::remove_tree(&root);
+    assert!(!root.exists(), "the root cannot be removed");
 }
 
 /// Decodes `bytes` as gzip (first byte even) or zstd (odd) into nothing,

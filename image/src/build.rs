@@ -22,6 +22,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::cpio::Archive;
+use crate::files::remove_tree;
 use crate::layers::{self, LayerError};
 use crate::metadata::{self, ConfigError};
 use crate::source::{self, Source, SourceError};
@@ -196,8 +197,7 @@ pub fn build(options: &Options) -> Result<Built, BuildError> {
     let stopped = crate::stop::requested();
     if built.is_err() || stopped.is_some() {
         for name in OUTPUTS {
-            let path = out.join(name);
-            let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+            remove_tree(&out.join(name));
         }
     }
     crate::stop::forget();
@@ -210,7 +210,7 @@ pub fn build(options: &Options) -> Result<Built, BuildError> {
 fn stage_and_build(options: &Options, out: &Path) -> Result<Built, BuildError> {
     let private = out.join(".rootfs");
     let scratch = out.join(".unpacked");
-    let _ = fs::remove_dir_all(&private);
+    remove_tree(&private);
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&private)
@@ -225,8 +225,8 @@ fn stage_and_build(options: &Options, out: &Path) -> Result<Built, BuildError> {
     let built = image
         .map_err(BuildError::from)
         .and_then(|image| fill_and_pack(options, out, &staging, &image));
-    let _ = fs::remove_dir_all(&private);
-    let _ = fs::remove_dir_all(&scratch);
+    remove_tree(&private);
+    remove_tree(&scratch);
     built
 }
 
@@ -325,6 +325,8 @@ fn fill_root(
     }
     let limit = default_limit(options, image);
     let mut left = limit;
+    // mkfs.erofs writes holes out: there they cost what data does.
+    let mut tree = layers::Tree::new(options.format == Format::Erofs);
     // Each layer's uncompressed stream is checked against the config's
     // DiffIDs too: the one check a `docker save` of Docker 20 allows.
     let diff_ids: Vec<String> = image
@@ -341,8 +343,8 @@ fn fill_root(
     for (index, layer) in image.layers.iter().enumerate() {
         let meter = Meter::new(left, limit);
         let diff_id = diff_ids.get(index).map(String::as_str);
-        apply_layer(staging, &image.files, layer, diff_id, &meter)?;
-        left -= meter.read();
+        apply_layer(staging, &image.files, layer, diff_id, &meter, &mut tree)?;
+        left = left.saturating_sub(meter.used());
     }
     make_working_dir(image, staging)?;
     // vminit moves the kernel's filesystems into these at the root switch.
@@ -479,6 +481,7 @@ fn apply_layer(
     layer: &source::Blob,
     diff_id: Option<&str>,
     meter: &std::rc::Rc<Meter>,
+    tree: &mut layers::Tree,
 ) -> Result<(), BuildError> {
     let name = layer.name();
     let path = files.base.join(&layer.path);
@@ -499,11 +502,17 @@ fn apply_layer(
         source::check_hash(digest, &found)?;
     }
     let file = layer.open(files)?.take(layer.size);
-    let applied = layers::apply(staging, io::BufReader::new(file), layer.compression, meter)
-        .map_err(|source| BuildError::Layer {
-            digest: name.clone(),
-            source,
-        })?;
+    let applied = layers::apply(
+        staging,
+        io::BufReader::new(file),
+        layer.compression,
+        meter,
+        tree,
+    )
+    .map_err(|source| BuildError::Layer {
+        digest: name.clone(),
+        source,
+    })?;
     if let Some(diff_id) = diff_id {
         source::check_hash(diff_id, &applied.diff_id).map_err(|_| BuildError::DiffId {
             layer: name,

@@ -164,6 +164,33 @@ pub fn read_at_most(reader: impl Read, max: u64) -> Result<Vec<u8>, Refusal> {
     Ok(bytes)
 }
 
+/// Removes a file or a whole tree, whatever modes an image gave its
+/// directories: a build that is not root cannot empty a 0555 directory
+/// until it makes it writable again. Nothing there is fine.
+pub fn remove_tree(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        let _ = std::fs::remove_file(path);
+        return;
+    }
+    if std::fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    let mut todo = vec![path.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(path);
+}
+
 /// What a failed `openat(O_NOFOLLOW)` of `name` in `dir` met.
 fn refusal(dir: &OwnedFd, name: &std::ffi::OsStr, errno: Errno) -> Refusal {
     match errno {

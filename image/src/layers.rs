@@ -41,6 +41,37 @@ pub const MAX_TRAILING_ZEROS: u64 = 1 << 20;
 /// 4 KiB blocks).
 pub const MAX_SPARSE_LENGTH: u64 = 16 << 40;
 
+/// What each entry costs against the limit beyond its bytes in the
+/// stream: a block and an inode on the disk (and time in `mkfs.ext4`).
+pub const ENTRY_COST: u64 = 4096;
+
+/// The most entries the layers may make in one directory: `mkfs.ext4 -d`
+/// takes time quadratic in a directory's size (minutes at this many).
+pub const MAX_DIRECTORY_ENTRIES: u32 = 32_768;
+
+/// The longest entry path or link target: Linux's `PATH_MAX`.
+pub const MAX_PATH: usize = 4096;
+
+/// What the layers of one build share, bounded by their entries (no path
+/// is kept): how many entries each directory has been given, and whether
+/// holes cost what data does (`mkfs.erofs` writes them out).
+#[derive(Debug, Default)]
+pub struct Tree {
+    /// By the directory's device and inode.
+    entries_in: std::collections::HashMap<(u64, u64), u32>,
+    holes_cost: bool,
+}
+
+impl Tree {
+    /// `holes_cost`: a sparse file's holes count as data.
+    pub fn new(holes_cost: bool) -> Tree {
+        Tree {
+            holes_cost,
+            ..Tree::default()
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum LayerError {
     #[error("Cannot read the layer")]
@@ -61,7 +92,7 @@ pub enum LayerError {
     #[error("The layer has more than 1 MiB of zeros after the end of its tar archive")]
     TrailingZeros,
     #[error(
-        "The layers unpack to more than {} MiB, this build's bound (--size, else --max-size or its default): give --max-size to raise it",
+        "The layers unpack to more than {} MiB (their data, and 4 KiB an entry), this build's bound (--max-size, else --size, else its default): give --max-size to raise it",
         .0 >> 20
     )]
     TooLarge(u64),
@@ -75,6 +106,12 @@ pub enum LayerError {
     Stopped,
     #[error("Layer entry {0} is cut short: the layer ends inside its data")]
     Cut(String),
+    #[error("Layer entry {0}: its path or link target is longer than {MAX_PATH} bytes")]
+    PathTooLong(String),
+    #[error(
+        "Layer entry {0}: its directory would hold more than {MAX_DIRECTORY_ENTRIES} entries, the most the builder makes in one"
+    )]
+    CrowdedDirectory(String),
 }
 
 /// What applying a layer did.
@@ -95,6 +132,7 @@ pub fn apply(
     blob: impl Read,
     compression: Compression,
     meter: &Rc<Meter>,
+    tree: &mut Tree,
 ) -> Result<Applied, LayerError> {
     let stream = Metered::new(compression.decoder(blob), meter.clone());
     let mut archive = tar::Archive::new(stream);
@@ -105,7 +143,7 @@ pub fn apply(
         Some(Tripped::Stopped) => LayerError::Stopped,
         None => error,
     };
-    apply_entries(root, &mut archive, meter, &mut applied).map_err(bounded)?;
+    apply_entries(root, &mut archive, meter, tree, &mut applied).map_err(bounded)?;
     let mut stream = archive.into_inner();
     trailing_zeros(&mut stream).map_err(bounded)?;
     applied.bytes = meter.read();
@@ -138,10 +176,11 @@ fn apply_entries<R: Read>(
     root: &Path,
     archive: &mut tar::Archive<Metered<R>>,
     meter: &Meter,
+    tree: &mut Tree,
     applied: &mut Applied,
 ) -> Result<(), LayerError> {
     // What this layer made: its whiteouts apply to the layers below only.
-    let mut made: HashSet<PathBuf> = HashSet::new();
+    let mut made = Made::default();
     let entries = archive.entries().map_err(LayerError::Read)?;
     // The iterator reads each entry's headers when the loop asks for it.
     meter.headers_from(0);
@@ -150,7 +189,7 @@ fn apply_entries<R: Read>(
         meter.data();
         let (data_end, next_header) =
             entry_end(&mut entry, meter.read()).map_err(LayerError::Read)?;
-        apply_entry(root, &mut entry, meter, &mut made, applied)?;
+        apply_entry(root, &mut entry, meter, tree, &mut made, applied)?;
         meter.padding(data_end, next_header);
         meter.headers_from(next_header);
     }
@@ -163,11 +202,23 @@ fn apply_entry<R: Read>(
     root: &Path,
     entry: &mut tar::Entry<'_, R>,
     meter: &Meter,
-    made: &mut HashSet<PathBuf>,
+    tree: &mut Tree,
+    made: &mut Made,
     applied: &mut Applied,
 ) -> Result<(), LayerError> {
     let raw = entry.path().map_err(LayerError::Read)?.into_owned();
-    let name = raw.display().to_string();
+    // Shown escaped and cut: an error stays one line, whatever the name.
+    let name = vminit::config::error::shorten_to(&raw.to_string_lossy(), 256);
+    let too_long = |path: Option<&Path>| path.is_some_and(|p| p.as_os_str().len() > MAX_PATH);
+    let link = entry.link_name().map_err(LayerError::Read)?;
+    if too_long(Some(&raw)) || too_long(link.as_deref()) {
+        return Err(LayerError::PathTooLong(name));
+    }
+    drop(link);
+    // Every entry costs a block and an inode.
+    if !meter.charge(ENTRY_COST) {
+        return Err(LayerError::TooLarge(meter.limit()));
+    }
     let fail = |what: &str| {
         let name = name.clone();
         let what = what.to_owned();
@@ -218,8 +269,20 @@ fn apply_entry<R: Read>(
     if is_file && entry.size() > meter.left() {
         return Err(LayerError::TooLarge(meter.limit()));
     }
+    // mkfs.erofs writes a sparse file's holes out: there they cost.
+    if kind.is_gnu_sparse() && tree.holes_cost && !meter.charge(entry.size()) {
+        return Err(LayerError::TooLarge(meter.limit()));
+    }
     fs::create_dir_all(&parent).map_err(fail("create its directory"))?;
     let target = parent.join(&file_name);
+    if fs::symlink_metadata(&target).is_err() {
+        let dir = fs::symlink_metadata(&parent).map_err(fail("look at its directory"))?;
+        let count = tree.entries_in.entry((dir.dev(), dir.ino())).or_default();
+        *count += 1;
+        if *count > MAX_DIRECTORY_ENTRIES {
+            return Err(LayerError::CrowdedDirectory(name));
+        }
+    }
     // A later layer replaces what was there, but keeps a directory: a
     // real one (not a link to one, which would lead the mode and times
     // out of the root).
@@ -227,7 +290,7 @@ fn apply_entry<R: Read>(
     if !(kind.is_dir() && is_real_dir) {
         remove_any(&target).map_err(fail("replace what was there"))?;
     }
-    made.insert(target.clone());
+    made.insert(&target);
     if make(root, entry, &target, &name, meter)? {
         set_attributes(&target, entry, kind).map_err(fail("set its owner, mode or times"))?;
     }
@@ -323,7 +386,9 @@ fn clean(path: &Path) -> Option<PathBuf> {
 /// one from the link's directory), never out of `root`.
 pub fn resolve(root: &Path, relative: &Path) -> io::Result<PathBuf> {
     const MAX_LINKS: usize = 40;
-    let mut done: Vec<std::ffi::OsString> = Vec::new();
+    // One path, pushed and popped: linear in the components.
+    let mut here = root.to_path_buf();
+    let mut depth = 0usize;
     let mut todo: Vec<std::ffi::OsString> = clean(relative)
         .map(|p| p.iter().map(|c| c.to_owned()).collect())
         .unwrap_or_default();
@@ -331,13 +396,16 @@ pub fn resolve(root: &Path, relative: &Path) -> io::Result<PathBuf> {
     let mut links = 0;
     while let Some(part) = todo.pop() {
         if part == ".." {
-            done.pop();
+            if depth > 0 {
+                here.pop();
+                depth -= 1;
+            }
             continue;
         }
         if part == "." || part.is_empty() {
             continue;
         }
-        let here: PathBuf = root.join(done.iter().collect::<PathBuf>()).join(&part);
+        here.push(&part);
         match fs::symlink_metadata(&here) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 links += 1;
@@ -345,8 +413,10 @@ pub fn resolve(root: &Path, relative: &Path) -> io::Result<PathBuf> {
                     return Err(io::Error::other("too many symbolic links"));
                 }
                 let target = fs::read_link(&here)?;
+                here.pop();
                 if target.is_absolute() {
-                    done.clear();
+                    here = root.to_path_buf();
+                    depth = 0;
                 }
                 let mut parts: Vec<std::ffi::OsString> =
                     target.iter().map(|c| c.to_owned()).collect();
@@ -354,10 +424,10 @@ pub fn resolve(root: &Path, relative: &Path) -> io::Result<PathBuf> {
                 parts.reverse();
                 todo.extend(parts);
             }
-            _ => done.push(part),
+            _ => depth += 1,
         }
     }
-    Ok(root.join(done.iter().collect::<PathBuf>()))
+    Ok(here)
 }
 
 /// Removes a file, link or whole directory; nothing there is fine.
@@ -370,8 +440,33 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
+/// What one layer made, by a keyed hash of each path: 8 bytes an entry,
+/// however long its path (a collision, which nobody can aim for without
+/// the key, would at worst spare a file from a whiteout).
+#[derive(Debug, Default)]
+struct Made {
+    hashes: HashSet<u64>,
+    keys: std::hash::RandomState,
+}
+
+impl Made {
+    fn hash(&self, path: &Path) -> u64 {
+        use std::hash::BuildHasher;
+        self.keys.hash_one(path)
+    }
+
+    fn insert(&mut self, path: &Path) {
+        let hash = self.hash(path);
+        self.hashes.insert(hash);
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        self.hashes.contains(&self.hash(path))
+    }
+}
+
 /// Removes what is in `dir`, but what this layer made (`made`).
-fn remove_children(dir: &Path, made: &HashSet<PathBuf>) -> io::Result<()> {
+fn remove_children(dir: &Path, made: &Made) -> io::Result<()> {
     match fs::read_dir(dir) {
         Ok(entries) => {
             for entry in entries {
@@ -523,8 +618,22 @@ mod tests {
             file(b, "var/cache/c", "c");
             file(b, "etc/keep", "replaced");
         });
-        apply(&root, first.as_slice(), Compression::None, &unbounded()).unwrap();
-        let applied = apply(&root, second.as_slice(), Compression::None, &unbounded()).unwrap();
+        apply(
+            &root,
+            first.as_slice(),
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
+        let applied = apply(
+            &root,
+            second.as_slice(),
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
         assert_eq!(applied.whiteouts, 2);
         assert!(!root.join("etc/gone").exists());
         assert_eq!(
@@ -564,7 +673,14 @@ mod tests {
             link(b, "up", "../../../../..", false);
             file(b, "up/tmp-owned", "y");
         });
-        apply(&root, layer.as_slice(), Compression::None, &unbounded()).unwrap();
+        apply(
+            &root,
+            layer.as_slice(),
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
         assert_eq!(
             fs::read_link(root.join("bin/sh")).unwrap(),
             Path::new("busybox")
@@ -590,7 +706,14 @@ mod tests {
         let gz = gz.finish().unwrap();
         assert_eq!(Compression::sniff(&gz), Compression::Gzip);
         let root = root("gzip");
-        apply(&root, gz.as_slice(), Compression::Gzip, &unbounded()).unwrap();
+        apply(
+            &root,
+            gz.as_slice(),
+            Compression::Gzip,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(root.join("a")).unwrap(), "gz");
         fs::remove_dir_all(&root).unwrap();
         // zstd in two frames, split inside the tar stream, as zstd:chunked does.
@@ -601,7 +724,14 @@ mod tests {
         zst.extend(ruzstd::encoding::compress_to_vec(tail, level));
         assert_eq!(Compression::sniff(&zst), Compression::Zstd);
         let root = self::root("zstd");
-        apply(&root, zst.as_slice(), Compression::Zstd, &unbounded()).unwrap();
+        apply(
+            &root,
+            zst.as_slice(),
+            Compression::Zstd,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(root.join("z")).unwrap(), "zstd");
         fs::remove_dir_all(&root).unwrap();
         assert_eq!(Compression::sniff(b"ustar"), Compression::None);
@@ -615,7 +745,14 @@ mod tests {
         // umoci's `insert`: one header and 49 bytes, no padding, no end;
         // then with the padding but no end marker.
         for cut in [512 + 49, 1024] {
-            let applied = apply(&root, &full[..cut], Compression::None, &unbounded()).unwrap();
+            let applied = apply(
+                &root,
+                &full[..cut],
+                Compression::None,
+                &unbounded(),
+                &mut Tree::default(),
+            )
+            .unwrap();
             assert_eq!(applied.entries, 1);
             assert_eq!(
                 applied.diff_id,
@@ -633,10 +770,63 @@ mod tests {
             file(b, "b", "b");
         });
         assert!(matches!(
-            apply(&root, &two[..512 + 550], Compression::None, &unbounded()),
+            apply(&root, &two[..512 + 550], Compression::None, &unbounded(), &mut Tree::default()),
             Err(LayerError::Cut(name)) if name == "a"
         ));
-        assert!(apply(&root, &two[..1536 + 100], Compression::None, &unbounded()).is_err());
+        assert!(
+            apply(
+                &root,
+                &two[..1536 + 100],
+                Compression::None,
+                &unbounded(),
+                &mut Tree::default()
+            )
+            .is_err()
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn holes_cost_where_the_disk_writes_them() {
+        // A GNU sparse file of 64 MiB with 512 bytes of data.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("big").unwrap();
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_size(512);
+        let offset = format!("{:011o}", 64u64 << 20);
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.sparse[0].offset[..11].copy_from_slice(offset.as_bytes());
+        gnu.sparse[0].numbytes[..11].copy_from_slice(b"00000001000");
+        gnu.realsize[..11].copy_from_slice(format!("{:011o}", (64u64 << 20) + 512).as_bytes());
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, &[1u8; 512][..]).unwrap();
+        let sparse = builder.into_inner().unwrap();
+        let root = root("holes");
+        let meter = || Meter::new(32 << 20, 32 << 20);
+        apply(
+            &root,
+            sparse.as_slice(),
+            Compression::None,
+            &meter(),
+            &mut Tree::new(false),
+        )
+        .unwrap();
+        assert!(
+            fs::metadata(root.join("big")).unwrap().blocks() < 64,
+            "written sparse"
+        );
+        assert!(matches!(
+            apply(
+                &root,
+                sparse.as_slice(),
+                Compression::None,
+                &meter(),
+                &mut Tree::new(true)
+            ),
+            Err(LayerError::TooLarge(_))
+        ));
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -665,7 +855,13 @@ mod tests {
             let whiteout = layer(|b| file(b, bad, ""));
             assert!(
                 matches!(
-                    apply(&root, whiteout.as_slice(), Compression::None, &unbounded()),
+                    apply(
+                        &root,
+                        whiteout.as_slice(),
+                        Compression::None,
+                        &unbounded(),
+                        &mut Tree::default()
+                    ),
                     Err(LayerError::BadWhiteout(_))
                 ),
                 "{bad}"
@@ -675,8 +871,22 @@ mod tests {
         // the link: the mode lands inside the root.
         let first = layer(|b| link(b, "etc2", &outside.display().to_string(), false));
         let second = layer(|b| entry(b, "etc2/", tar::EntryType::Directory, 0o777));
-        apply(&root, first.as_slice(), Compression::None, &unbounded()).unwrap();
-        apply(&root, second.as_slice(), Compression::None, &unbounded()).unwrap();
+        apply(
+            &root,
+            first.as_slice(),
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
+        apply(
+            &root,
+            second.as_slice(),
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
         assert_eq!(
             fs::metadata(&outside).unwrap().permissions().mode() & 0o777,
             0o700
@@ -688,8 +898,16 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let fifo_root = root.clone();
         std::thread::spawn(move || {
-            let _ = done
-                .send(apply(&fifo_root, fifo.as_slice(), Compression::None, &unbounded()).is_ok());
+            let _ = done.send(
+                apply(
+                    &fifo_root,
+                    fifo.as_slice(),
+                    Compression::None,
+                    &unbounded(),
+                    &mut Tree::default(),
+                )
+                .is_ok(),
+            );
         });
         assert_eq!(
             finished.recv_timeout(std::time::Duration::from_secs(20)),
@@ -700,7 +918,14 @@ mod tests {
             link(b, "sl", "bin", false);
             link(b, "hl", "sl", true);
         });
-        apply(&root, links.as_slice(), Compression::None, &unbounded()).unwrap();
+        apply(
+            &root,
+            links.as_slice(),
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
         assert!(
             fs::symlink_metadata(root.join("hl"))
                 .unwrap()
@@ -714,13 +939,26 @@ mod tests {
             file(b, "e/y", "mine");
             file(b, "e/.wh..wh..opq", "");
         });
-        apply(&root, same.as_slice(), Compression::None, &unbounded()).unwrap();
+        apply(
+            &root,
+            same.as_slice(),
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+        .unwrap();
         assert!(root.join("d/x").exists() && root.join("e/y").exists());
         // Data after the tar's end would be a part never applied.
         let mut trailing = layer(|b| file(b, "t", "t"));
         trailing.extend_from_slice(b"more data");
         assert!(matches!(
-            apply(&root, trailing.as_slice(), Compression::None, &unbounded()),
+            apply(
+                &root,
+                trailing.as_slice(),
+                Compression::None,
+                &unbounded(),
+                &mut Tree::default()
+            ),
             Err(LayerError::TrailingData)
         ));
         fs::remove_dir_all(&root).unwrap();

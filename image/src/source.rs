@@ -222,7 +222,7 @@ fn parse_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(String) ->
 /// entry (which could stand for far more than the archive holds), a name
 /// that climbs out, and a file given twice are refused.
 fn unpack(file: &Path, into: &Path) -> Result<Files, SourceError> {
-    let _ = std::fs::remove_dir_all(into);
+    crate::files::remove_tree(into);
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(into)

@@ -95,7 +95,7 @@ pub fn forget() {
 fn remove_leftovers() {
     let paths = LEFTOVERS.lock().map(|l| l.clone()).unwrap_or_default();
     for path in paths {
-        let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        crate::files::remove_tree(&path);
     }
 }
 

@@ -658,3 +658,117 @@ fn a_build_stopped_by_sigterm_or_sigint_removes_what_it_made() {
     assert_eq!(result.status.code(), Some(130), "{}", stderr(&result));
     assert_nothing_left(&out);
 }
+
+/// A plain layer of `count` empty files in `dir/`, named `prefix-N`.
+fn many_files(dir: &str, count: usize) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for index in 0..count {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, format!("{dir}/f{index}"), &[][..])
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn entries_are_bounded_by_count_per_directory_and_path_length() {
+    let no_diff_id = [format!("sha256:{}", "0".repeat(64))];
+    // Each entry costs 4 KiB against the bound, however small.
+    let (dir, ..) = oci(
+        "entries-cost",
+        &[(TAR_LAYER, many_files("d", 4000))],
+        &no_diff_id,
+    );
+    let out = dir.with_file_name("out");
+    let result = build(
+        &format!("oci:{}", dir.display()),
+        &out,
+        &["--max-size", "8M"],
+    );
+    assert_refused(
+        &result,
+        "The layers unpack to more than 8 MiB (their data, and 4 KiB an entry)",
+    );
+    assert_nothing_left(&out);
+    // One directory holds at most 32768 (mkfs.ext4 is quadratic in it).
+    let blob = zstd(&many_files("crowded", 32_769));
+    let (dir, ..) = oci("crowded", &[(ZSTD_LAYER, blob)], &no_diff_id);
+    let out = dir.with_file_name("out");
+    let result = build(&format!("oci:{}", dir.display()), &out, &[]);
+    assert_refused(&result, "its directory would hold more than 32768 entries");
+    assert_nothing_left(&out);
+    // A path of 100k components (resolved in quadratic time before) or
+    // past PATH_MAX is refused at once, and shown cut to one line.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o644);
+    header.set_size(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    let long = format!("{}\nf", "a/".repeat(100_000));
+    builder.append_data(&mut header, &long, &[][..]).unwrap();
+    let (dir, ..) = oci(
+        "long-path",
+        &[(TAR_LAYER, builder.into_inner().unwrap())],
+        &no_diff_id,
+    );
+    let started = Instant::now();
+    let result = build(
+        &format!("oci:{}", dir.display()),
+        &dir.with_file_name("out"),
+        &[],
+    );
+    assert_refused(&result, "its path or link target is longer than 4096 bytes");
+    assert!(stderr(&result).len() < 1024, "{}", stderr(&result));
+    assert!(started.elapsed() < GUARD);
+}
+
+#[test]
+fn a_build_by_another_user_removes_read_only_directories_too() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the build as another user");
+        return;
+    }
+    // A directory made 0555 after a file went in: a build that is not root
+    // cannot empty it without making it writable again.
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, kind, mode) in [
+        ("ro/", tar::EntryType::Directory, 0o755),
+        ("ro/file", tar::EntryType::Regular, 0o644),
+        ("ro/", tar::EntryType::Directory, 0o555),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(mode);
+        header.set_size(0);
+        header.set_entry_type(kind);
+        builder.append_data(&mut header, path, &[][..]).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let diff_id = format!("sha256:{}", hex(&tar));
+    let (dir, ..) = oci("read-only-dirs", &[(TAR_LAYER, tar)], &[diff_id]);
+    let work = dir.parent().unwrap();
+    let out = work.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    for path in [work, out.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(["sh", "-c", "exec \"$@\"", "sh"])
+            .arg(env!("CARGO_BIN_EXE_vminit-image"))
+            .args(["build", &format!("oci:{}", dir.display()), "--output"])
+            .arg(&out)
+            .args(["--vminit", "/bin/true"])
+            .output()
+            .unwrap()
+    };
+    for attempt in ["first", "second"] {
+        let result = as_nobody();
+        assert!(result.status.success(), "{attempt}: {}", stderr(&result));
+        assert!(!out.join(".rootfs").exists(), "{attempt}: staging left");
+    }
+}
