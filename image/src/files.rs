@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -135,7 +135,7 @@ impl Files {
             .into();
         let meta = file.metadata().map_err(Refusal::Io)?;
         if !meta.is_file() {
-            return Err(Refusal::NotRegular(kind_of(meta.file_type())));
+            return Err(Refusal::NotRegular(kind_of_mode(meta.mode())));
         }
         Ok((file, meta.len()))
     }
@@ -208,27 +208,7 @@ fn refusal(dir: &OwnedFd, name: &std::ffi::OsStr, errno: Errno) -> Refusal {
     }
 }
 
-/// What a file that is not a regular file is, in words.
-pub fn kind_of(kind: std::fs::FileType) -> &'static str {
-    if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_file() {
-        "a regular file"
-    } else {
-        "not a regular file"
-    }
-}
-
+/// What a file that is not a regular file is, in words, from its mode.
 fn kind_of_mode(mode: nix::libc::mode_t) -> &'static str {
     match mode & nix::libc::S_IFMT {
         nix::libc::S_IFLNK => "a symbolic link",

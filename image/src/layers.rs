@@ -562,6 +562,17 @@ mod tests {
         Meter::new(u64::MAX, u64::MAX)
     }
 
+    /// Applies an uncompressed layer without bounds.
+    fn plain(root: &Path, bytes: &[u8]) -> Result<Applied, LayerError> {
+        apply(
+            root,
+            bytes,
+            Compression::None,
+            &unbounded(),
+            &mut Tree::default(),
+        )
+    }
+
     fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         build(&mut builder);
@@ -618,22 +629,8 @@ mod tests {
             file(b, "var/cache/c", "c");
             file(b, "etc/keep", "replaced");
         });
-        apply(
-            &root,
-            first.as_slice(),
-            Compression::None,
-            &unbounded(),
-            &mut Tree::default(),
-        )
-        .unwrap();
-        let applied = apply(
-            &root,
-            second.as_slice(),
-            Compression::None,
-            &unbounded(),
-            &mut Tree::default(),
-        )
-        .unwrap();
+        plain(&root, first.as_slice()).unwrap();
+        let applied = plain(&root, second.as_slice()).unwrap();
         assert_eq!(applied.whiteouts, 2);
         assert!(!root.join("etc/gone").exists());
         assert_eq!(
@@ -673,14 +670,7 @@ mod tests {
             link(b, "up", "../../../../..", false);
             file(b, "up/tmp-owned", "y");
         });
-        apply(
-            &root,
-            layer.as_slice(),
-            Compression::None,
-            &unbounded(),
-            &mut Tree::default(),
-        )
-        .unwrap();
+        plain(&root, layer.as_slice()).unwrap();
         assert_eq!(
             fs::read_link(root.join("bin/sh")).unwrap(),
             Path::new("busybox")
@@ -855,13 +845,7 @@ mod tests {
             let whiteout = layer(|b| file(b, bad, ""));
             assert!(
                 matches!(
-                    apply(
-                        &root,
-                        whiteout.as_slice(),
-                        Compression::None,
-                        &unbounded(),
-                        &mut Tree::default()
-                    ),
+                    plain(&root, whiteout.as_slice()),
                     Err(LayerError::BadWhiteout(_))
                 ),
                 "{bad}"
@@ -871,22 +855,8 @@ mod tests {
         // the link: the mode lands inside the root.
         let first = layer(|b| link(b, "etc2", &outside.display().to_string(), false));
         let second = layer(|b| entry(b, "etc2/", tar::EntryType::Directory, 0o777));
-        apply(
-            &root,
-            first.as_slice(),
-            Compression::None,
-            &unbounded(),
-            &mut Tree::default(),
-        )
-        .unwrap();
-        apply(
-            &root,
-            second.as_slice(),
-            Compression::None,
-            &unbounded(),
-            &mut Tree::default(),
-        )
-        .unwrap();
+        plain(&root, first.as_slice()).unwrap();
+        plain(&root, second.as_slice()).unwrap();
         assert_eq!(
             fs::metadata(&outside).unwrap().permissions().mode() & 0o777,
             0o700
@@ -898,16 +868,7 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let fifo_root = root.clone();
         std::thread::spawn(move || {
-            let _ = done.send(
-                apply(
-                    &fifo_root,
-                    fifo.as_slice(),
-                    Compression::None,
-                    &unbounded(),
-                    &mut Tree::default(),
-                )
-                .is_ok(),
-            );
+            let _ = done.send(plain(&fifo_root, fifo.as_slice()).is_ok());
         });
         assert_eq!(
             finished.recv_timeout(std::time::Duration::from_secs(20)),
@@ -918,14 +879,7 @@ mod tests {
             link(b, "sl", "bin", false);
             link(b, "hl", "sl", true);
         });
-        apply(
-            &root,
-            links.as_slice(),
-            Compression::None,
-            &unbounded(),
-            &mut Tree::default(),
-        )
-        .unwrap();
+        plain(&root, links.as_slice()).unwrap();
         assert!(
             fs::symlink_metadata(root.join("hl"))
                 .unwrap()
@@ -939,26 +893,13 @@ mod tests {
             file(b, "e/y", "mine");
             file(b, "e/.wh..wh..opq", "");
         });
-        apply(
-            &root,
-            same.as_slice(),
-            Compression::None,
-            &unbounded(),
-            &mut Tree::default(),
-        )
-        .unwrap();
+        plain(&root, same.as_slice()).unwrap();
         assert!(root.join("d/x").exists() && root.join("e/y").exists());
         // Data after the tar's end would be a part never applied.
         let mut trailing = layer(|b| file(b, "t", "t"));
         trailing.extend_from_slice(b"more data");
         assert!(matches!(
-            apply(
-                &root,
-                trailing.as_slice(),
-                Compression::None,
-                &unbounded(),
-                &mut Tree::default()
-            ),
+            plain(&root, trailing.as_slice()),
             Err(LayerError::TrailingData)
         ));
         fs::remove_dir_all(&root).unwrap();
