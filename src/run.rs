@@ -326,12 +326,20 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
 
-    if let Some(name) = &config.hostname {
-        machine::set_hostname(name, ending.vm, ending.real_machine);
-    }
+    // Docker names a container by its id: a VM is named by its boot's.
+    let hostname = config
+        .hostname
+        .clone()
+        .or_else(|| {
+            ending
+                .real_machine
+                .then(machine::default_hostname)
+                .flatten()
+        })
+        .filter(|name| machine::set_hostname(name, ending.vm, ending.real_machine));
     if ending.vm {
         let line = kernel_line.as_deref().unwrap_or_default();
-        if let Err(e) = set_up_machine(&config, ending.real_machine, line) {
+        if let Err(e) = set_up_machine(&config, ending.real_machine, line, hostname.as_deref()) {
             error!("{}", log::chain(&e));
             return ending.finish(EXIT_CONFIG, None);
         }
@@ -353,6 +361,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
         None => None,
     };
     let mut env = app_environment(&config, ending.vm, from_kernel);
+    // As Docker sets it, unless the configuration does.
+    if let Some(name) = hostname.filter(|_| !config.env.contains_key("HOSTNAME")) {
+        env.retain(|(key, _)| key != "HOSTNAME");
+        env.push(("HOSTNAME".into(), name.into()));
+    }
     if let Some(identity) = &identity {
         // The user's home, unless the configuration says otherwise.
         if !config.env.contains_key("HOME") {
@@ -493,6 +506,7 @@ fn set_up_machine(
     config: &Config,
     real_machine: bool,
     kernel_line: &[u8],
+    hostname: Option<&str>,
 ) -> Result<(), SetupError> {
     let wait = config.root.wait.unwrap_or(DEFAULT_WAIT);
     if !real_machine {
@@ -511,7 +525,7 @@ fn set_up_machine(
     if config.net.configures_interface() {
         setup::configure_network(&config.net)?;
     }
-    setup::write_network_files(&config.net, config.hostname.as_deref())
+    setup::write_network_files(&config.net, hostname)
 }
 
 /// Says which step of starting the app failed; returns the exit status:

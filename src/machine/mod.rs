@@ -159,20 +159,38 @@ pub fn prepare(real_machine: bool) {
 
 /// Sets the host name: in VM mode only, and inside a PID namespace
 /// (`--mode vm` in tests) only with a UTS namespace of its own, so that
-/// vminit never renames the host it runs on.
-pub fn set_hostname(name: &str, vm: bool, real_machine: bool) {
+/// vminit never renames the host it runs on. True when it was set.
+pub fn set_hostname(name: &str, vm: bool, real_machine: bool) -> bool {
     if !vm {
         warn!("hostname is only set in VM mode (a container runtime sets its own)");
-        return;
+        return false;
     }
     if !real_machine && process::in_initial_uts_namespace() != Some(false) {
         warn!("hostname not set: no UTS namespace of its own");
-        return;
+        return false;
     }
     match nix::unistd::sethostname(name) {
-        Ok(()) => debug!("hostname set to {name}"),
-        Err(e) => warn!("cannot set the hostname: {e}"),
+        Ok(()) => {
+            debug!("hostname set to {name}");
+            true
+        }
+        Err(e) => {
+            warn!("cannot set the hostname: {e}");
+            false
+        }
     }
+}
+
+/// A VM's name when none is configured: the first 12 hex digits of this
+/// boot's id, as Docker names a container by the first 12 of its id.
+pub fn default_hostname() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let hex: String = id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    (hex.len() == 12).then_some(hex)
 }
 
 /// Creates a working directory the image names but lacks, as Docker does

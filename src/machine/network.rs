@@ -28,6 +28,51 @@ pub fn hosts_file(hosts: &[(String, IpAddr)], hostname: Option<&str>) -> String 
     text
 }
 
+/// `/etc/hosts` as the app should find it when no `net.hosts` are given:
+/// the image's own, with what Docker's always has added when missing
+/// (`localhost` for IPv4 and IPv6, and the machine's name), or all of it
+/// when the image has none. `None` when the image's lacks nothing.
+pub fn hosts_completed(existing: Option<&str>, hostname: Option<&str>) -> Option<String> {
+    let Some(text) = existing else {
+        return Some(hosts_file(&[], hostname));
+    };
+    let (mut v4_localhost, mut v6_localhost, mut named) = (false, false, hostname.is_none());
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default();
+        let mut words = line.split_whitespace();
+        let Some(addr) = words.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        for name in words {
+            if name == "localhost" {
+                v4_localhost |= addr.is_ipv4();
+                v6_localhost |= addr.is_ipv6();
+            }
+            named |= Some(name) == hostname;
+        }
+    }
+    let mut added = String::new();
+    if !v4_localhost {
+        added.push_str("127.0.0.1\tlocalhost\n");
+    }
+    if !v6_localhost {
+        added.push_str("::1\tlocalhost ip6-localhost ip6-loopback\n");
+    }
+    if let Some(name) = hostname.filter(|_| !named) {
+        added.push_str(&format!("127.0.1.1\t{name}\n"));
+    }
+    if added.is_empty() {
+        return None;
+    }
+    let mut completed = text.to_owned();
+    if !completed.is_empty() && !completed.ends_with('\n') {
+        completed.push('\n');
+    }
+    completed.push_str("# Added by vminit\n");
+    completed.push_str(&added);
+    Some(completed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +99,31 @@ mod tests {
             Some("web-1"),
         );
         assert!(!own.contains("127.0.1.1"), "{own}");
+    }
+
+    #[test]
+    fn the_images_hosts_file_is_kept_and_completed() {
+        let none = hosts_completed(None, Some("a1b2c3d4e5f6")).unwrap();
+        assert!(
+            none.contains("127.0.0.1\tlocalhost\n::1\tlocalhost"),
+            "{none}"
+        );
+        assert!(none.ends_with("127.0.1.1\ta1b2c3d4e5f6\n"), "{none}");
+        // Debian's own: both localhosts, no machine name.
+        let debian = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n";
+        assert_eq!(
+            hosts_completed(Some(debian), Some("web")).unwrap(),
+            format!("{debian}# Added by vminit\n127.0.1.1\tweb\n")
+        );
+        assert_eq!(hosts_completed(Some(debian), None), None);
+        // Alpine's old one: IPv4 only, and a comment that names localhost.
+        let alpine = "127.0.0.1 localhost.localdomain localhost # ::1 localhost";
+        let completed = hosts_completed(Some(alpine), Some("web")).unwrap();
+        assert!(
+            completed.starts_with(&format!("{alpine}\n# Added by vminit\n::1\t")),
+            "{completed}"
+        );
+        let complete = "127.0.0.1 localhost web\n::1 localhost\n";
+        assert_eq!(hosts_completed(Some(complete), Some("web")), None);
     }
 }

@@ -108,6 +108,15 @@ pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupErr
         let loaded =
             std::fs::File::open(&path).and_then(|file| module::load(&file, &params, compressed));
         if let Err(source) = loaded {
+            // An optional variant for hardware this machine lacks
+            // (crc32c_intel without SSE 4.2 under TCG): nothing to warn of.
+            if load.soft && source.raw_os_error() == Some(libc::ENODEV) {
+                debug!(
+                    "module {} (a soft dependency) is not for this machine: {source}",
+                    load.name
+                );
+                continue;
+            }
             if load.soft {
                 warn!(
                     "cannot load module {} (a soft dependency): {source}",
@@ -188,14 +197,28 @@ fn wait_for_interface(name: &str) -> io::Result<()> {
     }
 }
 
-/// Writes `/etc/resolv.conf` and `/etc/hosts` when nameservers or host
-/// entries are given, and only then.
+/// Writes `/etc/resolv.conf` when nameservers are given, and `/etc/hosts`
+/// when host entries are; without them, completes the image's
+/// `/etc/hosts` as Docker's always is (see [`network::hosts_completed`]).
 pub fn write_network_files(config: &NetSettings, hostname: Option<&str>) -> Result<(), SetupError> {
     if let Some(servers) = &config.nameservers {
         write_etc_file("/etc/resolv.conf", &network::resolv_conf(servers))?;
     }
     if let Some(hosts) = &config.hosts {
-        write_etc_file("/etc/hosts", &network::hosts_file(hosts, hostname))?;
+        return write_etc_file("/etc/hosts", &network::hosts_file(hosts, hostname));
+    }
+    // The image's, read to a sane size; a larger one is left alone.
+    let existing = match std::fs::metadata("/etc/hosts") {
+        Ok(meta) if meta.len() > 1 << 20 => return Ok(()),
+        Ok(_) => Some(std::fs::read_to_string("/etc/hosts").unwrap_or_default()),
+        Err(_) => None,
+    };
+    // A default: where it cannot be written (a read-only root without the
+    // file, and no /run to put it in), a warning, not a failed boot.
+    if let Some(text) = network::hosts_completed(existing.as_deref(), hostname) {
+        if let Err(e) = write_etc_file("/etc/hosts", &text) {
+            warn!("{}: localhost may not resolve", crate::log::chain(&e));
+        }
     }
     Ok(())
 }

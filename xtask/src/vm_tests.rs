@@ -312,6 +312,24 @@ fn words(n: usize, word: &str) -> String {
 }
 
 /// A generated command line for a case (cases live for the whole run).
+/// Guest seconds over host seconds between the `clock-start` and
+/// `clock-end` lines: the guest's uptimes they print, and when they
+/// arrived.
+fn clock_ratio(console: &Console) -> Option<f64> {
+    let find = |marker: &str| {
+        let index = console.lines.iter().position(|l| l.starts_with(marker))?;
+        let uptime: f64 = console.lines[index]
+            .strip_prefix(marker)?
+            .trim()
+            .parse()
+            .ok()?;
+        Some((uptime, console.arrived.get(index)?.as_secs_f64()))
+    };
+    let (guest_start, host_start) = find("clock-start ")?;
+    let (guest_end, host_end) = find("clock-end ")?;
+    Some((guest_end - guest_start) / (host_end - host_start))
+}
+
 fn line(text: String) -> &'static str {
     Box::leak(text.into_boxed_str())
 }
@@ -770,6 +788,60 @@ fn cases(arch: Arch) -> Vec<Case> {
             check: |c, _| {
                 expect(c, 42)?;
                 require(c, &["power button pressed: sending SIGINT", "got-int"])
+            },
+        },
+        Case {
+            name: "the_guest_clock_keeps_the_hosts_time",
+            image: Image::Normal,
+            // Under TCG the guest's clock is only as true as the TSC
+            // frequency it is told (x86) or QEMU's timer (arm64): 20 s of
+            // guest time against the host's, the lines stamped on arrival.
+            cmdline: r#"-- sh -c "read up rest < /proc/uptime; echo clock-start $up; sleep 20; read up rest < /proc/uptime; echo clock-end $up""#,
+            qmp_after: &[],
+            devices: &[],
+            check: |c, _| {
+                expect(c, 0)?;
+                let ratio = clock_ratio(c).ok_or("no clock-start and clock-end lines")?;
+                // Within 2%: the 2.6-fold error of a wrong TSC frequency
+                // is far outside, the console's latency well inside.
+                if (0.98..=1.02).contains(&ratio) {
+                    println!("guest/host clock ratio {ratio:.4}");
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the guest's clock runs {ratio:.3} times the host's"
+                    ))
+                }
+            },
+        },
+        Case {
+            name: "dockers_defaults_hostname_hosts_and_working_directory",
+            image: Image::Normal,
+            // No hostname, no net.hosts, a working directory the image lacks.
+            cmdline: r#"workdir=/srv/made -- sh -c "echo name=$(hostname) env=$HOSTNAME pwd=$(pwd); cat /etc/hosts""#,
+            qmp_after: &[],
+            devices: &[],
+            check: |c, _| {
+                expect(c, 0)?;
+                let line = c
+                    .lines
+                    .iter()
+                    .find_map(|l| l.strip_prefix("name="))
+                    .ok_or("no name= line")?;
+                let name: String = line.chars().take_while(|c| !c.is_whitespace()).collect();
+                if name.len() != 12 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("the default hostname is {name:?}"));
+                }
+                require(
+                    c,
+                    &[
+                        &format!("name={name} env={name} pwd=/srv/made"),
+                        "127.0.0.1\tlocalhost",
+                        "::1\tlocalhost",
+                        &format!("127.0.1.1\t{name}"),
+                        "created the working directory /srv/made",
+                    ],
+                )
             },
         },
         Case {
