@@ -7,6 +7,13 @@
 //! The overlay's layers live below `/run/vminit` (`lower`, and `upper` with
 //! the upper and work directories), so they move with `/run` and the end
 //! of the run finds them in the mount table to flush and remount.
+//!
+//! The tmpfs on `/run` would hide the image's own `/run`, where images
+//! make directories at build time (PostgreSQL's `/run/postgresql`, owned by
+//! postgres). Docker keeps them: so the image's `/run` is carried into the
+//! tmpfs before it moves, owners, modes and links kept, within
+//! [`RUN_MAX_ENTRIES`] and [`RUN_MAX_BYTES`], and the log says what was
+//! left out.
 
 use std::io;
 use std::path::Path;
@@ -28,6 +35,10 @@ const LOWER: &str = "/run/vminit/lower";
 const UPPER: &str = "/run/vminit/upper";
 /// What moves from the initramfs into the new root.
 const MOVED: &[&str] = &["/dev", "/proc", "/sys", "/run"];
+/// The most entries of the image's `/run` carried into vminit's.
+pub const RUN_MAX_ENTRIES: usize = 1024;
+/// The most bytes of regular files carried (PID files, a few configs).
+pub const RUN_MAX_BYTES: u64 = 1 << 20;
 
 /// A root switch that failed: the app does not start.
 #[derive(Debug, Error)]
@@ -87,6 +98,60 @@ pub fn switch(settings: &RootSettings) -> Result<(), RootError> {
         mount_overlay(overlay, wait)?;
     }
     enter(NEW_ROOT)
+}
+
+/// Copies the image's `/run` (`from`) into vminit's tmpfs (`to`):
+/// directories, symbolic links and regular files with their owners and
+/// modes, nothing vminit has made there replaced, within the bounds.
+fn carry_run(from: &Path, to: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
+    let (mut carried, mut left_out, mut bytes) = (0usize, 0usize, 0u64);
+    let mut todo = vec![std::path::PathBuf::new()];
+    while let Some(relative) = todo.pop() {
+        for entry in std::fs::read_dir(from.join(&relative)).into_iter().flatten().flatten() {
+            let name = relative.join(entry.file_name());
+            let (source, target) = (from.join(&name), to.join(&name));
+            let Ok(meta) = std::fs::symlink_metadata(&source) else {
+                continue;
+            };
+            if std::fs::symlink_metadata(&target).is_ok() {
+                continue; // vminit's own, such as /run/vminit
+            }
+            let fits = carried < RUN_MAX_ENTRIES
+                && (!meta.is_file() || bytes + meta.len() <= RUN_MAX_BYTES);
+            let made = fits
+                && if meta.is_dir() {
+                    std::fs::create_dir(&target).is_ok()
+                } else if meta.is_symlink() {
+                    std::fs::read_link(&source).and_then(|t| symlink(t, &target)).is_ok()
+                } else {
+                    meta.is_file() && std::fs::copy(&source, &target).is_ok()
+                };
+            if !made {
+                left_out += 1;
+                continue;
+            }
+            carried += 1;
+            bytes += if meta.is_file() { meta.len() } else { 0 };
+            // Owner first: chown clears setuid and setgid bits.
+            let _ = lchown(&target, Some(meta.uid()), Some(meta.gid()));
+            if !meta.is_symlink() {
+                let mode = std::fs::Permissions::from_mode(meta.mode() & 0o7777);
+                let _ = std::fs::set_permissions(&target, mode);
+            }
+            if meta.is_dir() {
+                todo.push(name);
+            }
+        }
+    }
+    if left_out > 0 {
+        info!(
+            "carried {carried} entries of the image's /run into vminit's; left out {left_out} \
+             (past {RUN_MAX_ENTRIES} entries or {RUN_MAX_BYTES} bytes, or not a directory, link or file)"
+        );
+    } else if carried > 0 {
+        debug!("carried {carried} entries of the image's /run into vminit's");
+    }
 }
 
 /// Mounts `source` at `at` as `fstype`, or as each filesystem the kernel
@@ -198,6 +263,7 @@ fn enter(root: &str) -> Result<(), RootError> {
             Err(error) => return Err(RootError::Move { what, error }),
         }
     }
+    carry_run(Path::new(&format!("{root}/run")), Path::new("/run"));
     for what in MOVED {
         let target = format!("{root}{what}");
         mount::move_mount(what, &target).map_err(|error| RootError::Move { what, error })?;
@@ -210,5 +276,9 @@ fn enter(root: &str) -> Result<(), RootError> {
     mount::move_mount(".", "/").map_err(RootError::Switch)?;
     mount::chroot_here().map_err(RootError::Switch)?;
     debug!("switched to the new root");
+    // The app's console from the new root's /dev, not the freed initramfs's.
+    if let Err(e) = crate::sys::stdio::reopen_same_device("/dev/console") {
+        debug!("the console stays as the kernel opened it: {e}");
+    }
     Ok(())
 }

@@ -52,6 +52,29 @@ pub fn fill_from(path: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Points each of fds 0-2 that is the device `path` names at `path`
+/// opened anew (`O_NOCTTY`: the controlling terminal is the device's, and
+/// stays): after the root switch, the console the kernel opened from the
+/// initramfs's `/dev` is a deleted node, and `tty` says "not a tty".
+pub fn reopen_same_device(path: &str) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)?;
+    let device = file.metadata()?.rdev();
+    for fd in 0..=2 {
+        let same = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .is_ok_and(|m| m.rdev() == device && (m.mode() & libc::S_IFMT) == libc::S_IFCHR);
+        // SAFETY: both descriptors are valid; dup2 replaces fd atomically.
+        if same && unsafe { libc::dup2(file.as_raw_fd(), fd) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// A second, non-blocking open file for what fd 2 is, when it is a
 /// terminal or a pipe (reopened through `/proc/self/fd/2`, `O_NOCTTY`):
 /// its `O_NONBLOCK` is its own, so writing through it never blocks vminit

@@ -154,7 +154,7 @@ fn disk_boots(kit: &Kit) -> Result<[Boot; 2], String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let root = dir.join("root.ext4");
     let data = dir.join("data.ext4");
-    crate::disk::root_image(&root, &kit.busybox, &[], 64)?;
+    crate::disk::root_image(&root, &kit.busybox, &[], 64, |_| Ok(()))?;
     crate::disk::empty(&data, 32)?;
     let modules = format!(
         "{BENCH_CMDLINE} vminit.verbosity=debug vminit.modules={}",

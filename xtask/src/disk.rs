@@ -43,6 +43,7 @@ pub fn root_image(
     busybox: &Path,
     files: &[(&str, &[u8], u32)],
     size_mb: u32,
+    finish: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let dir = image.with_extension("d");
@@ -56,6 +57,7 @@ pub fn root_image(
         std::fs::write(&path, data).map_err(io)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).map_err(io)?;
     }
+    finish(&dir).map_err(io)?;
     let made = mkfs(image, Some(&dir), size_mb);
     let _ = std::fs::remove_dir_all(&dir);
     made

@@ -184,6 +184,23 @@ const ROOT_FILES: &[(&str, &[u8], u32)] = &[
     ),
 ];
 
+/// The root disk's `/run`, as an image makes it at build time
+/// (PostgreSQL's `/run/postgresql`): a directory of uid 70 with the
+/// setgid bit, a file in it, and a link.
+fn image_run(tree: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{PermissionsExt, chown, lchown, symlink};
+    let dir = tree.join("run/app");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("pid"), "42\n")?;
+    symlink("pid", dir.join("link"))?;
+    for path in [dir.join("pid"), dir.clone()] {
+        chown(&path, Some(70), Some(70))?;
+    }
+    lchown(dir.join("link"), Some(70), Some(70))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775))?;
+    std::fs::set_permissions(dir.join("pid"), std::fs::Permissions::from_mode(0o640))
+}
+
 /// What the host side of the devices saw.
 #[derive(Debug, Default)]
 struct Outside {
@@ -397,7 +414,9 @@ fn disk_cases() -> Vec<Case> {
             cmdline: line(format!(
                 "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4,noatime \
                  -- /bin/sh -c \"cat /etc/root-marker; touch /x 2>/dev/null || echo root-read-only; \
-                 [ -e /tests ] || echo initramfs-gone; echo written > /data/file; grep -E ' (/|/data) ' /proc/mounts\""
+                 [ -e /tests ] || echo initramfs-gone; echo written > /data/file; grep -E ' (/|/data) ' /proc/mounts; \
+                 echo tty=$(tty); stat -c 'run %n %u %a' /run/app /run/app/pid; \
+                 cat /run/app/link; [ -d /run/vminit ] && echo vminit-run-kept\""
             )),
             qmp_after: &[],
             devices: &[Device::RootDisk, Device::DataDisk],
@@ -411,6 +430,13 @@ fn disk_cases() -> Vec<Case> {
                         "initramfs-gone",
                         "/dev/vda / ext4 ro,",
                         "/dev/vdb /data ext4 rw,noatime",
+                        // The new root's console, not a deleted node.
+                        "tty=/dev/console",
+                        // The image's /run, as Docker keeps it.
+                        "run /run/app 70 2775",
+                        "run /run/app/pid 70 640",
+                        "42",
+                        "vminit-run-kept",
                     ],
                 )?;
                 o.disks_clean()?;
@@ -1064,7 +1090,7 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
     )?;
     crate::setup::packages(crate::disk::TOOLS)?;
     let root_image = cmd::root().join("target/vm/root.ext4");
-    crate::disk::root_image(&root_image, &kit.busybox, ROOT_FILES, 64)?;
+    crate::disk::root_image(&root_image, &kit.busybox, ROOT_FILES, 64, image_run)?;
     eprintln!(
         "VM tests: {} with {:?}",
         kit.kernel.display(),
