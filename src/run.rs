@@ -343,6 +343,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
             error!("{}", log::chain(&e));
             return ending.finish(EXIT_CONFIG, None);
         }
+        if let Err(message) = give_volumes(&config) {
+            error!("{message}");
+            return ending.finish(EXIT_CONFIG, None);
+        }
     } else if asks_for_machine(&config)
         || !config.mounts.is_empty()
         || config.report_port.is_some()
@@ -643,6 +647,27 @@ fn delete_metadata(path: &str, read: Option<FileId>) -> Option<String> {
 
 /// Resolves a user against the image's `/etc/passwd` and `/etc/group`
 /// (a missing file reads as empty: numeric ids still work).
+/// Gives each volume that asks its owner (resolved in the image's
+/// `/etc/passwd` and `/etc/group`, as `vminit.user` is) and mode, once
+/// all are mounted and before anything runs as that user.
+fn give_volumes(config: &Config) -> Result<(), String> {
+    for (name, spec) in config.mounts.iter() {
+        let Some(access) = config.mounts.access(name) else {
+            continue;
+        };
+        let owner = match &access.owner {
+            Some(user) => {
+                let identity = resolve_user(user).map_err(|e| format!("volume {name}: {e}"))?;
+                Some((identity.uid, identity.gid))
+            }
+            None => None,
+        };
+        machine::volumes::give(name, &spec.target, owner, access.mode)
+            .map_err(|e| log::chain(&e))?;
+    }
+    Ok(())
+}
+
 fn resolve_user(spec: &UserSpec) -> Result<Identity, IdentityError> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();

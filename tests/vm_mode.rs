@@ -331,3 +331,55 @@ fn a_missing_working_directory_is_created_in_vm_mode_only() {
     assert_eq!(result.code(), 2, "{result:#?}");
     assert!(result.stderr.contains("no such directory"), "{result:#?}");
 }
+
+#[test]
+fn a_volume_is_given_its_owner_and_mode_before_the_app_starts() {
+    // A fresh filesystem belongs to root: PostgreSQL's initdb as postgres
+    // could not write it. The top directory only, named by uid or by name.
+    let (result, _) = vm(
+        "volume-owner",
+        &[
+            "--cmdline",
+            "vminit.mount.data=tmpfs,/run/vol/owned,tmpfs vminit.mount.data.owner=nobody \
+             vminit.mount.data.mode=2770 vminit.mount.logs=tmpfs,/run/vol/logs,tmpfs \
+             vminit.mount.logs.owner=4242:4343 \
+             -- sh -c \"stat -c '%n %u:%g %a' /run/vol/owned /run/vol/logs\"",
+        ],
+    );
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=0"], "{result:#?}");
+    assert!(
+        result.stdout.contains("/run/vol/owned 65534:65534 2770"),
+        "{result:#?}"
+    );
+    assert!(
+        // tmpfs's own mode stays when none is asked.
+        result.stdout.contains("/run/vol/logs 4242:4343 1777"),
+        "{result:#?}"
+    );
+    assert!(
+        result
+            .stderr
+            .contains("volume data: /run/vol/owned is owned by 65534:65534, mode 2770"),
+        "{result:#?}"
+    );
+    // An owner nobody has, or an owner without its volume: the app never runs.
+    for (line, said) in [
+        (
+            "vminit.mount.data=tmpfs,/run/vol/x,tmpfs vminit.mount.data.owner=nosuchuser -- echo ran",
+            "volume data: ",
+        ),
+        (
+            "vminit.mount.data.owner=nobody -- echo ran",
+            "vminit.mount.data: an owner or mode needs the volume itself",
+        ),
+        (
+            "vminit.mount.data=tmpfs,/run/vol/x,tmpfs vminit.mount.data.mode=0999 -- echo ran",
+            "vminit.mount.data.mode: must be an octal mode",
+        ),
+    ] {
+        let (result, _) = vm("volume-owner-bad", &["--cmdline", line]);
+        assert_eq!(exit_lines(&result), ["vminit: exit_code=2"], "{result:#?}");
+        assert!(result.stderr.contains(said), "{said}: {result:#?}");
+        assert!(!result.stdout.contains("ran"), "{result:#?}");
+    }
+}

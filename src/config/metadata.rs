@@ -160,7 +160,8 @@ fn shorten_name(name: &str) -> String {
 }
 
 /// `"mounts": {"data": {"source": "/dev/vdb", "target": "/data", "type":
-/// "ext4", "options": "noatime"}}`: one volume.
+/// "ext4", "options": "noatime", "owner": "postgres", "mode": "0700"}}`:
+/// one volume.
 fn set_mount(settings: &mut Settings, volume: &str, spec: &Value) -> Result<(), Problem> {
     mounts::parse_mount_name(volume)?;
     let Some(fields) = spec.as_object() else {
@@ -177,15 +178,28 @@ fn set_mount(settings: &mut Settings, volume: &str, spec: &Value) -> Result<(), 
             )),
         }
     };
-    let known = ["source", "target", "type", "options"];
+    let known = ["source", "target", "type", "options", "owner", "mode"];
     if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(
             if validate::foreign_byte(unknown.as_bytes(), 0, NameKind::Setting).is_some() {
-                Problem::WrongType("an object with source, target, type and options only")
+                Problem::WrongType(
+                    "an object with source, target, type, options, owner and mode only",
+                )
             } else {
-                Problem::UnknownField("source, target, type, options")
+                Problem::UnknownField("source, target, type, options, owner, mode")
             },
         );
+    }
+    for member in ["owner", "mode"] {
+        match fields.get(member) {
+            Some(Value::String(text)) => settings.mounts.set_access(volume, member, text)?,
+            None => {}
+            Some(_) => {
+                return Err(Problem::WrongType(
+                    "an object whose owner and mode are strings",
+                ));
+            }
+        }
     }
     let spec = mounts::mount_spec(
         field("source")?,
@@ -360,6 +374,18 @@ mod tests {
             "noatime"
         );
         assert_eq!(layer.settings.mounts.get("tmp").unwrap().options, "");
+        // Owner and mode, in the volume's object or as settings of their own.
+        let json = br#"{"vminit": {"mounts": {"pg": {"source": "/dev/vdb", "target": "/var/lib/postgresql",
+            "type": "ext4", "owner": "postgres", "mode": "0700"}}, "mount.logs.mode": "0750"}}"#;
+        let (layer, errors) = parse(json, &source());
+        assert_eq!(errors, []);
+        let access = layer.settings.mounts.access("pg").unwrap();
+        assert_eq!(access.owner.as_ref().unwrap().to_string(), "postgres");
+        assert_eq!(access.mode, Some(0o700));
+        assert_eq!(
+            layer.settings.mounts.access("logs").unwrap().mode,
+            Some(0o750)
+        );
         let (layer, errors) = parse(br#"{"vminit": {"root": "/dev/vdc"}}"#, &source());
         assert_eq!(errors, []);
         assert_eq!(layer.settings.root.source.as_deref(), Some("/dev/vdc"));

@@ -202,6 +202,16 @@ pub fn resolve(
             Problem::BadSetting("root.* settings need vminit.root: the root to mount"),
         ));
     }
+    if let Some(volume) = config.mounts.orphaned_access() {
+        let source = source_of(|layer| !layer.settings.mounts.is_empty());
+        errors.push(ConfigError::new(
+            &source,
+            &format!("vminit.mount.{}", error::shorten(volume)),
+            Problem::BadSetting(
+                "an owner or mode needs the volume itself: mount.NAME=SOURCE,TARGET,TYPE",
+            ),
+        ));
+    }
     if let Some(target) = mounts::shared_target(&config.mounts) {
         let source = source_of(|layer| !layer.settings.mounts.is_empty());
         errors.push(ConfigError::new(
@@ -371,11 +381,14 @@ impl Config {
     fn volumes_json(&self) -> Value {
         let mut volumes = serde_json::Map::new();
         for (name, spec) in self.mounts.iter() {
+            let access = self.mounts.access(name).cloned().unwrap_or_default();
             let volume = json!({
                 "source": spec.source,
                 "target": spec.target,
                 "type": spec.fstype,
                 "options": spec.options,
+                "owner": access.owner.as_ref().map(ToString::to_string),
+                "mode": access.mode.map(|m| format!("{m:04o}")),
             });
             volumes.insert(name.to_owned(), volume);
         }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::config::error::Problem;
+use crate::config::user::UserSpec;
 use crate::config::validate;
 
 /// How long to wait for a root or volume device by default.
@@ -67,11 +68,22 @@ impl std::fmt::Display for MountSpec {
     }
 }
 
-/// The volumes by name, in the order first given; a name given again (a
-/// higher layer) replaces its volume whole. A list, not a map: there are a
-/// few, and PID 1's binary stays smaller without another map type.
+/// The owner and mode a volume's top directory is given once mounted
+/// (`mount.NAME.owner`, `mount.NAME.mode`): a fresh filesystem belongs to
+/// root, and an app that runs as its own user cannot write it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Volumes(Vec<(String, MountSpec)>);
+pub struct Access {
+    pub owner: Option<UserSpec>,
+    /// Permission bits, 0 to 0o7777.
+    pub mode: Option<u32>,
+}
+
+/// The volumes by name, in the order first given; a name given again (a
+/// higher layer) replaces its volume whole, while its owner and mode are
+/// taken member by member. Lists, not maps: there are a few, and PID 1's
+/// binary stays smaller without another map type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Volumes(Vec<(String, MountSpec)>, Vec<(String, Access)>);
 
 impl Volumes {
     /// Sets the volume `name`.
@@ -82,11 +94,55 @@ impl Volumes {
         }
     }
 
-    /// Overlays `other` (higher precedence), volume by volume.
+    /// Sets the volume `name`'s `owner` or `mode` (`member`).
+    pub fn set_access(&mut self, name: &str, member: &str, value: &str) -> Result<(), Problem> {
+        let mut access = self.access(name).cloned().unwrap_or_default();
+        match member {
+            "owner" => access.owner = Some(crate::config::user::parse_user(value)?),
+            "mode" => access.mode = Some(parse_mode(value)?),
+            _ => {
+                return Err(Problem::UnknownSetting(&[
+                    "mount.NAME.owner",
+                    "mount.NAME.mode",
+                ]));
+            }
+        }
+        self.put_access(name, access);
+        Ok(())
+    }
+
+    fn put_access(&mut self, name: &str, access: Access) {
+        match self.1.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = access,
+            None => self.1.push((name.to_owned(), access)),
+        }
+    }
+
+    /// Overlays `other` (higher precedence), volume by volume; owner and
+    /// mode member by member.
     pub fn overlay(&mut self, other: &Volumes) {
         for (name, spec) in &other.0 {
             self.set(name, spec.clone());
         }
+        for (name, high) in &other.1 {
+            let mut access = self.access(name).cloned().unwrap_or_default();
+            crate::config::pick(&mut access.owner, &high.owner);
+            crate::config::pick(&mut access.mode, &high.mode);
+            self.put_access(name, access);
+        }
+    }
+
+    /// The owner and mode asked for the volume `name`.
+    pub fn access(&self, name: &str) -> Option<&Access> {
+        self.1.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+
+    /// A volume given an owner or mode but never defined.
+    pub fn orphaned_access(&self) -> Option<&str> {
+        self.1
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .find(|name| self.get(name).is_none())
     }
 
     /// The volume `name`.
@@ -95,7 +151,7 @@ impl Volumes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && self.1.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &MountSpec)> {
@@ -238,6 +294,16 @@ pub fn parse_mount_name(name: &str) -> Result<(), Problem> {
             "needs a volume name of letters, digits, '_' and '-', as in mount.data",
         ))
     }
+}
+
+/// A mode in octal, as chmod(1) takes it: `0700`, `2775`.
+pub fn parse_mode(value: &str) -> Result<u32, Problem> {
+    u32::from_str_radix(value, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777 && !value.is_empty() && value.len() <= 5)
+        .ok_or(Problem::BadSetting(
+            "must be an octal mode from 0 to 7777, as chmod takes it (e.g. 0700)",
+        ))
 }
 
 /// `SOURCE,TARGET,TYPE[,OPTIONS]`: options last, so they may hold commas.

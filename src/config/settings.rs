@@ -46,6 +46,8 @@ pub const NAMES: &[&str] = &[
     "root.overlay",
     "root.wait",
     "mount.NAME",
+    "mount.NAME.owner",
+    "mount.NAME.mode",
 ];
 
 /// Default time between SIGTERM and SIGKILL: `docker stop`'s default.
@@ -154,8 +156,16 @@ impl Settings {
                 } else if let Some(member) = name.strip_prefix("root.") {
                     self.root.set(member, value)?;
                 } else if let Some(volume) = name.strip_prefix("mount.") {
-                    mounts::parse_mount_name(volume)?;
-                    self.mounts.set(volume, mounts::parse_mount(value)?);
+                    match volume.split_once('.') {
+                        Some((volume, member)) => {
+                            mounts::parse_mount_name(volume)?;
+                            self.mounts.set_access(volume, member, value)?;
+                        }
+                        None => {
+                            mounts::parse_mount_name(volume)?;
+                            self.mounts.set(volume, mounts::parse_mount(value)?);
+                        }
+                    }
                 } else if let Some(net) = name.strip_prefix("net.") {
                     self.net.set(net, value)?;
                 } else {

@@ -108,7 +108,11 @@ fn carry_run(from: &Path, to: &Path) {
     let (mut carried, mut left_out, mut bytes) = (0usize, 0usize, 0u64);
     let mut todo = vec![std::path::PathBuf::new()];
     while let Some(relative) = todo.pop() {
-        for entry in std::fs::read_dir(from.join(&relative)).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(from.join(&relative))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = relative.join(entry.file_name());
             let (source, target) = (from.join(&name), to.join(&name));
             let Ok(meta) = std::fs::symlink_metadata(&source) else {
@@ -123,7 +127,9 @@ fn carry_run(from: &Path, to: &Path) {
                 && if meta.is_dir() {
                     std::fs::create_dir(&target).is_ok()
                 } else if meta.is_symlink() {
-                    std::fs::read_link(&source).and_then(|t| symlink(t, &target)).is_ok()
+                    std::fs::read_link(&source)
+                        .and_then(|t| symlink(t, &target))
+                        .is_ok()
                 } else {
                     meta.is_file() && std::fs::copy(&source, &target).is_ok()
                 };

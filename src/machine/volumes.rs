@@ -11,8 +11,8 @@ use nix::mount::MsFlags;
 use thiserror::Error;
 
 use crate::config::mounts::{self, Volumes};
-use crate::debug;
 use crate::sys::mount;
+use crate::{debug, info};
 
 /// A volume that could not be mounted: the app does not start without it.
 #[derive(Debug, Error)]
@@ -30,6 +30,13 @@ pub enum VolumeError {
         #[source]
         source: io::Error,
     },
+    #[error("Volume {name}: cannot give its top directory {target} its owner or mode")]
+    Access {
+        name: String,
+        target: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("Cannot mount volume {name} ({spec})")]
     Mount {
         name: String,
@@ -38,6 +45,39 @@ pub enum VolumeError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Gives a mounted volume's top directory `owner` (uid, gid) and `mode`
+/// (`mount.NAME.owner`, `.mode`): that directory only, never what is in
+/// it, so that a volume that already holds data keeps its files' owners.
+pub fn give(
+    name: &str,
+    target: &str,
+    owner: Option<(u32, u32)>,
+    mode: Option<u32>,
+) -> Result<(), VolumeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |source| VolumeError::Access {
+        name: name.to_owned(),
+        target: target.to_owned(),
+        source,
+    };
+    // Owner first: chown clears the setgid bit a mode may set.
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(target, Some(uid), Some(gid)).map_err(fail)?;
+    }
+    if let Some(mode) = mode {
+        std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+    }
+    info!(
+        "volume {name}: {target} is {}{}",
+        owner.map_or(String::new(), |(uid, gid)| format!("owned by {uid}:{gid}")),
+        mode.map_or(String::new(), |m| format!(
+            "{}mode {m:04o}",
+            if owner.is_some() { ", " } else { "" }
+        ))
+    );
+    Ok(())
 }
 
 /// Mounts every volume, parents first, waiting up to `wait` for each
