@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::app::identity::{self, Identity, IdentityError};
-use crate::app::supervisor::{Scope, Supervisor};
+use crate::app::supervisor::{Outcome, Scope, Supervisor};
 use crate::config::channels::VsockAddr;
 use crate::config::cli::{self, CmdlineArg, Mode, Options};
 use crate::config::error::{ConfigError, Source, escape};
@@ -418,6 +418,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
             return ending.finish(EXIT_CONFIG, None);
         }
     }
+    let scope = if pid1 {
+        Scope::WholeNamespace
+    } else {
+        Scope::Descendants
+    };
+    if let Err(message) = run_setup(&config, &env, &limits, scope) {
+        error!("{message}");
+        return ending.finish(EXIT_CONFIG, None);
+    }
     if ending.real_machine {
         // From here on: only kills during the app's run count.
         match oom::Watch::start() {
@@ -452,11 +461,6 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // delay the app.
     debug!("started pid {app} with configuration {}", config.redacted());
 
-    let scope = if pid1 {
-        Scope::WholeNamespace
-    } else {
-        Scope::Descendants
-    };
     let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal())
         .with_stop_signal(config.stop_signal, ending.vm);
     if let Some(button) = power_button {
@@ -647,6 +651,65 @@ fn delete_metadata(path: &str, read: Option<FileId>) -> Option<String> {
 
 /// Resolves a user against the image's `/etc/passwd` and `/etc/group`
 /// (a missing file reads as empty: numeric ids still work).
+/// Runs the set-up steps in order, each to its end and supervised as the
+/// app is (signals forwarded, zombies reaped, what it leaves stopped), as
+/// root or the user it names, with the app's environment, limits and
+/// working directory; the first that fails ends it all: the app never
+/// starts. This is where `initdb` or a migration goes (Fly's
+/// `release_command`, Kubernetes' init containers).
+fn run_setup(
+    config: &Config,
+    env: &[(OsString, OsString)],
+    limits: &[RawLimit],
+    scope: Scope,
+) -> Result<(), String> {
+    for (index, step) in config.setup.iter().enumerate() {
+        let what = format!("set-up step {} ({})", index + 1, quote(&step.argv[0]));
+        let identity = match &step.user {
+            Some(user) => Some(resolve_user(user).map_err(|e| format!("{what}: {e}"))?),
+            None => None,
+        };
+        let mut step_env = env.to_vec();
+        let mut set = |key: &str, value: &str| {
+            step_env.retain(|(k, _)| k != key);
+            step_env.push((key.into(), value.into()));
+        };
+        if let Some(identity) = identity
+            .as_ref()
+            .filter(|_| !config.env.contains_key("HOME"))
+        {
+            set("HOME", &identity.home);
+        }
+        for (key, value) in &step.env {
+            set(key, value);
+        }
+        let request = process::Spawn {
+            argv: &step.argv,
+            env: &step_env,
+            workdir: config.workdir.as_deref(),
+            take_terminal: false,
+            limits,
+            user: identity
+                .as_ref()
+                .map(|i| (i.uid, i.gid, i.groups.as_slice())),
+            no_new_privs: config.no_new_privs,
+        };
+        info!("{what}");
+        let pid =
+            process::spawn(&request).map_err(|e| format!("{what} cannot start: {}", e.error))?;
+        let mut supervisor = Supervisor::new(pid, config.grace, scope, false);
+        let outcome = supervisor.wait_for_app();
+        supervisor.stop_everything();
+        if outcome != Outcome::Exited(0) {
+            return Err(format!(
+                "{what} failed with status {}: the app is not started",
+                outcome.exit_code()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Gives each volume that asks its owner (resolved in the image's
 /// `/etc/passwd` and `/etc/group`, as `vminit.user` is) and mode, once
 /// all are mounted and before anything runs as that user.

@@ -383,3 +383,69 @@ fn a_volume_is_given_its_owner_and_mode_before_the_app_starts() {
         assert!(!result.stdout.contains("ran"), "{result:#?}");
     }
 }
+
+#[test]
+fn set_up_steps_run_in_order_before_the_app_and_a_failed_one_stops_it() {
+    let dir = common::tempdir("setup-steps");
+    let log = dir.join("log");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let metadata = dir.join("metadata.json");
+    let write = |setup: serde_json::Value| {
+        let json = serde_json::json!({
+            "argv": ["sh", "-c", format!("echo app >> {}; cat {}", log.display(), log.display())],
+            "env": {"SHARED": "from-the-app"},
+            "setup": setup,
+        });
+        std::fs::write(&metadata, json.to_string()).unwrap();
+        let _ = std::fs::remove_file(&log);
+    };
+    // As root, then as nobody with HOME from passwd; the app's env, and each step's own.
+    write(serde_json::json!([
+        {"argv": ["sh", "-c", format!("echo one $SHARED $STEP $(id -u) >> {0}; chmod 666 {0}", log.display())],
+         "env": {"STEP": "first"}},
+        {"argv": ["sh", "-c", format!("echo two $(id -u) $HOME >> {}", log.display())],
+         "user": "nobody"},
+    ]));
+    let path = metadata.to_str().unwrap();
+    for vm_mode in [true, false] {
+        let result = if vm_mode {
+            vm("setup", &["--metadata", path]).0
+        } else {
+            run(common::vminit(&["--metadata", path]))
+        };
+        let home = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("nobody:"))
+            .and_then(|l| l.split(':').nth(5).map(str::to_owned))
+            .unwrap();
+        assert_eq!(
+            result.stdout,
+            format!("one from-the-app first 0\ntwo 65534 {home}\napp\n"),
+            "vm={vm_mode}: {result:#?}"
+        );
+        assert!(
+            result.stderr.contains("set-up step 2 (\"sh\")"),
+            "{result:#?}"
+        );
+        let _ = std::fs::remove_file(&log);
+    }
+    // A step that fails: status 2, its number and status said, no app.
+    write(serde_json::json!([{"argv": ["sh", "-c", "exit 3"]}]));
+    let (result, _) = vm("setup-fails", &["--metadata", path]);
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=2"], "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("set-up step 1 (\"sh\") failed with status 3: the app is not started"),
+        "{result:#?}"
+    );
+    assert!(!log.exists(), "the app ran");
+    // Checked as the rest of the metadata: no value shown.
+    write(serde_json::json!([{"argv": [], "env": {"TOKEN": "s3cret\u{0}"}, "what": 1}]));
+    let result = run(common::vminit(&["--check", "--metadata", path]));
+    assert_eq!(result.code(), 2, "{result:#?}");
+    assert!(result.stderr.contains("setup[0].argv"), "{result:#?}");
+    assert!(result.stderr.contains("setup[0].what"), "{result:#?}");
+    assert!(!result.stderr.contains("s3cret"), "{result:#?}");
+}

@@ -3,6 +3,7 @@
 //!
 //! ```json
 //! {"argv": ["/bin/app", "--port", "80"], "env": {"K": "V"}, "working_dir": "/app",
+//!  "setup": [{"argv": ["/bin/migrate"], "user": "app", "env": {"K": "V"}}],
 //!  "vminit": {"grace": 5, "verbosity": "debug", "log_target": "console", "shutdown": "poweroff"}}
 //! ```
 //!
@@ -12,17 +13,17 @@
 
 use serde_json::Value;
 
-use crate::config::Layer;
 use crate::config::error::{ConfigError, NameKind, Problem, Source};
 use crate::config::mounts;
 use crate::config::settings::{self, Settings};
 use crate::config::validate;
+use crate::config::{Layer, SetupStep};
 
 /// Largest metadata file accepted.
 pub const MAX_BYTES: u64 = 1024 * 1024;
 
 /// The top-level fields, for the "unknown field" message.
-const FIELDS: &str = "argv, env, working_dir, vminit";
+const FIELDS: &str = "argv, env, working_dir, setup, vminit";
 
 /// Parses a metadata file's contents into a configuration layer.
 pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
@@ -45,47 +46,9 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
 
     for (field, value) in &root {
         match field.as_str() {
-            "argv" => match value.as_array() {
-                Some(words) if !words.is_empty() => {
-                    let mut argv = Vec::with_capacity(words.len());
-                    for (index, word) in words.iter().enumerate() {
-                        let place = format!("argv[{index}]");
-                        match word.as_str() {
-                            Some(word) => match validate::argv_word(index, word) {
-                                Ok(()) => argv.push(word.to_owned()),
-                                Err(problem) => fail(&place, problem),
-                            },
-                            None => fail(&place, Problem::WrongType("a string")),
-                        }
-                    }
-                    layer.argv = Some(argv);
-                }
-                Some(_) => fail("argv", Problem::NoCommand),
-                None => fail("argv", Problem::WrongType("an array of strings")),
-            },
-            "env" => match value.as_object() {
-                Some(env) => {
-                    for (key, value) in env {
-                        // `"TOKEN:hunter2": ""`: never show past the ':'.
-                        if let Err((shown, problem)) =
-                            validate::name_in_word(key.as_bytes(), 0, NameKind::Variable)
-                        {
-                            fail(&format!("env.{shown}"), problem);
-                            continue;
-                        }
-                        let place = format!("env.{key}");
-                        let checked = validate::env_key(key).and_then(|()| match value.as_str() {
-                            Some(value) => validate::env_value(key, value).map(|()| value),
-                            None => Err(Problem::WrongType("a string")),
-                        });
-                        match checked {
-                            Ok(value) => layer.env.push((key.clone(), value.to_owned())),
-                            Err(problem) => fail(&place, problem),
-                        }
-                    }
-                }
-                None => fail("env", Problem::WrongType("an object of strings")),
-            },
+            "argv" => layer.argv = parse_argv(value, "", &mut fail),
+            "env" => layer.env = parse_env(value, "", &mut fail),
+            "setup" => layer.setup = Some(parse_setup(value, &mut fail)),
             "working_dir" => match value {
                 Value::Null => {}
                 Value::String(path) => match validate::clean_absolute_path(path) {
@@ -144,6 +107,112 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
         }
     }
     (layer, errors)
+}
+
+/// An `argv` array (`place` before its name: `setup[0].`).
+fn parse_argv(
+    value: &Value,
+    place: &str,
+    fail: &mut impl FnMut(&str, Problem),
+) -> Option<Vec<String>> {
+    let Some(words) = value.as_array() else {
+        fail(
+            &format!("{place}argv"),
+            Problem::WrongType("an array of strings"),
+        );
+        return None;
+    };
+    if words.is_empty() {
+        fail(&format!("{place}argv"), Problem::NoCommand);
+        return None;
+    }
+    let mut argv = Vec::with_capacity(words.len());
+    for (index, word) in words.iter().enumerate() {
+        let at = format!("{place}argv[{index}]");
+        match word.as_str() {
+            Some(word) => match validate::argv_word(index, word) {
+                Ok(()) => argv.push(word.to_owned()),
+                Err(problem) => fail(&at, problem),
+            },
+            None => fail(&at, Problem::WrongType("a string")),
+        }
+    }
+    Some(argv)
+}
+
+/// An `env` object of strings, each checked, no value ever shown.
+fn parse_env(
+    value: &Value,
+    place: &str,
+    fail: &mut impl FnMut(&str, Problem),
+) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    let Some(object) = value.as_object() else {
+        fail(
+            &format!("{place}env"),
+            Problem::WrongType("an object of strings"),
+        );
+        return env;
+    };
+    for (key, value) in object {
+        // `"TOKEN:hunter2": ""`: never show past the ':'.
+        if let Err((shown, problem)) = validate::name_in_word(key.as_bytes(), 0, NameKind::Variable)
+        {
+            fail(&format!("{place}env.{shown}"), problem);
+            continue;
+        }
+        let checked = validate::env_key(key).and_then(|()| match value.as_str() {
+            Some(value) => validate::env_value(key, value).map(|()| value),
+            None => Err(Problem::WrongType("a string")),
+        });
+        match checked {
+            Ok(value) => env.push((key.clone(), value.to_owned())),
+            Err(problem) => fail(&format!("{place}env.{key}"), problem),
+        }
+    }
+    env
+}
+
+/// `"setup": [{"argv": [...], "user": "...", "env": {...}}, ...]`: the
+/// steps run in order before the app.
+fn parse_setup(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<SetupStep> {
+    const SHAPE: Problem = Problem::WrongType("an array of objects with argv, and user and env");
+    let Some(steps) = value.as_array() else {
+        fail("setup", SHAPE);
+        return Vec::new();
+    };
+    let mut parsed = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        let place = format!("setup[{index}].");
+        let Some(fields) = step.as_object() else {
+            fail(&format!("setup[{index}]"), SHAPE);
+            continue;
+        };
+        let mut setup = SetupStep::default();
+        for (field, value) in fields {
+            match field.as_str() {
+                "argv" => setup.argv = parse_argv(value, &place, fail).unwrap_or_default(),
+                "env" => setup.env = parse_env(value, &place, fail),
+                "user" => match value.as_str().map(crate::config::user::parse_user) {
+                    Some(Ok(user)) => setup.user = Some(user),
+                    Some(Err(problem)) => fail(&format!("{place}user"), problem),
+                    None => fail(&format!("{place}user"), Problem::WrongType("a string")),
+                },
+                _ => match setting_name(field) {
+                    Ok(()) => fail(
+                        &format!("{place}{field}"),
+                        Problem::UnknownField("argv, user, env"),
+                    ),
+                    Err((shown, problem)) => fail(&format!("{place}{shown}"), problem),
+                },
+            }
+        }
+        if !fields.contains_key("argv") {
+            fail(&format!("{place}argv"), Problem::NoCommand);
+        }
+        parsed.push(setup);
+    }
+    parsed
 }
 
 /// Checks a field or setting name for a byte that cannot be in one, which

@@ -38,6 +38,17 @@ use net::NetSettings;
 use settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
 use user::UserSpec;
 
+/// One set-up step (metadata `"setup"`): run to its end, in order, after
+/// the volumes and before the app; a failure ends the machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetupStep {
+    pub argv: Vec<String>,
+    /// Root unless named.
+    pub user: Option<UserSpec>,
+    /// Over the app's environment.
+    pub env: Vec<(String, String)>,
+}
+
 /// What one source says; `None` and empty mean "not set here".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layer {
@@ -48,6 +59,9 @@ pub struct Layer {
     pub workdir: Option<String>,
     /// Where the metadata file is (never set by the metadata file itself).
     pub metadata: Option<String>,
+    /// Set-up steps (the metadata file only); a source that sets them
+    /// replaces them whole.
+    pub setup: Option<Vec<SetupStep>>,
     pub settings: Settings,
 }
 
@@ -55,6 +69,7 @@ pub struct Layer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub argv: Vec<String>,
+    pub setup: Vec<SetupStep>,
     /// Variables the sources set, applied over the inherited environment.
     pub env: BTreeMap<String, String>,
     pub workdir: Option<String>,
@@ -102,8 +117,12 @@ pub fn merge(layers: &[&Layer]) -> Config {
     let mut env = BTreeMap::new();
     let mut workdir = None;
     let mut metadata = None;
+    let mut setup = Vec::new();
     let mut settings = Settings::default();
     for layer in layers {
+        if let Some(steps) = &layer.setup {
+            setup.clone_from(steps);
+        }
         if let Some(words) = &layer.argv {
             argv.clone_from(words);
         }
@@ -114,6 +133,7 @@ pub fn merge(layers: &[&Layer]) -> Config {
     }
     Config {
         argv,
+        setup,
         env,
         workdir,
         metadata,
@@ -332,8 +352,21 @@ impl Config {
         for (name, limit) in &self.rlimits {
             rlimits.insert((*name).to_owned(), Value::String(limit.to_string()));
         }
+        let setup: Vec<Value> = self
+            .setup
+            .iter()
+            .map(|step| {
+                let env: serde_json::Map<String, Value> = step
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                json!({"argv": step.argv, "user": step.user.as_ref().map(ToString::to_string), "env": env})
+            })
+            .collect();
         json!({
             "argv": self.argv,
+            "setup": setup,
             "env": self.env,
             "workdir": self.workdir,
             "metadata": self.metadata,
@@ -398,10 +431,19 @@ impl Config {
     /// The configuration for a debug log line: env values redacted.
     pub fn redacted(&self) -> String {
         let mut value = self.to_json();
-        if let Some(env) = value.get_mut("env").and_then(Value::as_object_mut) {
-            for (_, v) in env.iter_mut() {
+        let redact = |env: Option<&mut Value>| {
+            for (_, v) in env.and_then(Value::as_object_mut).into_iter().flatten() {
                 *v = Value::String("<redacted>".into());
             }
+        };
+        redact(value.get_mut("env"));
+        for step in value
+            .get_mut("setup")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            redact(step.get_mut("env"));
         }
         value.to_string()
     }
