@@ -86,6 +86,9 @@ pub struct Options {
     pub arch: String,
     /// A command in place of the image's.
     pub command: Vec<String>,
+    /// Set-up steps for the metadata's `"setup"`, each a JSON object
+    /// (`{"argv": [...], "user": "...", "env": {...}}`).
+    pub setup: Vec<serde_json::Value>,
     /// More modules for the initramfs, with `kernel_modules` (e.g.
     /// `virtio_net`); the boot loads them too.
     pub extra_modules: Vec<String>,
@@ -398,7 +401,7 @@ fn pack(
     image: &source::Image,
     rootfs: PathBuf,
 ) -> Result<Built, BuildError> {
-    let metadata = metadata::metadata(image.config.as_ref(), &options.command)?;
+    let metadata = metadata::metadata(image.config.as_ref(), &options.command, &options.setup)?;
     let metadata_text = serde_json::to_string_pretty(&metadata).unwrap_or_default() + "\n";
     let metadata_path = out.join("metadata.json");
     fs::write(&metadata_path, &metadata_text).map_err(io_error("write", &metadata_path))?;

@@ -54,6 +54,9 @@ Options:
                              program, else on PATH)
       --kernel PATH          the kernel to name in vm-config.json (default: vmlinux)
       --arch ARCH            x86_64 or aarch64 (default: this machine's)
+      --setup-step JSON      a set-up step vminit runs before the app, in order
+                             (repeatable): {\"argv\": [...], \"user\": \"...\", \"env\": {...}},
+                             e.g. '{\"argv\": [\"initdb\", \"-D\", \"/data/pg\"], \"user\": \"postgres\"}'
       --reuse                keep the root disk already in DIR when it was built from the
                              same image digest, --format and --size and is unchanged since
                              (never for dir:)
@@ -109,6 +112,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
     let mut command = Vec::new();
     let mut extra_modules = Vec::new();
     let mut reuse = false;
+    let mut setup = Vec::new();
     let value = |parser: &mut lexopt::Parser, name: &str| -> Result<String, String> {
         parser
             .value()
@@ -133,6 +137,18 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
                 output = Some(PathBuf::from(value(&mut parser, "--output")?))
             }
             Long("reuse") => reuse = true,
+            Long("setup-step") => {
+                let text = value(&mut parser, "--setup-step")?;
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(step @ serde_json::Value::Object(_)) => setup.push(step),
+                    _ => {
+                        return Err(
+                            "--setup-step: must be a JSON object such as {\"argv\": [\"initdb\"]}"
+                                .into(),
+                        );
+                    }
+                }
+            }
             Long("kernel-modules") => {
                 kernel_modules = Some(PathBuf::from(value(&mut parser, "--kernel-modules")?))
             }
@@ -206,6 +222,7 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
         kernel,
         arch,
         command,
+        setup,
         extra_modules,
         reuse,
     };

@@ -30,6 +30,7 @@ pub enum ConfigError {
 pub fn metadata(
     config: Option<&ImageConfiguration>,
     command: &[String],
+    setup: &[Value],
 ) -> Result<Value, ConfigError> {
     let image = config.and_then(|c| c.config().as_ref());
     let mut argv: Vec<String> = command.to_vec();
@@ -67,6 +68,9 @@ pub fn metadata(
     }
     if !env.is_empty() {
         metadata.insert("env".into(), Value::Object(env));
+    }
+    if !setup.is_empty() {
+        metadata.insert("setup".into(), Value::Array(setup.to_vec()));
     }
     if let Some(dir) = image
         .and_then(|c| c.working_dir().as_ref())
@@ -134,7 +138,7 @@ mod tests {
                 "Env": ["PATH=/usr/sbin:/usr/bin", "NGINX_VERSION=1.25"], "WorkingDir": "/srv/", "User": "101:101",
                 "StopSignal": "SIGQUIT"}}}}"#
         ));
-        let metadata = metadata(Some(&image), &[]).unwrap();
+        let metadata = metadata(Some(&image), &[], &[]).unwrap();
         assert_eq!(
             metadata,
             json!({"argv": ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"],
@@ -153,21 +157,22 @@ mod tests {
     }
 
     fn metadata_argv(image: &ImageConfiguration, command: &[String]) -> Vec<String> {
-        serde_json::from_value(metadata(Some(image), command).unwrap()["argv"].clone()).unwrap()
+        serde_json::from_value(metadata(Some(image), command, &[]).unwrap()["argv"].clone())
+            .unwrap()
     }
 
     #[test]
     fn bad_configs_are_refused_without_their_values() {
         let none = config(&format!(r#"{{{BASE}, "config": {{}}}}"#));
-        assert_eq!(metadata(Some(&none), &[]), Err(ConfigError::NoCommand));
+        assert_eq!(metadata(Some(&none), &[], &[]), Err(ConfigError::NoCommand));
         assert!(
-            metadata(None, &[]).is_ok(),
+            metadata(None, &[], &[]).is_ok(),
             "a plain directory may leave the command to the boot"
         );
         let bad_env = config(&format!(
             r#"{{{BASE}, "config": {{"Cmd": ["x"], "Env": ["TOKEN:hunter2"]}}}}"#
         ));
-        let error = metadata(Some(&bad_env), &[]).unwrap_err().to_string();
+        let error = metadata(Some(&bad_env), &[], &[]).unwrap_err().to_string();
         assert!(
             error.contains("TOKEN") && !error.contains("hunter2"),
             "{error}"
@@ -175,7 +180,7 @@ mod tests {
         let bad_key = config(&format!(
             r#"{{{BASE}, "config": {{"Cmd": ["x"], "Env": ["1X=hunter2"]}}}}"#
         ));
-        let error = metadata(Some(&bad_key), &[]).unwrap_err().to_string();
+        let error = metadata(Some(&bad_key), &[], &[]).unwrap_err().to_string();
         assert!(
             error.contains("1X") && !error.contains("hunter2"),
             "{error}"
@@ -184,13 +189,13 @@ mod tests {
             r#"{{{BASE}, "config": {{"Cmd": ["x"], "WorkingDir": "app"}}}}"#
         ));
         assert_eq!(
-            metadata(Some(&relative), &[]),
+            metadata(Some(&relative), &[], &[]),
             Err(ConfigError::WorkingDir("app".into()))
         );
         let climbing = config(&format!(
             r#"{{{BASE}, "config": {{"Cmd": ["x"], "WorkingDir": "/srv/../etc", "User": "a b"}}}}"#
         ));
-        let error = metadata(Some(&climbing), &[]).unwrap_err().to_string();
+        let error = metadata(Some(&climbing), &[], &[]).unwrap_err().to_string();
         assert!(
             error.contains("working_dir: must be a clean path: no '..' component"),
             "{error}"
@@ -202,7 +207,9 @@ mod tests {
         let bad_signal = config(&format!(
             r#"{{{BASE}, "config": {{"Cmd": ["x"], "StopSignal": "SIGNOPE"}}}}"#
         ));
-        let error = metadata(Some(&bad_signal), &[]).unwrap_err().to_string();
+        let error = metadata(Some(&bad_signal), &[], &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("vminit.stop_signal: must be a signal name"),
             "{error}"

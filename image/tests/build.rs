@@ -284,6 +284,51 @@ fn docker_24s_linked_layers_are_followed_inside_the_archive_only() {
 }
 
 #[test]
+fn set_up_steps_and_the_stop_signal_go_into_the_metadata() {
+    let dir = layout(
+        "setup-step",
+        json!({"Cmd": ["/bin/app"], "StopSignal": "SIGINT", "User": "postgres"}),
+    );
+    let out = dir.with_file_name("out");
+    let step = r#"{"argv": ["initdb", "-D", "/data/pg"], "user": "postgres"}"#;
+    let result = build(
+        &format!("oci:{}", dir.display()),
+        &out,
+        &[
+            "--setup-step",
+            step,
+            "--setup-step",
+            r#"{"argv": ["migrate"]}"#,
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let metadata: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(
+        metadata["setup"],
+        json!([{"argv": ["initdb", "-D", "/data/pg"], "user": "postgres"}, {"argv": ["migrate"]}])
+    );
+    assert_eq!(metadata["vminit"]["stop_signal"], "SIGINT");
+    // vminit's own rules, at build time: a step without argv, or not JSON.
+    for (bad, said) in [
+        (r#"{"user": "postgres"}"#, "setup[0].argv"),
+        ("initdb -D /data", "--setup-step: must be a JSON object"),
+    ] {
+        let result = build(
+            &format!("oci:{}", dir.display()),
+            &out,
+            &["--setup-step", bad],
+        );
+        assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+        assert!(
+            stderr(&result).contains(said),
+            "{said}: {}",
+            stderr(&result)
+        );
+    }
+}
+
+#[test]
 fn bad_input_gets_a_clear_error() {
     // A layer whose bytes changed after its digest was written.
     let layout_dir = layout("corrupt", json!({"Cmd": ["/bin/app"]}));

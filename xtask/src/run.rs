@@ -201,6 +201,7 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         kernel: Some(kit.kernel.clone()),
         arch: kit.arch.name().to_owned(),
         command: Vec::new(),
+        setup: Vec::new(),
         extra_modules: if net {
             vec!["virtio_net".to_owned()]
         } else {

@@ -296,6 +296,7 @@ fn build(kit: &Kit, work: &Path, extra_modules: &[&str], format: Format) -> Resu
         kernel: Some(kit.kernel.clone()),
         arch: std::env::consts::ARCH.to_owned(),
         command: Vec::new(),
+        setup: Vec::new(),
         extra_modules: extra_modules.iter().map(|m| (*m).to_owned()).collect(),
         reuse: false,
     };
