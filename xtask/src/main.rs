@@ -25,6 +25,7 @@ mod engines;
 mod fuzz;
 mod initramfs;
 mod kernel;
+mod postgres;
 mod qemu;
 mod run;
 mod scenarios;

@@ -34,6 +34,7 @@ pub const NAMES: &[&str] = &[
     "the_same_image_boots_from_an_erofs_root_disk",
     "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del",
     "sqlite_rows_survive_ctrl_alt_del_mid_write_on_a_clean_volume",
+    "postgresql_from_its_image_initialised_stopped_cleanly_its_rows_kept",
 ];
 
 /// Runs the scenarios whose name contains `filter`; one result each.
@@ -51,6 +52,9 @@ pub fn run(kit: &Kit, filter: Option<&str>) -> Vec<(&'static str, Result<(), Str
             }
             "the_same_image_boots_from_an_erofs_root_disk" => busybox_image(kit, Format::Erofs),
             "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del" => nginx(kit),
+            "postgresql_from_its_image_initialised_stopped_cleanly_its_rows_kept" => {
+                crate::postgres::scenario(kit)
+            }
             _ => sqlite(kit),
         };
         match &outcome {
@@ -283,7 +287,23 @@ fn sqlite(kit: &Kit) -> Result<(), String> {
 }
 
 /// Builds the OCI layout in `work/layout` with `vminit-image`.
-fn build(kit: &Kit, work: &Path, extra_modules: &[&str], format: Format) -> Result<Built, String> {
+pub(crate) fn build(
+    kit: &Kit,
+    work: &Path,
+    extra_modules: &[&str],
+    format: Format,
+) -> Result<Built, String> {
+    build_with(kit, work, extra_modules, format, Vec::new())
+}
+
+/// [`build`] with set-up steps for the metadata.
+pub(crate) fn build_with(
+    kit: &Kit,
+    work: &Path,
+    extra_modules: &[&str],
+    format: Format,
+    setup: Vec<serde_json::Value>,
+) -> Result<Built, String> {
     let options = Options {
         source: Source::parse(&format!("oci:{}", work.join("layout").display()))
             .map_err(|e| e.to_string())?,
@@ -296,7 +316,7 @@ fn build(kit: &Kit, work: &Path, extra_modules: &[&str], format: Format) -> Resu
         kernel: Some(kit.kernel.clone()),
         arch: std::env::consts::ARCH.to_owned(),
         command: Vec::new(),
-        setup: Vec::new(),
+        setup,
         extra_modules: extra_modules.iter().map(|m| (*m).to_owned()).collect(),
         reuse: false,
     };
@@ -305,14 +325,14 @@ fn build(kit: &Kit, work: &Path, extra_modules: &[&str], format: Format) -> Resu
 
 /// What runs beside a boot once the guest is up: given the QMP socket,
 /// returns what it saw (logged as a `host saw:` line).
-type Beside = Box<dyn FnOnce(&Path) -> Result<String, String> + Send>;
+pub(crate) type Beside = Box<dyn FnOnce(&Path) -> Result<String, String> + Send>;
 
 /// Boots a built image with the overlay on the `overlay` disk (else the
 /// built tmpfs), `volumes` (ext4, at `/data`, `/data2`, …), `ports`
 /// forwarded, `extra` on the command line, and `beside` run in a thread
 /// from the first console line that contains `cue`.
 #[allow(clippy::too_many_arguments)]
-fn boot(
+pub(crate) fn boot(
     kit: &Kit,
     built: &Built,
     volumes: &[PathBuf],
@@ -396,7 +416,7 @@ fn wait_for_socket(path: &Path) -> Result<(), String> {
 }
 
 /// The exit status, no panic, and each of `needles` on the console.
-fn check(console: &Console, code: i32, needles: &[&str]) -> Result<(), String> {
+pub(crate) fn check(console: &Console, code: i32, needles: &[&str]) -> Result<(), String> {
     let fail = |what: String| Err(format!("{what}\n--- console ---\n{}", console.text()));
     if console.kernel_panicked() {
         return fail("the kernel panicked".into());
@@ -419,7 +439,7 @@ fn check(console: &Console, code: i32, needles: &[&str]) -> Result<(), String> {
 }
 
 /// A TCP port free on the host's loopback.
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener
         .local_addr()
