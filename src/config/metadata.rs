@@ -405,7 +405,7 @@ mod tests {
             "env.Z: value contains a NUL byte",
             "working_dir: must be an absolute path",
             "argv: no command given",
-            "extra: is not a known field (known: argv, env, working_dir, vminit)",
+            "extra: is not a known field (known: argv, env, working_dir, setup, vminit)",
             "vminit.grace: must be a number of seconds",
             "vminit.colour: is not a vminit setting",
             "vminit.net.mtu: must be a number or a string",
