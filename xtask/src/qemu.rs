@@ -23,8 +23,10 @@ use crate::cmd;
 /// another architecture's kernel would hand init as a variable).
 pub fn base_cmdline(arch: Arch) -> String {
     match arch {
-        // pci=off: microvm has no PCI, and the kernel's probe of it
-        // prints "PCI: Fatal: No config space access function found".
+        // pci=off: microvm has no PCI, so the kernel need not probe it
+        // (as Firecracker passes it). Linux 6.1 still prints "PCI: Fatal:
+        // No config space access function found" when no access method
+        // is set up, which pci=off leaves so.
         Arch::X86_64 => format!(
             "console=ttyS0 tsc_early_khz={} pci=off panic=-1 quiet",
             guest_tsc_khz()
@@ -121,8 +123,13 @@ pub struct Boot {
     /// A QMP socket to create, for sending keys.
     pub qmp: Option<PathBuf>,
     pub memory_mb: u32,
+    pub cpus: u32,
     /// Extra QEMU arguments: devices and their back-ends.
     pub devices: Vec<String>,
+    /// QEMU in a process group of its own, its standard input none: a
+    /// Ctrl-C on the terminal reaches xtask alone, which presses the power
+    /// button (`cargo xtask run`), instead of killing QEMU mid-write.
+    pub own_group: bool,
 }
 
 impl Boot {
@@ -142,7 +149,8 @@ impl Boot {
                     "tcg"
                 },
             ])
-            .args(["-m", &format!("{}M", self.memory_mb), "-smp", "1"])
+            .args(["-m", &format!("{}M", self.memory_mb)])
+            .args(["-smp", &self.cpus.to_string()])
             .args([
                 "-nodefaults",
                 "-no-user-config",
@@ -260,9 +268,12 @@ pub fn run(
     mut on_line: impl FnMut(&str),
 ) -> Result<Console, String> {
     let start = Instant::now();
-    let mut child = boot
-        .command()
-        .stdin(if echo {
+    let mut command = boot.command();
+    if boot.own_group {
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    }
+    let mut child = command
+        .stdin(if echo && !boot.own_group {
             Stdio::inherit()
         } else {
             Stdio::null()
@@ -333,6 +344,32 @@ pub fn run(
         ));
     }
     Ok(console)
+}
+
+impl Boot {
+    /// The QEMU command line, quoted so that it can be pasted into a shell.
+    pub fn shell_line(&self) -> String {
+        let command = self.command();
+        std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|word| shell_quote(&word.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// `word` as a POSIX shell reads it back: bare when it is safe, else in
+/// single quotes.
+pub fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Ctrl-Alt-Del on the guest's keyboard (on x86, the i8042's; the kernel
@@ -431,6 +468,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn commands_are_quoted_to_paste() {
+        assert_eq!(shell_quote("-append"), "-append");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
     fn virt_gets_its_virtio_devices_reversed() {
         let mut boot = Boot {
             arch: Arch::Aarch64,
@@ -440,7 +485,9 @@ mod tests {
             accel: Accel::Tcg,
             qmp: None,
             memory_mb: 256,
+            cpus: 1,
             devices: disk(Path::new("a"), "a", true),
+            own_group: false,
         };
         boot.devices.extend(disk(Path::new("b"), "b", false));
         let order = boot.devices_in_probe_order();

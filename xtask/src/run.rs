@@ -5,8 +5,16 @@
 //! cargo xtask run [--env K=V]... [--workdir DIR] [--metadata FILE] [--add HOST:GUEST]...
 //!                 [--kernel PATH] [--cmdline EXTRA] [--net] [--arch aarch64] -- COMMAND [ARGS...]
 //! cargo xtask run --image SOURCE [--volume FILE:/TARGET[:TYPE]]... [--publish HOST:GUEST]...
-//!                 [--env K=V]... [--kernel PATH] [--cmdline EXTRA] [-- COMMAND [ARGS...]]
+//!                 [--env K=V]... [--workdir DIR] [--kernel PATH] [--cmdline EXTRA] [-- COMMAND [ARGS...]]
+//! both:           [--memory MB] [--cpus N] [--print-qemu]
 //! ```
+//!
+//! The first Ctrl-C presses the guest's power button (the app gets its
+//! stop signal, then the grace period: a clean stop, not a power cut); a
+//! second one quits QEMU. QEMU runs in a process group of its own with no
+//! terminal input, so the terminal's Ctrl-C reaches xtask alone. The QMP
+//! socket's path is printed, for other tools (`system_powerdown`,
+//! `send-key`).
 //!
 //! `--image` builds the image with `vminit-image` (into `target/vm/image/`;
 //! the root disk is kept while the image's digest is the same), boots its root disk read-only under a tmpfs overlay, attaches each
@@ -47,11 +55,15 @@ struct Request {
     /// (host port, guest port).
     publish: Vec<(u16, u16)>,
     arch: Option<Arch>,
+    memory_mb: Option<u32>,
+    cpus: Option<u32>,
+    print_qemu: bool,
 }
 
-/// What `--net` adds to the kernel command line.
-const NET_CMDLINE: &str = "vminit.modules=virtio_mmio,virtio_net vminit.net.address=10.0.2.15/24 \
-                           vminit.net.gateway=10.0.2.2 vminit.net.nameservers=10.0.2.3";
+/// What `--net` adds to the kernel command line (its modules join the
+/// power button's in one `vminit.modules`).
+const NET_CMDLINE: &str =
+    "vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.2.2 vminit.net.nameservers=10.0.2.3";
 
 fn parse(args: &[String]) -> Result<Request, String> {
     let mut request = Request::default();
@@ -79,6 +91,18 @@ fn parse(args: &[String]) -> Result<Request, String> {
             "--net" => request.net = true,
             "--arch" => request.arch = Some(Arch::parse(&value("--arch")?)?),
             "--image" => request.image = Some(value("--image")?),
+            "--memory" => {
+                let text = value("--memory")?;
+                let mb = text.parse().ok().filter(|mb| (64..=65536).contains(mb));
+                request.memory_mb =
+                    Some(mb.ok_or(format!("--memory {text}: give MiB, from 64 to 65536"))?);
+            }
+            "--cpus" => {
+                let text = value("--cpus")?;
+                let cpus = text.parse().ok().filter(|n| (1..=64).contains(n));
+                request.cpus = Some(cpus.ok_or(format!("--cpus {text}: give 1 to 64"))?);
+            }
+            "--print-qemu" => request.print_qemu = true,
             "--volume" => {
                 let spec = value("--volume")?;
                 let mut parts = spec.splitn(3, ':');
@@ -109,6 +133,15 @@ fn parse(args: &[String]) -> Result<Request, String> {
             }
         }
     }
+    if request.image.is_some() {
+        // Said, not ignored: the image's own metadata is built from its config.
+        if request.metadata.is_some() {
+            return Err("--metadata with --image: the image's config is its metadata; use --env, --workdir, --cmdline vminit.* or -- COMMAND".into());
+        }
+        if !request.add.is_empty() {
+            return Err("--add with --image: the files belong in the image (a layer)".into());
+        }
+    }
     if request.argv.is_empty() && request.metadata.is_none() && request.image.is_none() {
         return Err("give a command after --, e.g. cargo xtask run -- sh -c 'echo hello from a microVM; uname -a'".into());
     }
@@ -132,15 +165,15 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     }
     let mut devices = Vec::new();
     let mut cmdline_words = request.cmdline.clone();
+    // The power button's modules, so that Ctrl-C can press it.
+    let mut modules: Vec<&str> = kit.arch.power_button_modules().to_vec();
     if request.net {
-        files.extend(kernel::module_files(
-            &kit.kernel,
-            &["virtio_mmio", "virtio_net"],
-        )?);
+        modules.extend(["virtio_mmio", "virtio_net"]);
         devices.extend(qemu::user_net());
-        // The `\` continuation already keeps one space between the words.
         cmdline_words.insert(0, NET_CMDLINE.to_owned());
     }
+    files.extend(kernel::module_files(&kit.kernel, &modules)?);
+    cmdline_words.insert(0, format!("vminit.modules={}", modules.join(",")));
     let mut cmdline = cmdline_words.join(" ");
     let mut push = |words: &str| {
         if !cmdline.is_empty() {
@@ -177,13 +210,80 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     }
 
     let initrd = kit.image("run", Console::Nodes, files)?;
+    boot_and_wait(&request, kit.boot(&initrd, cmdline), devices)
+}
+
+/// Boots with the request's memory and CPUs and a QMP socket, Ctrl-C
+/// pressing the power button; returns the app's status.
+fn boot_and_wait(request: &Request, boot: Boot, devices: Vec<String>) -> Result<i32, String> {
+    let socket = crate::cmd::root().join(format!("target/vm/run-{}.qmp", std::process::id()));
     let boot = Boot {
-        memory_mb: 512,
+        memory_mb: request.memory_mb.unwrap_or(512),
+        cpus: request.cpus.unwrap_or(1),
         devices,
-        ..kit.boot(&initrd, cmdline)
+        qmp: Some(socket.clone()),
+        own_group: true,
+        ..boot
     };
-    eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
-    exit_status(&qemu::run(&boot, GUARD, true, |_| {})?)
+    if request.print_qemu {
+        println!("{}", boot.shell_line());
+    }
+    eprintln!("booting {} ({:?})", boot.kernel.display(), boot.accel);
+    eprintln!(
+        "QMP socket: {} (Ctrl-C presses the power button, twice quits QEMU)",
+        socket.display()
+    );
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = ctrl_c::watch(socket.clone(), done.clone());
+    let console = qemu::run(&boot, GUARD, true, |_| {});
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watcher.join();
+    let _ = std::fs::remove_file(&socket);
+    exit_status(&console?)
+}
+
+/// The terminal's Ctrl-C while QEMU runs: counted by a signal handler,
+/// acted on by a thread (QMP is no work for a handler).
+mod ctrl_c {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    static PRESSES: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn on_sigint(_: libc::c_int) {
+        PRESSES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Installs the handler and starts the thread; it ends with `done`.
+    pub fn watch(socket: PathBuf, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+        let handler = on_sigint as extern "C" fn(libc::c_int);
+        // SAFETY: the handler only increments an atomic, which is
+        // async-signal-safe; it stays installed for the process's life.
+        unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+        std::thread::spawn(move || {
+            let mut acted = 0;
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                let presses = PRESSES.load(Ordering::SeqCst);
+                if presses >= 1 && acted == 0 {
+                    acted = 1;
+                    eprintln!(
+                        "\nxtask: Ctrl-C: pressing the guest's power button (the app gets its stop signal); Ctrl-C again quits QEMU"
+                    );
+                    if let Err(e) = crate::qemu::qmp(&socket, crate::qemu::POWER_BUTTON) {
+                        eprintln!("xtask: {e}");
+                    }
+                }
+                if presses >= 2 && acted == 1 {
+                    acted = 2;
+                    eprintln!("\nxtask: Ctrl-C again: quitting QEMU (a power cut for the guest)");
+                    let _ = crate::qemu::qmp(&socket, r#"{"execute": "quit"}"#);
+                }
+            }
+        })
+    }
 }
 
 /// `--image`: builds the image, then boots its root disk and volumes.
@@ -218,6 +318,9 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
     }
     let mut devices = qemu::disk(&built.rootfs, "root", true);
     let mut cmdline = built.cmdline.clone();
+    if let Some(dir) = &request.workdir {
+        cmdline.push_str(&format!(" workdir={dir}"));
+    }
     for (index, (file, target, fstype)) in request.volumes.iter().enumerate() {
         let letter = char::from(b'b' + u8::try_from(index).map_err(|_| "too many volumes")?);
         devices.extend(qemu::disk(file, &format!("v{index}"), false));
@@ -237,19 +340,15 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         cmdline.push_str(word);
     }
     // --env and a command go on the kernel line, above the image's metadata.
-    let words = vm::cmdline_for(&request.env, &request.argv)
-        .ok_or("--env or the command does not fit on the kernel command line")?;
+    let words = vm::cmdline_for(&request.env, &request.argv).ok_or(
+        "with --image, --env and the command go on the kernel command line, which cannot carry \
+         them (a double quote, a newline, or too long): give the image a command or an Env",
+    )?;
     if !words.is_empty() {
         cmdline.push(' ');
         cmdline.push_str(&words);
     }
-    let boot = Boot {
-        memory_mb: 512,
-        devices,
-        ..kit.boot(&built.initramfs, cmdline)
-    };
-    eprintln!("booting {} ({:?})", kit.kernel.display(), boot.accel);
-    exit_status(&qemu::run(&boot, GUARD, true, |_| {})?)
+    boot_and_wait(request, kit.boot(&built.initramfs, cmdline), devices)
 }
 
 /// The app's status, from vminit's exit line.
@@ -341,5 +440,25 @@ mod tests {
         assert_eq!(request.workdir.as_deref(), Some("/tmp"));
         assert!(parse(&["--bogus".to_owned()]).is_err());
         assert!(parse(&[]).is_err());
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let request = parse(&words(&[
+            "--memory",
+            "1024",
+            "--cpus",
+            "2",
+            "--print-qemu",
+            "--",
+            "true",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (request.memory_mb, request.cpus, request.print_qemu),
+            (Some(1024), Some(2), true)
+        );
+        assert!(parse(&words(&["--cpus", "0", "--", "true"])).is_err());
+        // Under --image, what cannot apply is refused, not ignored.
+        let error = parse(&words(&["--image", "oci:x", "--add", "a:/a"])).unwrap_err();
+        assert!(error.contains("--add with --image"), "{error}");
+        assert!(parse(&words(&["--image", "oci:x", "--metadata", "m.json"])).is_err());
     }
 }

@@ -59,7 +59,9 @@ impl Kit {
             accel: self.accel(initrd),
             qmp: None,
             memory_mb: 256,
+            cpus: 1,
             devices: Vec::new(),
+            own_group: false,
         }
     }
 
@@ -78,7 +80,9 @@ impl Kit {
                 accel: qemu::Accel::Tcg,
                 qmp: None,
                 memory_mb: 256,
+                cpus: 1,
                 devices: Vec::new(),
+                own_group: false,
             })
         })
     }
