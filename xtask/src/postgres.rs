@@ -14,7 +14,7 @@
 //! - boot 2: no crash recovery, every row there.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,33 +23,10 @@ use vminit_image::build::Format;
 
 use crate::scenarios::{boot, build_with, check, free_port};
 use crate::vm::Kit;
-use crate::{cmd, disk, kernel, qemu};
+use crate::{cmd, disk, qemu};
 
 /// The rows boot 1 writes, one transaction each.
 const ROWS: u32 = 100;
-
-/// Debian with PostgreSQL 15, made once: `mmdebstrap` into the cache.
-fn root() -> Result<PathBuf, String> {
-    let root = kernel::cache_dir().join("debian-postgresql");
-    let stamp = root.join(".vminit-complete");
-    if stamp.exists() {
-        return Ok(root);
-    }
-    crate::setup::packages(&[("mmdebstrap", "mmdebstrap")])?;
-    let _ = std::fs::remove_dir_all(&root);
-    cmd::run(
-        Command::new("mmdebstrap")
-            .args([
-                "--variant=apt",
-                "--include=postgresql-15",
-                "--mode=root",
-                "bookworm",
-            ])
-            .arg(&root),
-    )?;
-    std::fs::write(&stamp, "").map_err(|e| format!("{}: {e}", stamp.display()))?;
-    Ok(root)
-}
 
 /// The image, as a Dockerfile would make it: the root, `/run/postgresql`
 /// owned by postgres (as the official image makes it), and the config.
@@ -82,7 +59,7 @@ fn initdb_step() -> serde_json::Value {
 
 pub fn scenario(kit: &Kit) -> Result<(), String> {
     crate::setup::packages(&[("umoci", "umoci"), ("psql", "postgresql-client")])?;
-    let root = root()?;
+    let root = crate::scenarios::cached_debian_root("debian-postgresql", "postgresql-15")?;
     let work = cmd::root().join("target/vm/umoci-postgres");
     if !work.join("layout/index.json").exists() {
         cmd::run(

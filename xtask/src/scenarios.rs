@@ -115,23 +115,25 @@ fn busybox_image(kit: &Kit, format: Format) -> Result<(), String> {
     )
 }
 
-/// Debian with nginx and sqlite3, made once: `mmdebstrap` into the cache.
+/// Debian with nginx and sqlite3, made once.
 fn debian_root() -> Result<PathBuf, String> {
-    let root = kernel::cache_dir().join("debian-nginx-sqlite");
+    cached_debian_root("debian-nginx-sqlite", "nginx-light,sqlite3")
+}
+
+/// Debian bookworm with `packages` (comma-separated), made once by
+/// `mmdebstrap` into the cache as `name`.
+pub(crate) fn cached_debian_root(name: &str, packages: &str) -> Result<PathBuf, String> {
+    let root = kernel::cache_dir().join(name);
     let stamp = root.join(".vminit-complete");
     if stamp.exists() {
         return Ok(root);
     }
     crate::setup::packages(&[("mmdebstrap", "mmdebstrap")])?;
     let _ = std::fs::remove_dir_all(&root);
+    let include = format!("--include={packages}");
     cmd::run(
         Command::new("mmdebstrap")
-            .args([
-                "--variant=apt",
-                "--include=nginx-light,sqlite3",
-                "--mode=root",
-                "bookworm",
-            ])
+            .args(["--variant=apt", &include, "--mode=root", "bookworm"])
             .arg(&root),
     )?;
     std::fs::write(&stamp, "").map_err(|e| format!("{}: {e}", stamp.display()))?;
