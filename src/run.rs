@@ -326,33 +326,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     }
 
-    // Docker names a container by its id: a VM is named by its boot's.
-    let hostname = config
-        .hostname
-        .clone()
-        .or_else(|| {
-            ending
-                .real_machine
-                .then(machine::default_hostname)
-                .flatten()
-        })
-        .filter(|name| machine::set_hostname(name, ending.vm, ending.real_machine));
-    if ending.vm {
-        let line = kernel_line.as_deref().unwrap_or_default();
-        if let Err(e) = set_up_machine(&config, ending.real_machine, line, hostname.as_deref()) {
-            error!("{}", log::chain(&e));
-            return ending.finish(EXIT_CONFIG, None);
-        }
-        if let Err(message) = give_volumes(&config) {
-            error!("{message}");
-            return ending.finish(EXIT_CONFIG, None);
-        }
-    } else if asks_for_machine(&config)
-        || !config.mounts.is_empty()
-        || config.report_port.is_some()
-        || config.report_vsock.is_some()
-    {
-        warn!("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored");
+    let hostname = name_machine(&config, ending.vm, ending.real_machine);
+    let line = kernel_line.as_deref().unwrap_or_default();
+    if let Err(message) = prepare_machine(&config, &ending, line, hostname.as_deref()) {
+        error!("{message}");
+        return ending.finish(EXIT_CONFIG, None);
     }
     let identity = match &config.user {
         Some(spec) => match resolve_user(spec) {
@@ -367,48 +345,22 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let mut env = app_environment(&config, ending.vm, from_kernel);
     // As Docker sets it, unless the configuration does.
     if let Some(name) = hostname.filter(|_| !config.env.contains_key("HOSTNAME")) {
-        env.retain(|(key, _)| key != "HOSTNAME");
-        env.push(("HOSTNAME".into(), name.into()));
+        set_var(&mut env, "HOSTNAME", &name);
     }
-    if let Some(identity) = &identity {
-        // The user's home, unless the configuration says otherwise.
-        if !config.env.contains_key("HOME") {
-            env.retain(|(key, _)| key != "HOME");
-            env.push(("HOME".into(), identity.home.clone().into()));
-        }
+    // The user's home, unless the configuration says otherwise.
+    if let Some(identity) = identity
+        .as_ref()
+        .filter(|_| !config.env.contains_key("HOME"))
+    {
+        set_var(&mut env, "HOME", &identity.home);
     }
     // A real VM's kernel gives 1024:4096; a namespace keeps what it has.
     if ending.real_machine && !config.rlimits.contains_key("nofile") {
         machine::set_default_nofile();
     }
-    let limits: Vec<RawLimit> = config
-        .rlimits
-        .iter()
-        .filter_map(|(name, limit)| {
-            Some(RawLimit {
-                resource: credentials::resource_number(name)?,
-                soft: limit.soft.unwrap_or(credentials::INFINITY),
-                hard: limit.hard.unwrap_or(credentials::INFINITY),
-            })
-        })
-        .collect();
-    // The kernel's E2BIG, told before the fork with its numbers: the
-    // inherited environment and the stack limit the app will have count.
-    let stack = match config.rlimits.get("stack") {
-        Some(limit) => limit.soft,
-        None => credentials::stack_limit(),
-    };
-    let exec_limit = crate::config::validate::exec_limit(stack);
-    let exec_size = crate::config::validate::exec_size(
-        &config.argv,
-        env.iter().map(|(k, v)| (k.len(), v.len())),
-    );
-    if exec_size > exec_limit {
-        error!(
-            "cannot run {}: its argv and environment take {exec_size} bytes as the kernel counts them, more than the {exec_limit} it allows with a stack limit of {} (a quarter of it, at least 128 KiB, at most 6 MiB)",
-            quote(&config.argv[0]),
-            stack.map_or("unlimited".to_owned(), |s| s.to_string())
-        );
+    let limits = app_limits(&config);
+    if let Err(message) = exec_fits(&config, &env) {
+        error!("{message}");
         return ending.finish(EXIT_CANNOT_RUN, None);
     }
     if let Some(dir) = &config.workdir {
@@ -651,6 +603,82 @@ fn delete_metadata(path: &str, read: Option<FileId>) -> Option<String> {
 
 /// Resolves a user against the image's `/etc/passwd` and `/etc/group`
 /// (a missing file reads as empty: numeric ids still work).
+/// Sets `key` in an environment, replacing what it had.
+fn set_var(env: &mut Vec<(OsString, OsString)>, key: &str, value: &str) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.into(), value.into()));
+}
+
+/// The machine's name: the configured one, else (Docker names a container
+/// by its id) the boot's; `None` when none was set.
+fn name_machine(config: &Config, vm: bool, real_machine: bool) -> Option<String> {
+    config
+        .hostname
+        .clone()
+        .or_else(|| real_machine.then(machine::default_hostname).flatten())
+        .filter(|name| machine::set_hostname(name, vm, real_machine))
+}
+
+/// VM mode: the machine set up, the volumes given their owners. Elsewhere
+/// a warning for the settings that only a VM applies.
+fn prepare_machine(
+    config: &Config,
+    ending: &Ending,
+    kernel_line: &[u8],
+    hostname: Option<&str>,
+) -> Result<(), String> {
+    if ending.vm {
+        set_up_machine(config, ending.real_machine, kernel_line, hostname)
+            .map_err(|e| log::chain(&e))?;
+        return give_volumes(config);
+    }
+    if asks_for_machine(config)
+        || !config.mounts.is_empty()
+        || config.report_port.is_some()
+        || config.report_vsock.is_some()
+    {
+        warn!("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored");
+    }
+    Ok(())
+}
+
+/// The configured resource limits, ready for setrlimit.
+fn app_limits(config: &Config) -> Vec<RawLimit> {
+    config
+        .rlimits
+        .iter()
+        .filter_map(|(name, limit)| {
+            Some(RawLimit {
+                resource: credentials::resource_number(name)?,
+                soft: limit.soft.unwrap_or(credentials::INFINITY),
+                hard: limit.hard.unwrap_or(credentials::INFINITY),
+            })
+        })
+        .collect()
+}
+
+/// The kernel's E2BIG, told before the fork with its numbers: the
+/// inherited environment and the stack limit the app will have count.
+fn exec_fits(config: &Config, env: &[(OsString, OsString)]) -> Result<(), String> {
+    let stack = match config.rlimits.get("stack") {
+        Some(limit) => limit.soft,
+        None => credentials::stack_limit(),
+    };
+    let exec_limit = crate::config::validate::exec_limit(stack);
+    let exec_size = crate::config::validate::exec_size(
+        &config.argv,
+        env.iter().map(|(k, v)| (k.len(), v.len())),
+    );
+    if exec_size <= exec_limit {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot run {}: its argv and environment take {exec_size} bytes as the kernel counts them, more than the {exec_limit} it allows with a stack limit of {} (a quarter of it, at least 128 KiB, at most 6 MiB)",
+        quote(&config.argv[0]),
+        stack.map_or("unlimited".to_owned(), |s| s.to_string())
+    ))
+}
+
 /// Runs the set-up steps in order, each to its end and supervised as the
 /// app is (signals forwarded, zombies reaped, what it leaves stopped), as
 /// root or the user it names, with the app's environment, limits and
@@ -670,18 +698,14 @@ fn run_setup(
             None => None,
         };
         let mut step_env = env.to_vec();
-        let mut set = |key: &str, value: &str| {
-            step_env.retain(|(k, _)| k != key);
-            step_env.push((key.into(), value.into()));
-        };
         if let Some(identity) = identity
             .as_ref()
             .filter(|_| !config.env.contains_key("HOME"))
         {
-            set("HOME", &identity.home);
+            set_var(&mut step_env, "HOME", &identity.home);
         }
         for (key, value) in &step.env {
-            set(key, value);
+            set_var(&mut step_env, key, value);
         }
         let request = process::Spawn {
             argv: &step.argv,

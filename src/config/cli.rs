@@ -148,23 +148,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
         match arg {
             Short('e') | Long("env") => {
                 let pair = string_value(&mut parser, "--env")?;
-                // `TOKEN:hunter2=` (a typo for `=`): never show past the ':'.
-                let name = pair.split_once('=').map_or(pair.as_str(), |(key, _)| key);
-                name_of("--env", name, NameKind::Variable)?;
-                // A word without '=' may be a value alone: not shown either.
-                let Some((key, val)) = pair.split_once('=') else {
-                    return Err(ConfigError::new(
-                        &Source::Options,
-                        "--env",
-                        Problem::MissingValue("KEY".into()),
-                    ));
-                };
-                let place = format!("--env {key}");
-                checked(
-                    &place,
-                    validate::env_key(key).and_then(|()| validate::env_value(key, val)),
-                )?;
-                options.layer.env.push((key.to_owned(), val.to_owned()));
+                options.layer.env.push(env_option(&pair)?);
             }
             Short('w') | Long("workdir") => {
                 let dir = string_value(&mut parser, "--workdir")?;
@@ -183,34 +167,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
             Long("no-new-privs") => options.layer.settings.no_new_privs = Some(true),
             Long("rlimit") => {
                 let text = string_value(&mut parser, "--rlimit")?;
-                let Some((name, limit)) = text.split_once('=') else {
-                    return Err(ConfigError::new(
-                        &Source::Options,
-                        "--rlimit",
-                        Problem::MissingValue("NAME".into()),
-                    ));
-                };
-                name_of("--rlimit", name, NameKind::Setting)?;
-                let place = format!("--rlimit {name}");
-                checked(
-                    &place,
-                    options.layer.settings.set(&format!("rlimit.{name}"), limit),
-                )?;
+                rlimit_option(&text, &mut options.layer.settings)?;
             }
-            Long("mode") => {
-                options.mode = match string_value(&mut parser, "--mode")?.as_str() {
-                    "auto" => Mode::Auto,
-                    "vm" => Mode::Vm,
-                    "container" => Mode::Container,
-                    _ => {
-                        return Err(ConfigError::new(
-                            &Source::Options,
-                            "--mode",
-                            Problem::BadSetting("must be auto, vm or container"),
-                        ));
-                    }
-                }
-            }
+            Long("mode") => options.mode = mode_option(&string_value(&mut parser, "--mode")?)?,
             Long("check") => options.check = true,
             Long("cmdline") => {
                 let raw = parser
@@ -245,6 +204,57 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
         }
     }
     Ok(options)
+}
+
+/// `--env KEY=VALUE`, checked; no value ever shown.
+fn env_option(pair: &str) -> Result<(String, String), ConfigError> {
+    // `TOKEN:hunter2=` (a typo for `=`): never show past the ':'.
+    let name = pair.split_once('=').map_or(pair, |(key, _)| key);
+    name_of("--env", name, NameKind::Variable)?;
+    // A word without '=' may be a value alone: not shown either.
+    let Some((key, val)) = pair.split_once('=') else {
+        return Err(ConfigError::new(
+            &Source::Options,
+            "--env",
+            Problem::MissingValue("KEY".into()),
+        ));
+    };
+    validate::env_key(key)
+        .and_then(|()| validate::env_value(key, val))
+        .map_err(|problem| ConfigError::new(&Source::Options, &format!("--env {key}"), problem))?;
+    Ok((key.to_owned(), val.to_owned()))
+}
+
+/// `--rlimit NAME=SOFT[:HARD]`, as `vminit.rlimit.NAME`.
+fn rlimit_option(
+    text: &str,
+    settings: &mut crate::config::settings::Settings,
+) -> Result<(), ConfigError> {
+    let Some((name, limit)) = text.split_once('=') else {
+        return Err(ConfigError::new(
+            &Source::Options,
+            "--rlimit",
+            Problem::MissingValue("NAME".into()),
+        ));
+    };
+    name_of("--rlimit", name, NameKind::Setting)?;
+    settings
+        .set(&format!("rlimit.{name}"), limit)
+        .map_err(|problem| ConfigError::new(&Source::Options, &format!("--rlimit {name}"), problem))
+}
+
+/// `--mode auto|vm|container`.
+fn mode_option(text: &str) -> Result<Mode, ConfigError> {
+    match text {
+        "auto" => Ok(Mode::Auto),
+        "vm" => Ok(Mode::Vm),
+        "container" => Ok(Mode::Container),
+        _ => Err(ConfigError::new(
+            &Source::Options,
+            "--mode",
+            Problem::BadSetting("must be auto, vm or container"),
+        )),
+    }
 }
 
 /// The options that take a value as the next word.

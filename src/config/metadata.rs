@@ -57,49 +57,7 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
                 },
                 _ => fail("working_dir", Problem::WrongType("a string or null")),
             },
-            "vminit" => match value.as_object() {
-                Some(object) => {
-                    for (name, value) in object {
-                        if let Err((shown, problem)) = setting_name(name) {
-                            fail(&format!("vminit.{shown}"), problem);
-                            continue;
-                        }
-                        // `"net": {"mtu": 1400}` is `net.mtu`.
-                        let members = match value.as_object() {
-                            Some(members) if name == "mounts" => {
-                                for (volume, spec) in members {
-                                    let place = format!("vminit.mounts.{}", shorten_name(volume));
-                                    if let Err(problem) =
-                                        set_mount(&mut layer.settings, volume, spec)
-                                    {
-                                        fail(&place, problem);
-                                    }
-                                }
-                                continue;
-                            }
-                            // `"root": {"source": "/dev/vda"}` is `root`.
-                            Some(members) if GROUPS.contains(&name.as_str()) => members
-                                .iter()
-                                .map(|(member, value)| match (name.as_str(), member.as_str()) {
-                                    ("root", "source") => ("root".to_owned(), value),
-                                    _ => (format!("{name}.{member}"), value),
-                                })
-                                .collect(),
-                            _ => vec![(name.clone(), value)],
-                        };
-                        for (name, value) in members {
-                            if let Err((shown, problem)) = setting_name(&name) {
-                                fail(&format!("vminit.{shown}"), problem);
-                                continue;
-                            }
-                            if let Err(problem) = set_setting(&mut layer.settings, &name, value) {
-                                fail(&format!("vminit.{name}"), problem);
-                            }
-                        }
-                    }
-                }
-                None => fail("vminit", Problem::WrongType("an object")),
-            },
+            "vminit" => parse_settings(value, &mut layer.settings, &mut fail),
             _ => match setting_name(field) {
                 Ok(()) => fail(field, Problem::UnknownField(FIELDS)),
                 Err((shown, problem)) => fail(&shown, problem),
@@ -107,6 +65,50 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
         }
     }
     (layer, errors)
+}
+
+/// The `"vminit"` object: each setting in the JSON type natural to it.
+fn parse_settings(value: &Value, settings: &mut Settings, fail: &mut impl FnMut(&str, Problem)) {
+    let Some(object) = value.as_object() else {
+        fail("vminit", Problem::WrongType("an object"));
+        return;
+    };
+    for (name, value) in object {
+        if let Err((shown, problem)) = setting_name(name) {
+            fail(&format!("vminit.{shown}"), problem);
+            continue;
+        }
+        // `"net": {"mtu": 1400}` is `net.mtu`.
+        let members = match value.as_object() {
+            Some(members) if name == "mounts" => {
+                for (volume, spec) in members {
+                    let place = format!("vminit.mounts.{}", shorten_name(volume));
+                    if let Err(problem) = set_mount(settings, volume, spec) {
+                        fail(&place, problem);
+                    }
+                }
+                continue;
+            }
+            // `"root": {"source": "/dev/vda"}` is `root`.
+            Some(members) if GROUPS.contains(&name.as_str()) => members
+                .iter()
+                .map(|(member, value)| match (name.as_str(), member.as_str()) {
+                    ("root", "source") => ("root".to_owned(), value),
+                    _ => (format!("{name}.{member}"), value),
+                })
+                .collect(),
+            _ => vec![(name.clone(), value)],
+        };
+        for (name, value) in members {
+            if let Err((shown, problem)) = setting_name(&name) {
+                fail(&format!("vminit.{shown}"), problem);
+                continue;
+            }
+            if let Err(problem) = set_setting(settings, &name, value) {
+                fail(&format!("vminit.{name}"), problem);
+            }
+        }
+    }
 }
 
 /// An `argv` array (`place` before its name: `setup[0].`).

@@ -179,34 +179,56 @@ pub fn resolve(
         .as_ref()
         .or(cmdline_layer.metadata.as_ref());
     let metadata_layer = match metadata_path {
-        Some(path) => {
-            let source = Source::Metadata(path.into());
-            match read_file(Path::new(path)) {
-                Ok(contents) => {
-                    let (layer, found) = metadata::parse(&contents, &source);
-                    errors.extend(found);
-                    layer
-                }
-                Err(problem) => {
-                    errors.push(ConfigError::new(&source, "", problem));
-                    Layer::default()
-                }
-            }
-        }
+        Some(path) => read_metadata(path, read_file, &mut errors),
         None => Layer::default(),
     };
     let config = merge(&[&metadata_layer, &cmdline_layer, options]);
     if config.argv.is_empty() && errors.is_empty() {
         errors.push(ConfigError::new(&Source::Options, "", Problem::NoCommand));
     }
-    // Rules over the merged whole, named after the highest source that
-    // set the setting they read.
     let metadata_source = metadata_path.map(|path| Source::Metadata(path.into()));
     let sources = [
         (options, Some(Source::Options)),
         (&cmdline_layer, cmdline.map(|input| input.source.clone())),
         (&metadata_layer, metadata_source),
     ];
+    errors.extend(whole_rules(&config, &sources, errors.is_empty()));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The metadata file's layer; what is wrong with it goes to `errors`.
+fn read_metadata(
+    path: &str,
+    read_file: impl Fn(&Path) -> Result<Vec<u8>, Problem>,
+    errors: &mut Vec<ConfigError>,
+) -> Layer {
+    let source = Source::Metadata(path.into());
+    match read_file(Path::new(path)) {
+        Ok(contents) => {
+            let (layer, found) = metadata::parse(&contents, &source);
+            errors.extend(found);
+            layer
+        }
+        Err(problem) => {
+            errors.push(ConfigError::new(&source, "", problem));
+            Layer::default()
+        }
+    }
+}
+
+/// Rules over the merged whole, each named after the highest source that
+/// set the setting it reads (`sources`, highest first); the exec size only
+/// when nothing else is wrong (`so_far_clean`).
+fn whole_rules(
+    config: &Config,
+    sources: &[(&Layer, Option<Source>)],
+    so_far_clean: bool,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
     let source_of = |set: fn(&Layer) -> bool| {
         sources
             .iter()
@@ -248,7 +270,7 @@ pub fn resolve(
             Problem::UnreachableGateway(gateway),
         ));
     }
-    if errors.is_empty() {
+    if so_far_clean && errors.is_empty() {
         let env = config.env.iter().map(|(k, v)| (k.len(), v.len()));
         let size = validate::exec_size(&config.argv, env);
         // The stack limit the app will have: its own, or a booted init's.
@@ -266,11 +288,7 @@ pub fn resolve(
             ));
         }
     }
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(errors)
-    }
+    errors
 }
 
 /// The stack limit the kernel gives init (`_STK_LIM`, 8 MiB), and so the
