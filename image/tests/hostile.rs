@@ -755,11 +755,16 @@ fn a_build_by_another_user_removes_read_only_directories_too() {
     for path in [work, out.as_path()] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
+    // A copy of the binary the other user can reach, wherever the
+    // checkout is (a `mktemp -d` one is 0700).
+    let binary = work.join("vminit-image");
+    std::fs::copy(env!("CARGO_BIN_EXE_vminit-image"), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = || {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .args(["sh", "-c", "exec \"$@\"", "sh"])
-            .arg(env!("CARGO_BIN_EXE_vminit-image"))
+            .arg(&binary)
             .args(["build", &format!("oci:{}", dir.display()), "--output"])
             .arg(&out)
             .args(["--vminit", "/bin/true"])
