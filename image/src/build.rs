@@ -22,6 +22,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::cpio::Archive;
+use crate::depmod;
 use crate::files::remove_tree;
 use crate::layers::{self, LayerError};
 use crate::metadata::{self, ConfigError};
@@ -124,6 +125,8 @@ pub enum BuildError {
         status: String,
         output: String,
     },
+    #[error("The vminit binary {path} {message}")]
+    Vminit { path: String, message: String },
     #[error("Cannot plan the kernel modules from {dir}: {message}")]
     Modules { dir: String, message: String },
     #[error("The image has {layers} layers but its config lists {diff_ids} DiffIDs")]
@@ -412,6 +415,10 @@ fn pack(
     }
     let vminit =
         fs::read(&options.vminit).map_err(io_error("read vminit from", &options.vminit))?;
+    check_vminit(&vminit, &options.arch).map_err(|message| BuildError::Vminit {
+        path: options.vminit.display().to_string(),
+        message,
+    })?;
     archive.file("init", 0o755, &vminit);
     archive.char_device("dev/console", 0o600, 5, 1);
     archive.char_device("dev/null", 0o666, 1, 3);
@@ -619,8 +626,9 @@ fn run_tool(command: &mut Command, package: &'static str) -> Result<(), BuildErr
 }
 
 /// Adds `wanted` and their dependencies from a kernel's module directory
-/// (`/lib/modules/VERSION`, with `modules.dep`), under the same path, with
-/// a `modules.dep` and `modules.builtin` for them.
+/// (`/lib/modules/VERSION`: its `modules.dep`, else the modules' own
+/// `.modinfo`), under the same path, with a `modules.dep` and
+/// `modules.builtin` for them.
 fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(), BuildError> {
     let fail = |message: String| BuildError::Modules {
         dir: dir.display().to_string(),
@@ -630,11 +638,20 @@ fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(
         .file_name()
         .map(|v| v.to_string_lossy().into_owned())
         .ok_or_else(|| fail("it is not a /lib/modules/VERSION directory".into()))?;
-    let dep = fs::read_to_string(dir.join("modules.dep"))
-        .map_err(|e| fail(format!("modules.dep: {e} (run depmod)")))?;
     let builtin = fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
-    let softdep = fs::read_to_string(dir.join("modules.softdep")).unwrap_or_default();
-    let alias = fs::read_to_string(dir.join("modules.alias")).unwrap_or_default();
+    let (dep, softdep, alias) = match fs::read_to_string(dir.join("modules.dep")) {
+        Ok(dep) => (
+            dep,
+            fs::read_to_string(dir.join("modules.softdep")).unwrap_or_default(),
+            fs::read_to_string(dir.join("modules.alias")).unwrap_or_default(),
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let tables =
+                depmod::from_modinfo(dir, &builtin, wanted).map_err(|e| fail(e.to_string()))?;
+            (tables.dep, tables.softdep, tables.alias)
+        }
+        Err(e) => return Err(fail(format!("modules.dep: {e}"))),
+    };
     let plan = vminit::machine::modules::Index::parse(&dep, &builtin)
         .with_soft(&softdep, &alias)
         .plan(wanted)
@@ -679,6 +696,24 @@ fn add_modules(archive: &mut Archive, dir: &Path, wanted: &[String]) -> Result<(
         builtin.as_bytes(),
     );
     Ok(())
+}
+
+/// Whether `binary` is an ELF executable for `arch` (`x86_64`, `aarch64`):
+/// an initramfs whose `/init` the kernel cannot run panics at boot.
+pub fn check_vminit(binary: &[u8], arch: &str) -> Result<(), String> {
+    use object::Object as _;
+    let file =
+        object::File::parse(binary).map_err(|e| format!("is not an ELF executable ({e})"))?;
+    let found = match file.architecture() {
+        object::Architecture::X86_64 => "x86_64",
+        object::Architecture::Aarch64 => "aarch64",
+        other => return Err(format!("is for {other:?}, not {arch}")),
+    };
+    if found == arch {
+        Ok(())
+    } else {
+        Err(format!("is for {found}, not {arch} (see --arch)"))
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod cpio;
+pub mod depmod;
 pub mod files;
 pub mod layers;
 pub mod metadata;

@@ -1,7 +1,7 @@
 //! The `vminit-image` command: see `USAGE`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use lexopt::prelude::*;
@@ -38,7 +38,8 @@ DIR then holds:
 
 Options:
   -o, --output DIR           where to write (created if missing)
-      --kernel-modules DIR   the booting kernel's /lib/modules/VERSION (with modules.dep):
+      --kernel-modules DIR   the booting kernel's /lib/modules/VERSION (its modules.dep, or
+                             without one the modules' own .modinfo, as depmod reads them):
                              its virtio_mmio, virtio_blk, filesystem and overlay modules,
                              and the power button's (button or gpio_keys, and evdev),
                              go into the initramfs, for a stock distribution kernel
@@ -50,8 +51,9 @@ Options:
       --max-size SIZE        the most the layers together may unpack to, in MiB, or with
                              M or G (default: --size when given, else ten times the
                              compressed layers and at least 1G); past it the build stops
-      --vminit PATH          the vminit binary for /init (default: `vminit` beside this
-                             program, else on PATH)
+      --vminit PATH          the vminit binary for /init, for --arch (default: vminit-ARCH,
+                             else a vminit for ARCH, beside this program, else on PATH;
+                             the release tarball carries vminit-x86_64 and vminit-aarch64)
       --kernel PATH          the kernel to name in vm-config.json (default: vmlinux)
       --arch ARCH            x86_64 or aarch64 (default: this machine's)
       --setup-step JSON      a set-up step vminit runs before the app, in order
@@ -208,8 +210,12 @@ fn run(args: Vec<OsString>) -> Result<(), String> {
     let output = output.ok_or("no --output DIR given")?;
     let vminit = match vminit {
         Some(path) => path,
-        None => find_vminit()
-            .ok_or("cannot find vminit beside this program or on PATH: give --vminit")?,
+        None => find_vminit(&arch).ok_or_else(|| {
+            format!(
+                "cannot find vminit-{arch} or a vminit for {arch} beside this program or on \
+                 PATH: give --vminit"
+            )
+        })?,
     };
     let options = Options {
         source,
@@ -254,15 +260,25 @@ fn parse_size(option: &str, text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{option} {text}: must be a size in MiB, or with M or G"))
 }
 
-/// `vminit` beside this program, else on PATH.
-fn find_vminit() -> Option<PathBuf> {
-    let beside = std::env::current_exe().ok()?.with_file_name("vminit");
-    if beside.is_file() {
-        return Some(beside);
-    }
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| PathBuf::from(dir).join("vminit"))
-        .find(|p| p.is_file())
+/// The vminit for `arch`: `vminit-ARCH` (the release tarball carries one
+/// for each architecture), then `vminit` if it is for `arch`, each first
+/// beside this program, then on PATH.
+fn find_vminit(arch: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = beside
+        .into_iter()
+        .chain(std::env::split_paths(&path))
+        .collect();
+    let named = format!("vminit-{arch}");
+    [named.as_str(), "vminit"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
+        .find(|candidate| {
+            candidate.is_file()
+                && std::fs::read(candidate)
+                    .is_ok_and(|binary| build::check_vminit(&binary, arch).is_ok())
+        })
 }

@@ -451,6 +451,86 @@ fn rewrite_manifest(dir: &Path, change: impl Fn(&mut Value)) {
     std::fs::write(&index_path, index.to_string()).unwrap();
 }
 
+/// Runs a copy of `vminit-image` in `dir/bin`, with only the tools it
+/// runs on PATH (`dir/tools`: `cp` and `mkfs.ext4`), and so no vminit.
+fn build_from_copy(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let program = dir.join("bin/vminit-image");
+    let tools = dir.join("tools");
+    if !program.exists() {
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_vminit-image"), &program).unwrap();
+        std::fs::create_dir_all(&tools).unwrap();
+        for tool in ["cp", "mkfs.ext4"] {
+            let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+                .iter()
+                .map(|dir| Path::new(dir).join(tool))
+                .find(|path| path.exists())
+                .unwrap_or_else(|| panic!("no {tool}"));
+            std::os::unix::fs::symlink(found, tools.join(tool)).unwrap();
+        }
+    }
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    Command::new(program)
+        .arg("build")
+        .arg(format!("dir:{}", root.display()))
+        .arg("--output")
+        .arg(out)
+        .args(extra)
+        .args(["--", "/bin/app"])
+        .env("PATH", &tools)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn vminit_is_the_one_for_the_arch_beside_the_program() {
+    let here = std::env::consts::ARCH;
+    let other = if here == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let dir = tempdir("find-vminit");
+    let out = dir.join("out");
+    // A `vminit` beside it that is no ELF binary is passed over.
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/vminit"), "#!/bin/sh\n").unwrap();
+    let missing = build_from_copy(&dir, &out, &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains(&format!("cannot find vminit-{here} or a vminit for {here}")),
+        "{}",
+        stderr(&missing)
+    );
+    // One named for this machine's architecture is taken.
+    std::fs::copy("/bin/true", dir.join(format!("bin/vminit-{here}"))).unwrap();
+    let found = build_from_copy(&dir, &out, &[]);
+    assert!(found.status.success(), "{}", stderr(&found));
+    // For the other architecture, none of them will do.
+    let wrong = build_from_copy(&dir, &out, &["--arch", other]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(stderr(&wrong).contains(&format!("cannot find vminit-{other}")));
+    // Given by hand, it is checked just the same.
+    let given = build_from_copy(&dir, &out, &["--arch", other, "--vminit", "/bin/true"]);
+    assert_eq!(given.status.code(), Some(2));
+    assert!(
+        stderr(&given).contains(&format!(
+            "The vminit binary /bin/true is for {here}, not {other} (see --arch)"
+        )),
+        "{}",
+        stderr(&given)
+    );
+    let script = dir.join("bin/vminit").display().to_string();
+    let not_elf = build_from_copy(&dir, &out, &["--vminit", &script]);
+    assert_eq!(not_elf.status.code(), Some(2));
+    assert!(
+        stderr(&not_elf).contains("is not an ELF executable"),
+        "{}",
+        stderr(&not_elf)
+    );
+}
+
 #[test]
 fn version_has_vminits_format() {
     let output = Command::new(env!("CARGO_BIN_EXE_vminit-image"))

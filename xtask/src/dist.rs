@@ -65,6 +65,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("tar", "tar"),
         ("gzip", "gzip"),
         ("sha256sum", "coreutils"),
+        ("cpio", "cpio"),
+        ("mkfs.ext4", "e2fsprogs"),
     ])?;
     let root = cmd::root();
     let dist = Dist {
@@ -84,11 +86,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let mut warnings = Vec::new();
     let mut debs = Vec::new();
+    let mut vminits = Vec::new();
     for arch in Arch::ALL {
         let binary = build::static_binary_with(arch, &dist.release)?;
         let name = format!("vminit-{}-{}-linux-musl", dist.version, arch.name());
-        tarball(&dist, &name, "vminit", &binary)?;
+        tarball(&dist, &name, &[("vminit", &binary)])?;
         debs.push((arch, deb(&dist, arch, &binary)?));
+        vminits.push((format!("vminit-{}", arch.name()), binary));
     }
     // A target directory of its own: vminit's build sets RUSTC_BOOTSTRAP,
     // which build scripts (proc-macro2, thiserror) watch; sharing one would
@@ -106,7 +110,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     dist.image_version,
                     arch.name()
                 );
-                tarball(&dist, &name, "vminit-image", &binary)?;
+                // With vminit for every architecture: it works from its
+                // tarball alone, for either.
+                let mut programs = vec![("vminit-image", binary.as_path())];
+                programs.extend(vminits.iter().map(|(n, b)| (n.as_str(), b.as_path())));
+                tarball(&dist, &name, &programs)?;
+                check_image_tarball(&dist, arch, &name)?;
             }
             Err(e) => {
                 let warning = format!("vminit-image for {} was not built: {e}", arch.name());
@@ -287,14 +296,16 @@ fn gzip(input: &Path, output: &Path) -> Result<(), String> {
     )
 }
 
-/// `out/NAME.tar.gz`: `NAME/` holding `program` (the binary), the README
-/// and the licences.
-fn tarball(dist: &Dist, name: &str, program: &str, binary: &Path) -> Result<PathBuf, String> {
+/// `out/NAME.tar.gz`: `NAME/` holding `programs` (name, binary), the
+/// README and the licences.
+fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBuf, String> {
     let root = cmd::root();
     let stage = dist.work.join("tar");
     let _ = fs::remove_dir_all(&stage);
     let top = stage.join(name);
-    put(&top.join(program), &read(binary)?, 0o755)?;
+    for (program, binary) in programs {
+        put(&top.join(program), &read(binary)?, 0o755)?;
+    }
     for doc in ["README.md"].iter().chain(&LICENCES) {
         put(&top.join(doc), &read(&root.join(doc))?, 0o644)?;
     }
@@ -315,6 +326,58 @@ fn tarball(dist: &Dist, name: &str, program: &str, binary: &Path) -> Result<Path
     let archive = dist.out.join(format!("{name}.tar.gz"));
     gzip(&tar, &archive)?;
     Ok(archive)
+}
+
+/// For this machine's architecture: the `vminit-image` tarball `name`,
+/// unpacked, builds an image for each architecture with nothing beside
+/// it, and each initramfs's `/init` is the vminit shipped for that one.
+fn check_image_tarball(dist: &Dist, arch: Arch, name: &str) -> Result<(), String> {
+    if arch != Arch::host() {
+        return Ok(());
+    }
+    let scratch = dist.work.join("image-tarball");
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(scratch.join("root/bin")).map_err(|e| e.to_string())?;
+    cmd::run(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(dist.out.join(format!("{name}.tar.gz")))
+            .arg("-C")
+            .arg(&scratch),
+    )?;
+    let top = scratch.join(name);
+    for target in Arch::ALL {
+        let out = scratch.join(format!("out-{}", target.name()));
+        cmd::run(
+            Command::new(top.join("vminit-image"))
+                .arg("build")
+                .arg(format!("dir:{}", scratch.join("root").display()))
+                .arg("--output")
+                .arg(&out)
+                .args(["--arch", target.name(), "--", "/bin/app"])
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        )?;
+        let init = out.join("init");
+        cmd::run(
+            Command::new("sh")
+                .arg("-c")
+                .arg("gzip -dc \"$1\" | cpio --quiet -i --to-stdout init > \"$2\"")
+                .arg("sh")
+                .arg(out.join("initramfs.cpio.gz"))
+                .arg(&init),
+        )?;
+        let init = read(&init)?;
+        let shipped = read(&top.join(format!("vminit-{}", target.name())))?;
+        if init != shipped {
+            return Err(format!(
+                "{name}: the initramfs built for {} has no vminit-{} as /init",
+                target.name(),
+                target.name()
+            ));
+        }
+    }
+    eprintln!("{name}: builds an image for each architecture from its tarball alone");
+    Ok(())
 }
 
 /// `out/vminit_VERSION_ARCH.deb`: `/usr/sbin/vminit`, its man page and

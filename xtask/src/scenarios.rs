@@ -2,7 +2,9 @@
 //! `vminit-image` and booted from their root disks.
 //!
 //! - an OCI image made by Debian's umoci from a busybox root, with a
-//!   second layer that deletes a file;
+//!   second layer that deletes a file; its modules come from the kernel's
+//!   tree without depmod's tables (as `dpkg -x` leaves it), planned from
+//!   the modules' `.modinfo`, and the plan must be depmod's;
 //! - nginx from Debian (`mmdebstrap`), made an OCI image by umoci with a
 //!   layer that replaces its page and deletes its default one: the host
 //!   fetches the page through a published port, Ctrl-Alt-Del stops nginx
@@ -98,7 +100,16 @@ fn busybox_image(kit: &Kit, format: Format) -> Result<(), String> {
                 .arg(&kit.busybox),
         )?;
     }
-    let built = build(kit, &work, &[], format)?;
+    // The ext4 boot takes its modules from a kernel tree without depmod's
+    // tables, as `dpkg -x` leaves one.
+    let modules = match format {
+        Format::Ext4 => modules_without_depmod(kit)?,
+        Format::Erofs => kernel::modules_dir(&kit.kernel)?,
+    };
+    let built = build_from(kit, &work, &[], format, Vec::new(), modules.clone())?;
+    if format == Format::Ext4 {
+        same_plan_as_depmod(kit, &modules, &built.cmdline)?;
+    }
     let console = boot(kit, &built, &[], None, &[], "", None, "")?;
     let root = format!(
         "vminit: mounted the root /dev/vda ({}, read-only)",
@@ -113,6 +124,77 @@ fn busybox_image(kit: &Kit, format: Format) -> Result<(), String> {
             &root,
         ],
     )
+}
+
+/// The kernel's module tree as its package ships it, without what depmod
+/// makes (`modules.dep`, `.softdep`, `.alias`): links to its modules, and
+/// its `modules.builtin`, `modules.builtin.modinfo` and `modules.order`.
+fn modules_without_depmod(kit: &Kit) -> Result<PathBuf, String> {
+    let real = kernel::modules_dir(&kit.kernel)?;
+    let release = real.file_name().ok_or("no kernel release")?;
+    let farm = cmd::root()
+        .join("target/vm/modules-without-depmod")
+        .join(release);
+    let _ = std::fs::remove_dir_all(&farm);
+    std::fs::create_dir_all(&farm).map_err(|e| format!("{}: {e}", farm.display()))?;
+    cmd::run(
+        Command::new("cp")
+            .arg("-as")
+            .arg(real.join("kernel"))
+            .arg(&farm),
+    )?;
+    for shipped in [
+        "modules.builtin",
+        "modules.builtin.modinfo",
+        "modules.order",
+    ] {
+        std::fs::copy(real.join(shipped), farm.join(shipped))
+            .map_err(|e| format!("{shipped}: {e}"))?;
+    }
+    Ok(farm)
+}
+
+/// The modules planned from `farm`'s `.modinfo` for the image's
+/// `vminit.modules=` are depmod's plan from the real tree, file for file
+/// and in order.
+fn same_plan_as_depmod(kit: &Kit, farm: &Path, cmdline: &str) -> Result<(), String> {
+    use vminit::machine::modules::Index;
+    let real = kernel::modules_dir(&kit.kernel)?;
+    let read = |name: &str| std::fs::read_to_string(real.join(name)).unwrap_or_default();
+    let wanted: Vec<String> = cmdline
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("vminit.modules="))
+        .ok_or("no vminit.modules= on the built command line")?
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let (dep, builtin, softdep, alias) = (
+        read("modules.dep"),
+        read("modules.builtin"),
+        read("modules.softdep"),
+        read("modules.alias"),
+    );
+    let depmod = Index::parse(&dep, &builtin)
+        .with_soft(&softdep, &alias)
+        .plan(&wanted)
+        .map_err(|e| e.to_string())?;
+    let tables =
+        vminit_image::depmod::from_modinfo(farm, &builtin, &wanted).map_err(|e| e.to_string())?;
+    let ours = Index::parse(&tables.dep, &builtin)
+        .with_soft(&tables.softdep, &tables.alias)
+        .plan(&wanted)
+        .map_err(|e| e.to_string())?;
+    if ours == depmod {
+        println!(
+            "modules from .modinfo: the same {} files as depmod's plan",
+            ours.len()
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "modules from .modinfo differ from depmod's plan:\nours:   {ours:?}\ndepmod: {depmod:?}"
+        ))
+    }
 }
 
 /// Debian with nginx and sqlite3, made once.
@@ -306,11 +388,30 @@ pub(crate) fn build_with(
     format: Format,
     setup: Vec<serde_json::Value>,
 ) -> Result<Built, String> {
+    build_from(
+        kit,
+        work,
+        extra_modules,
+        format,
+        setup,
+        kernel::modules_dir(&kit.kernel)?,
+    )
+}
+
+/// [`build_with`] with the kernel modules from `modules`.
+fn build_from(
+    kit: &Kit,
+    work: &Path,
+    extra_modules: &[&str],
+    format: Format,
+    setup: Vec<serde_json::Value>,
+    modules: PathBuf,
+) -> Result<Built, String> {
     let options = Options {
         source: Source::parse(&format!("oci:{}", work.join("layout").display()))
             .map_err(|e| e.to_string())?,
         output: work.join(format!("built-{}", format.name())),
-        kernel_modules: Some(kernel::modules_dir(&kit.kernel)?),
+        kernel_modules: Some(modules),
         format,
         size_mib: None,
         max_size_mib: None,
