@@ -1,12 +1,12 @@
-//! Starting the application and reaping processes: fork(2)/execve(2) via
-//! `std::process::Command`, setpgid(2), waitpid(2), prctl(2)'s
+//! Starting the application and reaping processes: clone(2) with
+//! `CLONE_VM | CLONE_VFORK` and execve(2), as posix_spawn(3) does, setpgid(2), waitpid(2), prctl(2)'s
 //! `PR_SET_CHILD_SUBREAPER`, and the `/proc` views of the process tree
 //! (proc(5): `/proc/PID/task/TID/children`, `/proc/PID/stat`).
 
-use std::ffi::OsString;
+use std::cell::Cell;
+use std::ffi::{CStr, CString, OsString};
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::os::unix::ffi::OsStrExt;
 
 use nix::unistd::{Pid, getpid, setpgid};
 
@@ -69,7 +69,7 @@ impl Step {
             4 => Step::NoNewPrivs,
             5 => Step::Signals,
             16.. => Step::Limit(usize::from(byte - 16)),
-            // 6, or nothing written: std's own set-up or exec.
+            // 6: exec itself.
             _ => Step::Exec,
         }
     }
@@ -82,153 +82,237 @@ pub struct SpawnError {
     pub error: io::Error,
 }
 
-/// One shared anonymous page: what the child writes there between fork
-/// and exec stays visible to the parent (fork copies private memory).
-#[derive(Debug)]
-struct StepPage(std::ptr::NonNull<u8>);
+/// How far below `spawn`'s frame the child's stack starts: past the frames
+/// of `clone` and libc's wrapper, with room to spare. (The main thread's
+/// stack grows on demand, up to its limit, for the child as for vminit.)
+const CHILD_STACK_GAP: usize = 8 * 1024;
 
-impl StepPage {
-    fn new() -> io::Result<StepPage> {
-        // SAFETY: an anonymous shared mapping of one page, no fd; the result
-        // is checked before use.
-        let page = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
+/// musl's `execvp` search path when the environment has no `PATH`, which
+/// std's `Command` used before this module called execve itself.
+const EXECVP_DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
+
+/// The files to try for `program`, in order, as execvp(3) tries them:
+/// the name itself when it has a slash, else each `PATH` entry joined
+/// with it (an empty entry is the current directory).
+pub fn exec_candidates(program: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
+    if program.contains(&b'/') {
+        return vec![program.to_vec()];
+    }
+    if program.is_empty() {
+        return Vec::new();
+    }
+    path.unwrap_or(EXECVP_DEFAULT_PATH)
+        .split(|&b| b == b':')
+        .map(|dir| {
+            let mut file = dir.to_vec();
+            if !file.is_empty() {
+                file.push(b'/');
+            }
+            file.extend_from_slice(program);
+            file
+        })
+        .collect()
+}
+
+/// Everything the child needs, made before it starts: it allocates nothing.
+struct ChildPlan<'a> {
+    candidates: &'a [*const libc::c_char],
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    limits: &'a [RawLimit],
+    user: Option<(u32, u32, &'a [u32])>,
+    workdir: Option<&'a CStr>,
+    take_terminal: bool,
+    no_new_privs: bool,
+    /// Signals to set back to their default disposition.
+    ignored: u64,
+    /// Written by the child before it exits on a failure: the step and
+    /// errno. Shared memory (`CLONE_VM`): the parent reads it once the
+    /// child has exec'd or exited.
+    failed_step: Cell<u8>,
+    failed_errno: Cell<i32>,
+}
+
+impl ChildPlan<'_> {
+    /// The child's set-up, then execve: returns only on a failure, with
+    /// the step that failed.
+    fn run(&self) -> (Step, io::Error) {
+        let at = |step: Step| move |error: io::Error| (step, error);
+        let set_up = || -> Result<(), (Step, io::Error)> {
+            for (index, limit) in self.limits.iter().enumerate() {
+                credentials::set_limit(limit).map_err(at(Step::Limit(index)))?;
+            }
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))
+                .map_err(|e| (Step::ProcessGroup, io::Error::from(e)))?;
+            if self.take_terminal {
+                // SIGTTOU, which tcsetpgrp from a background group raises,
+                // is blocked: the child starts with vminit's full mask. No
+                // terminal, or a hang-up meanwhile: run without one.
+                let _ = tty::set_foreground(getpid().as_raw());
+            }
+            if let Some((uid, gid, groups)) = self.user {
+                credentials::become_user(uid, gid, groups).map_err(at(Step::User))?;
+            }
+            // As the user, so that a directory only root may enter fails
+            // here, and told from exec's failure.
+            if let Some(dir) = self.workdir {
+                credentials::change_dir(dir).map_err(at(Step::Workdir))?;
+            }
+            if self.no_new_privs {
+                credentials::no_new_privs().map_err(at(Step::NoNewPrivs))?;
+            }
+            signal::reset_for_exec(self.ignored).map_err(at(Step::Signals))
         };
-        if page == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+        if let Err(failed) = set_up() {
+            return failed;
         }
-        std::ptr::NonNull::new(page.cast::<u8>())
-            .map(StepPage)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))
+        (Step::Exec, self.exec())
     }
 
-    /// The slot the child writes its steps to.
-    fn slot(&self) -> StepSlot {
-        StepSlot(self.0.as_ptr() as usize)
-    }
-
-    fn read(&self) -> Step {
-        // SAFETY: the page is mapped, readable, and outlives `self`; the
-        // child that wrote it has exec'd or exited by now.
-        Step::decode(unsafe { std::ptr::read_volatile(self.0.as_ptr()) })
+    /// execve on each candidate in turn, as musl's execvp: on to the next
+    /// after ENOENT, ENOTDIR or EACCES; EACCES reported if any had it.
+    fn exec(&self) -> io::Error {
+        let mut denied = false;
+        for &file in self.candidates {
+            // SAFETY: `file`, `argv` and `envp` are NUL-terminated strings
+            // and NULL-terminated arrays that outlive the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execve,
+                    file,
+                    self.argv.as_ptr(),
+                    self.envp.as_ptr(),
+                )
+            };
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(libc::EACCES) => denied = true,
+                Some(libc::ENOENT | libc::ENOTDIR) => {}
+                _ => return error,
+            }
+        }
+        io::Error::from_raw_os_error(if denied { libc::EACCES } else { libc::ENOENT })
     }
 }
 
-impl Drop for StepPage {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the page `new` mapped; nothing uses it after.
-        unsafe { libc::munmap(self.0.as_ptr().cast(), 4096) };
-    }
+/// The child's entry: runs the plan; on a failure records it and exits.
+extern "C" fn child_main(plan: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `spawn` passes a ChildPlan that lives until the child has
+    // exec'd or exited (the parent is suspended until then).
+    let plan = unsafe { &*plan.cast::<ChildPlan<'_>>() };
+    let (step, error) = plan.run();
+    plan.failed_step.set(step.encode());
+    plan.failed_errno
+        .set(error.raw_os_error().unwrap_or(libc::EINVAL));
+    // SAFETY: ends this child alone (it is its own thread group), without
+    // running anything of the parent's.
+    unsafe { libc::syscall(libc::SYS_exit, 127) };
+    127
 }
 
-/// Where the child records its step: a [`StepPage`]'s address. Only
-/// `StepPage::slot` makes one, and `spawn` keeps the page mapped until the
-/// child has exec'd or exited, so writing through it is sound. (An address
-/// rather than a pointer: the child's closure must be Send and Sync.)
-#[derive(Debug, Clone, Copy)]
-struct StepSlot(usize);
-
-impl StepSlot {
-    /// Records `step` (in the child).
-    fn mark(self, step: Step) {
-        // SAFETY: see the type: the page at this address is mapped and
-        // writable for as long as the child runs its set-up.
-        unsafe { std::ptr::write_volatile(self.0 as *mut u8, step.encode()) };
-    }
+/// NUL-terminated copies of `items`, and a NULL-terminated array of
+/// pointers to them (valid while the copies live).
+fn c_strings<'a>(
+    items: impl Iterator<Item = &'a [u8]>,
+) -> Option<(Vec<CString>, Vec<*const libc::c_char>)> {
+    let owned: Vec<CString> = items
+        .map(|item| CString::new(item).ok())
+        .collect::<Option<_>>()?;
+    let pointers = owned
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    Some((owned, pointers))
 }
 
 /// Starts the application in a new process group (its pid is the group id)
 /// with an empty signal mask and default dispositions.
 ///
-/// Returns once the child has exec'd (std waits on a close-on-exec pipe), so
-/// the group exists by then and signals sent to it cannot miss; signals that
-/// arrived meanwhile are still pending in vminit, which blocks them all.
+/// One `clone(CLONE_VM | CLONE_VFORK)`, as posix_spawn does: no copy of
+/// vminit's memory, and no pipe to learn how exec went, since the child
+/// writes a failure into the plan it shares with vminit, which resumes
+/// only once the child has exec'd or exited. By then the group exists, so
+/// signals sent to it cannot miss; signals that arrived meanwhile are
+/// still pending in vminit, which blocks them all.
 pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
-    let exec_error = |error| SpawnError {
-        step: Step::Exec,
-        error,
+    let invalid = |step| SpawnError {
+        step,
+        error: io::Error::from(io::ErrorKind::InvalidInput),
     };
-    let (program, args) = request
-        .argv
-        .split_first()
-        .ok_or_else(|| exec_error(io::Error::from(io::ErrorKind::InvalidInput)))?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .envs(request.env.iter().map(|(k, v)| (k, v)));
-    let take_terminal = request.take_terminal;
-    // Read before fork: only these need resetting in the child (all of them
-    // when /proc cannot tell).
-    let ignored = signal::ignored().unwrap_or(u64::MAX);
-    let limits = request.limits.to_vec();
-    let user = request
-        .user
-        .map(|(uid, gid, groups)| (uid, gid, groups.to_vec()));
+    let program = request.argv.first().ok_or(invalid(Step::Exec))?;
+    let path = request
+        .env
+        .iter()
+        .find(|(key, _)| key == "PATH")
+        .map(|(_, value)| value.as_bytes());
+    let candidates = exec_candidates(program.as_bytes(), path);
+    let (_files, candidates) =
+        c_strings(candidates.iter().map(Vec::as_slice)).ok_or(invalid(Step::Exec))?;
+    let (_args, argv) =
+        c_strings(request.argv.iter().map(|a| a.as_bytes())).ok_or(invalid(Step::Exec))?;
+    let pairs: Vec<Vec<u8>> = request
+        .env
+        .iter()
+        .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat())
+        .collect();
+    let (_env, envp) = c_strings(pairs.iter().map(Vec::as_slice)).ok_or(invalid(Step::Exec))?;
     let workdir = match request.workdir {
-        Some(dir) => Some(std::ffi::CString::new(dir).map_err(|_| SpawnError {
-            step: Step::Workdir,
-            error: io::Error::from(io::ErrorKind::InvalidInput),
-        })?),
+        Some(dir) => Some(CString::new(dir).map_err(|_| invalid(Step::Workdir))?),
         None => None,
     };
-    let no_new_privs = request.no_new_privs;
-    let page = StepPage::new().map_err(exec_error)?;
-    let slot = page.slot();
-    // SAFETY: the closure runs in the child between fork and exec, and calls
-    // only async-signal-safe functions and raw syscalls (setpgid,
-    // sigprocmask, tcsetpgrp, rt_sigaction, prlimit64, set*id, chdir, prctl) and volatile
-    // writes to the shared page; it allocates nothing (what it needs was
-    // copied before the fork) and touches no lock.
-    unsafe {
-        command.pre_exec(move || {
-            for (index, limit) in limits.iter().enumerate() {
-                slot.mark(Step::Limit(index));
-                credentials::set_limit(limit)?;
-            }
-            slot.mark(Step::ProcessGroup);
-            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            if take_terminal {
-                // tcsetpgrp from a background group raises SIGTTOU unless it
-                // is blocked: keep it blocked whatever std did to the mask.
-                signal::block(signal::Signal::SIGTTOU)?;
-                // No terminal, or a hang-up meanwhile: run without one.
-                let _ = tty::set_foreground(getpid().as_raw());
-            }
-            if let Some((uid, gid, groups)) = &user {
-                slot.mark(Step::User);
-                credentials::become_user(*uid, *gid, groups)?;
-            }
-            // Here rather than std's `current_dir`, so that a failure is
-            // told from exec's, and as the user, so that a directory only
-            // root may enter fails here.
-            if let Some(dir) = &workdir {
-                slot.mark(Step::Workdir);
-                credentials::change_dir(dir)?;
-            }
-            if no_new_privs {
-                slot.mark(Step::NoNewPrivs);
-                credentials::no_new_privs()?;
-            }
-            slot.mark(Step::Signals);
-            signal::reset_for_exec(ignored)?;
-            slot.mark(Step::Exec);
-            Ok(())
+    let plan = ChildPlan {
+        // The trailing NULL is for argv and envp only.
+        candidates: &candidates[..candidates.len() - 1],
+        argv: &argv,
+        envp: &envp,
+        limits: request.limits,
+        user: request.user,
+        workdir: workdir.as_deref(),
+        take_terminal: request.take_terminal,
+        no_new_privs: request.no_new_privs,
+        // Only these need resetting (all of them when /proc cannot tell).
+        ignored: signal::ignored().unwrap_or(u64::MAX),
+        failed_step: Cell::new(0),
+        failed_errno: Cell::new(0),
+    };
+    // The child's stack: vminit's own, from CHILD_STACK_GAP below this
+    // frame (past clone's), as a vfork(2) child uses its parent's. Nothing
+    // else runs on it while vminit is suspended, and a buffer reserved for
+    // it would be touched page by page by the stack probes.
+    let here = 0u8;
+    let top = (std::ptr::from_ref(std::hint::black_box(&here)) as usize - CHILD_STACK_GAP) & !15;
+    // SAFETY: `child_main` runs below vminit's live stack, in its memory, while vminit
+    // waits (CLONE_VFORK): it only reads `plan`, makes raw syscalls and
+    // writes `plan`'s two cells, all of which outlive it; every signal is
+    // blocked in vminit and so in the child until just before execve.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::from_ref(&plan).cast_mut().cast(),
+        )
+    };
+    if pid == -1 {
+        return Err(SpawnError {
+            step: Step::Exec,
+            error: io::Error::last_os_error(),
         });
     }
-    let child = command.spawn().map_err(|error| SpawnError {
-        step: page.read(),
-        error,
-    })?;
-    // `Child` would only wait(); vminit reaps everything itself, by pid.
-    i32::try_from(child.id()).map_err(|_| exec_error(io::Error::from(io::ErrorKind::InvalidData)))
+    match plan.failed_errno.get() {
+        0 => Ok(pid),
+        errno => {
+            // It has exited: reap it here, so no one mistakes it for the app.
+            let mut status = 0;
+            // SAFETY: `status` is a valid out-pointer for the call.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Err(SpawnError {
+                step: Step::decode(plan.failed_step.get()),
+                error: io::Error::from_raw_os_error(errno),
+            })
+        }
+    }
 }
 
 /// One result of [`reap`].
@@ -442,7 +526,29 @@ fn parent_from_stat(stat: &str) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+
     use super::*;
+
+    #[test]
+    fn the_command_is_searched_as_execvp_searches() {
+        let strings = |list: &[&str]| -> Vec<Vec<u8>> {
+            list.iter().map(|s| s.as_bytes().to_vec()).collect()
+        };
+        assert_eq!(
+            exec_candidates(b"./run", Some(b"/bin")),
+            strings(&["./run"])
+        );
+        assert_eq!(
+            exec_candidates(b"sh", Some(b"/usr/bin::/bin")),
+            strings(&["/usr/bin/sh", "sh", "/bin/sh"])
+        );
+        assert_eq!(
+            exec_candidates(b"sh", None),
+            strings(&["/usr/local/bin/sh", "/bin/sh", "/usr/bin/sh"])
+        );
+        assert!(exec_candidates(b"", Some(b"/bin")).is_empty());
+    }
 
     #[test]
     fn steps_survive_their_byte() {
