@@ -830,11 +830,11 @@ fn app_environment(config: &Config, vm: bool, from_kernel: bool) -> Vec<(OsStrin
     // Inserted one by one: `collect` into a map sorts first, and that
     // sort's code would cost the binary 3 KB.
     let mut env: BTreeMap<OsString, OsString> = BTreeMap::new();
-    for (key, value) in std::env::vars_os() {
+    for (key, value) in crate::sys::args::environment() {
         // The kernel hands init every unknown `key=value` word without a dot
         // as a variable; `workdir=` and `metadata=` are vminit's.
         if !(from_kernel && (key == "workdir" || key == "metadata")) {
-            env.insert(key, value);
+            env.insert(key.to_owned(), value.to_owned());
         }
     }
     for (key, value) in &config.env {

@@ -94,24 +94,21 @@ const EXECVP_DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
 /// The files to try for `program`, in order, as execvp(3) tries them:
 /// the name itself when it has a slash, else each `PATH` entry joined
 /// with it (an empty entry is the current directory).
-pub fn exec_candidates(program: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
+fn exec_candidates(program: &[u8], path: Option<&[u8]>) -> Option<CStrings> {
     if program.contains(&b'/') {
-        return vec![program.to_vec()];
+        return CStrings::new([[program]].into_iter());
     }
     if program.is_empty() {
-        return Vec::new();
+        return CStrings::new(std::iter::empty::<[&[u8]; 1]>());
     }
-    path.unwrap_or(EXECVP_DEFAULT_PATH)
-        .split(|&b| b == b':')
-        .map(|dir| {
-            let mut file = dir.to_vec();
-            if !file.is_empty() {
-                file.push(b'/');
-            }
-            file.extend_from_slice(program);
-            file
-        })
-        .collect()
+    CStrings::new(
+        path.unwrap_or(EXECVP_DEFAULT_PATH)
+            .split(|&b| b == b':')
+            .map(|dir| {
+                let slash: &[u8] = if dir.is_empty() { b"" } else { b"/" };
+                [dir, slash, program]
+            }),
+    )
 }
 
 /// Everything the child needs, made before it starts: it allocates nothing.
@@ -210,20 +207,66 @@ extern "C" fn child_main(plan: *mut libc::c_void) -> libc::c_int {
     127
 }
 
-/// NUL-terminated copies of `items`, and a NULL-terminated array of
-/// pointers to them (valid while the copies live).
-fn c_strings<'a>(
-    items: impl Iterator<Item = &'a [u8]>,
-) -> Option<(Vec<CString>, Vec<*const libc::c_char>)> {
-    let owned: Vec<CString> = items
-        .map(|item| CString::new(item).ok())
-        .collect::<Option<_>>()?;
-    let pointers = owned
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain([std::ptr::null()])
-        .collect();
-    Some((owned, pointers))
+/// NUL-terminated strings in one buffer, and a NULL-terminated array of
+/// pointers to them: two allocations for an environment, not two a
+/// variable (each a page of its own at first, in musl's malloc).
+struct CStrings {
+    buffer: Vec<u8>,
+    /// Where each string starts in `buffer`.
+    starts: Vec<usize>,
+}
+
+impl CStrings {
+    /// The strings, each made of `parts` joined; `None` when one holds NUL.
+    /// Sized first, so that neither vector grows by copies.
+    fn new<'a, I, P>(items: I) -> Option<CStrings>
+    where
+        I: Iterator<Item = P> + Clone,
+        P: IntoIterator<Item = &'a [u8]>,
+    {
+        let (count, bytes) = items.clone().fold((0, 0), |(count, bytes), parts| {
+            let length: usize = parts.into_iter().map(<[u8]>::len).sum();
+            (count + 1, bytes + length + 1)
+        });
+        let mut strings = CStrings {
+            buffer: Vec::with_capacity(bytes),
+            starts: Vec::with_capacity(count),
+        };
+        for parts in items {
+            strings.starts.push(strings.buffer.len());
+            for part in parts {
+                if part.contains(&0) {
+                    return None;
+                }
+                strings.buffer.extend_from_slice(part);
+            }
+            strings.buffer.push(0);
+        }
+        Some(strings)
+    }
+
+    #[cfg(test)]
+    fn strings(&self) -> Vec<&[u8]> {
+        self.starts
+            .iter()
+            .map(|&start| {
+                let rest = &self.buffer[start..];
+                &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+            })
+            .collect()
+    }
+
+    /// The pointers, NULL-terminated: valid while `self` lives unchanged.
+    fn pointers(&self) -> Vec<*const libc::c_char> {
+        let mut pointers = Vec::with_capacity(self.starts.len() + 1);
+        pointers.extend(
+            self.starts
+                .iter()
+                .map(|&start| self.buffer[start..].as_ptr().cast::<libc::c_char>()),
+        );
+        pointers.push(std::ptr::null());
+        pointers
+    }
 }
 
 /// Starts the application in a new process group (its pid is the group id)
@@ -246,17 +289,17 @@ pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
         .iter()
         .find(|(key, _)| key == "PATH")
         .map(|(_, value)| value.as_bytes());
-    let candidates = exec_candidates(program.as_bytes(), path);
-    let (_files, candidates) =
-        c_strings(candidates.iter().map(Vec::as_slice)).ok_or(invalid(Step::Exec))?;
-    let (_args, argv) =
-        c_strings(request.argv.iter().map(|a| a.as_bytes())).ok_or(invalid(Step::Exec))?;
-    let pairs: Vec<Vec<u8>> = request
-        .env
-        .iter()
-        .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()].concat())
-        .collect();
-    let (_env, envp) = c_strings(pairs.iter().map(Vec::as_slice)).ok_or(invalid(Step::Exec))?;
+    let files = exec_candidates(program.as_bytes(), path).ok_or(invalid(Step::Exec))?;
+    let args = CStrings::new(request.argv.iter().map(|arg| [arg.as_bytes()]))
+        .ok_or(invalid(Step::Exec))?;
+    let env = CStrings::new(
+        request
+            .env
+            .iter()
+            .map(|(key, value)| [key.as_bytes(), b"=", value.as_bytes()]),
+    )
+    .ok_or(invalid(Step::Exec))?;
+    let (candidates, argv, envp) = (files.pointers(), args.pointers(), env.pointers());
     let workdir = match request.workdir {
         Some(dir) => Some(CString::new(dir).map_err(|_| invalid(Step::Workdir))?),
         None => None,
@@ -532,22 +575,25 @@ mod tests {
 
     #[test]
     fn the_command_is_searched_as_execvp_searches() {
-        let strings = |list: &[&str]| -> Vec<Vec<u8>> {
-            list.iter().map(|s| s.as_bytes().to_vec()).collect()
+        let found = |program: &[u8], path: Option<&[u8]>| -> Vec<String> {
+            let strings = exec_candidates(program, path).expect("no NUL");
+            strings
+                .strings()
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
         };
+        assert_eq!(found(b"./run", Some(b"/bin")), ["./run"]);
         assert_eq!(
-            exec_candidates(b"./run", Some(b"/bin")),
-            strings(&["./run"])
+            found(b"sh", Some(b"/usr/bin::/bin")),
+            ["/usr/bin/sh", "sh", "/bin/sh"]
         );
         assert_eq!(
-            exec_candidates(b"sh", Some(b"/usr/bin::/bin")),
-            strings(&["/usr/bin/sh", "sh", "/bin/sh"])
+            found(b"sh", None),
+            ["/usr/local/bin/sh", "/bin/sh", "/usr/bin/sh"]
         );
-        assert_eq!(
-            exec_candidates(b"sh", None),
-            strings(&["/usr/local/bin/sh", "/bin/sh", "/usr/bin/sh"])
-        );
-        assert!(exec_candidates(b"", Some(b"/bin")).is_empty());
+        assert!(found(b"", Some(b"/bin")).is_empty());
+        assert!(exec_candidates(b"s\0h", None).is_none());
     }
 
     #[test]

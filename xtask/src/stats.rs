@@ -40,6 +40,44 @@ pub fn summary(values: &[f64], decimals: usize) -> String {
     )
 }
 
+/// A 95% bootstrap interval of `median(a) / median(b)`: both samples
+/// resampled with replacement, 2,000 times, the 2.5th and 97.5th
+/// percentiles of the ratios (the percentile method). Seeded, so the same
+/// samples give the same interval. NaN when either is empty.
+pub fn ratio_interval(a: &[f64], b: &[f64]) -> (f64, f64) {
+    const RESAMPLES: usize = 2000;
+    if a.is_empty() || b.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = SplitMix64(0x5EED_B007);
+    let mut draw = |sample: &[f64]| -> f64 {
+        let resampled: Vec<f64> = (0..sample.len())
+            .map(|_| sample[rng.below(sample.len())])
+            .collect();
+        median(&resampled)
+    };
+    let ratios: Vec<f64> = (0..RESAMPLES).map(|_| draw(a) / draw(b)).collect();
+    (quantile(&ratios, 0.025), quantile(&ratios, 0.975))
+}
+
+/// splitmix64: a small, well-mixed generator, enough to resample with.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (the modulo bias is nil for samples this size).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +93,21 @@ mod tests {
         assert_eq!(quantile(&hundred, 0.99), 99.0);
         assert_eq!(quantile(&hundred, 0.1), 10.0);
         assert_eq!(summary(&[1.0, 2.0, 4.0], 1), "2.0 (1.0–4.0)");
+    }
+
+    #[test]
+    fn the_interval_holds_the_ratio_and_narrows_with_samples() {
+        // Two samples of the same spread, one twice the other.
+        let b: Vec<f64> = (0..400).map(|i| 1.0 + f64::from(i % 20) / 100.0).collect();
+        let a: Vec<f64> = b.iter().map(|v| v * 2.0).collect();
+        let (low, high) = ratio_interval(&a, &b);
+        assert!(low <= 2.0 && 2.0 <= high, "{low} {high}");
+        assert!(high - low < 0.1, "{low} {high}");
+        let few = ratio_interval(&a[..5], &b[..5]);
+        assert!(few.1 - few.0 > high - low, "{few:?}");
+        // Equal samples: a tie, and the interval says so.
+        let (low, high) = ratio_interval(&b, &b);
+        assert!(low < 1.0 && 1.0 < high, "{low} {high}");
+        assert!(ratio_interval(&[], &b).0.is_nan());
     }
 }
