@@ -121,9 +121,13 @@ impl Supervisor {
     pub fn wait_for_app(&mut self) -> Outcome {
         // Set once SIGKILL went to the app: how long it has to die.
         let mut kill_wait: Option<Instant> = None;
+        // Reap first: the app may have ended before the loop started. Then
+        // only after SIGCHLD (which stays pending, blocked, until taken: no
+        // child's end goes unseen) or a timeout: a forwarded signal costs
+        // no waitpid.
+        let mut reap_due = true;
         loop {
-            // Reap first: the app may have ended before the loop started.
-            if let Some(outcome) = self.reap_all() {
+            if reap_due && let Some(outcome) = self.reap_all() {
                 self.app_reaped = true;
                 return outcome;
             }
@@ -140,7 +144,9 @@ impl Supervisor {
                 .chain(kill_wait)
                 .min()
                 .map(|d| d.saturating_duration_since(Instant::now()));
-            match signal::wait(timeout) {
+            let received = signal::wait(timeout);
+            reap_due = !matches!(received, Ok(Some(r)) if r.signal != libc::SIGCHLD);
+            match received {
                 // Not the app's (a log write to a closed pipe raises SIGPIPE);
                 // and not logged, which could raise it again.
                 Ok(Some(received)) if received.from_self => {}

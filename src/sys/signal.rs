@@ -181,7 +181,7 @@ pub fn wait(timeout: Option<Duration>) -> io::Result<Option<Received>> {
         let info = unsafe { info.assume_init() };
         // SAFETY: si_pid is valid to read for SI_USER, checked first.
         let from_self =
-            info.si_code == libc::SI_USER && unsafe { info.si_pid() } == std::process::id() as i32;
+            info.si_code == libc::SI_USER && unsafe { info.si_pid() } == super::process::own_pid();
         let io_ready = rc == libc::c_long::from(libc::SIGIO) && info.si_code > 0;
         return Ok(i32::try_from(rc).ok().map(|signal| Received {
             signal,

@@ -65,6 +65,9 @@ struct Results {
     size: u64,
     is_static: bool,
     rss_kb: Vec<f64>,
+    /// Of which anonymous (`RssAnon`): the rest is the binary's own pages,
+    /// shared with the page cache.
+    rss_anon_kb: Vec<f64>,
     startup_ms: Vec<f64>,
     reap_ms: Vec<f64>,
     zombies_left: u64,
@@ -133,7 +136,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!("idle memory…");
     for _ in 0..5 {
         for (init, result) in inits.iter().zip(results.iter_mut()) {
-            result.rss_kb.push(idle_rss_kb(init)?);
+            let (rss, anon) = idle_rss_kb(init)?;
+            result.rss_kb.push(rss);
+            result.rss_anon_kb.push(anon);
         }
     }
     eprintln!("start-up overhead ({runs} runs each, in turn)…");
@@ -197,8 +202,9 @@ fn syscalls_to_app(init: &Init) -> Result<u64, String> {
         .count() as u64)
 }
 
-/// VmRSS of the init, as PID 1 of a new PID namespace, supervising `sleep`.
-fn idle_rss_kb(init: &Init) -> Result<f64, String> {
+/// VmRSS of the init, and its RssAnon, as PID 1 of a new PID namespace,
+/// supervising `sleep`.
+fn idle_rss_kb(init: &Init) -> Result<(f64, f64), String> {
     let mut child = init
         .as_pid1(&["sleep", "30"])
         .stdin(Stdio::null())
@@ -210,11 +216,14 @@ fn idle_rss_kb(init: &Init) -> Result<f64, String> {
         std::thread::sleep(Duration::from_millis(300));
         let status =
             std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .ok_or_else(|| format!("no VmRSS for {}", init.name))
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .ok_or_else(|| format!("no {name} for {}", init.name))
+        };
+        Ok((field("VmRSS:")?, field("RssAnon:")?))
     })();
     let _ = child.kill();
     let _ = child.wait();
@@ -423,9 +432,18 @@ fn rows(results: &[Results]) -> Vec<Row> {
     });
     let rss = median_of(|r| &r.rss_kb);
     rows.push(row(
-        "idle RSS as PID 1, kB (median of 5)",
+        "idle RSS as PID 1, kB (median of 5; anonymous)",
         rss.clone(),
-        rss.iter().map(|v| format!("{v:.0}")).collect(),
+        results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.0} (anon {:.0})",
+                    stats::median(&r.rss_kb),
+                    stats::median(&r.rss_anon_kb)
+                )
+            })
+            .collect(),
         |r| &r.rss_kb,
     ));
     let startup = median_of(|r| &r.startup_ms);
@@ -633,8 +651,9 @@ fn csv(inits: &[Init], results: &[Results]) -> String {
         let _ = writeln!(out, "{},size_bytes,0,{}", init.name, r.size);
         let _ = writeln!(out, "{},static,0,{}", init.name, u8::from(r.is_static));
         let _ = writeln!(out, "{},syscalls_to_app,0,{}", init.name, r.syscalls);
-        let series: [(&str, &Vec<f64>); 4] = [
+        let series: [(&str, &Vec<f64>); 5] = [
             ("idle_rss_kb", &r.rss_kb),
+            ("idle_rss_anon_kb", &r.rss_anon_kb),
             ("startup_overhead_ms", &r.startup_ms),
             ("reap_10000_ms", &r.reap_ms),
             ("signal_latency_us", &r.signal_us),

@@ -63,7 +63,7 @@ pub fn static_binary_with(arch: Arch, release: &Release) -> Result<PathBuf, Stri
                 "-Z",
                 "build-std=std,panic_abort",
                 "-Z",
-                "build-std-features=",
+                "build-std-features=optimize_for_size",
             ])
             .env("RUSTC_BOOTSTRAP", "1"),
     );
