@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::settings::{LogTarget, Verbosity};
@@ -80,10 +80,27 @@ pub fn lift_kmsg_rate_limit() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Time spent writing log lines, in microseconds: a debug line on an
+/// emulated serial console costs a millisecond, and the boot's step
+/// timings ([`crate::record::steps`]) leave it out.
+static WRITING_MICROS: AtomicU64 = AtomicU64::new(0);
+
+/// How long writing log lines has taken so far.
+pub fn time_spent() -> Duration {
+    Duration::from_micros(WRITING_MICROS.load(Ordering::Relaxed))
+}
+
 /// Writes one line; the macros call it only when its level is enabled,
 /// so that a hidden line costs neither formatting nor its arguments
 /// (`signal::name` allocates, `Config::redacted` builds JSON).
 pub fn write(level: Level, message: fmt::Arguments<'_>) {
+    let start = Instant::now();
+    write_line(level, message);
+    let took = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    WRITING_MICROS.fetch_add(took, Ordering::Relaxed);
+}
+
+fn write_line(level: Level, message: fmt::Arguments<'_>) {
     let tag = match level {
         Level::Error => "error: ",
         Level::Warn => "warning: ",

@@ -26,7 +26,7 @@ use crate::config::{self, CmdlineInput, Config, FileId, cmdline};
 use crate::machine::power_button::PowerButton;
 use crate::machine::setup::{self, SetupError};
 use crate::record::{
-    self, EXIT_CANNOT_RUN, EXIT_CONFIG, EXIT_INTERNAL, EXIT_NOT_FOUND, Report, Timings, oom,
+    self, EXIT_CANNOT_RUN, EXIT_CONFIG, EXIT_INTERNAL, EXIT_NOT_FOUND, Report, Timings, oom, steps,
 };
 use crate::sys::credentials::{self, RawLimit};
 use crate::sys::process::{SpawnError, Step};
@@ -245,7 +245,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if ending.vm {
         // Before the configuration, which does not change it: an invalid
         // configuration still leaves a status file in /run.
-        machine::prepare(ending.real_machine);
+        steps::time("mounts", || machine::prepare(ending.real_machine));
         ending.prepared = true;
     }
 
@@ -333,7 +333,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         return ending.finish(EXIT_CONFIG, None);
     }
     let identity = match &config.user {
-        Some(spec) => match resolve_user(spec) {
+        Some(spec) => match steps::time("user", || resolve_user(spec)) {
             Ok(identity) => Some(identity),
             Err(e) => {
                 error!("{e}");
@@ -375,7 +375,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     } else {
         Scope::Descendants
     };
-    if let Err(message) = run_setup(&config, &env, &limits, scope) {
+    if let Err(message) = steps::time("setup", || run_setup(&config, &env, &limits, scope)) {
         error!("{message}");
         return ending.finish(EXIT_CONFIG, None);
     }
@@ -401,7 +401,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             .map(|i| (i.uid, i.gid, i.groups.as_slice())),
         no_new_privs: config.no_new_privs,
     };
-    let app = match process::spawn(&request) {
+    let app = match steps::time("spawn", || process::spawn(&request)) {
         Ok(pid) => pid,
         Err(e) => {
             let code = spawn_failed(&e, &config, identity.as_ref(), &limits);
@@ -412,6 +412,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // Logged after the start, so that writing to a slow console does not
     // delay the app.
     debug!("started pid {app} with configuration {}", config.redacted());
+    debug!("steps: {}", steps::line());
 
     let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal())
         .with_stop_signal(config.stop_signal, ending.vm);
@@ -481,11 +482,15 @@ fn set_up_machine(
         setup::load_modules(&config.modules, kernel_line)?;
     }
     crate::machine::root::switch(&config.root)?;
-    crate::machine::volumes::mount_all(&config.mounts, wait)?;
+    steps::time("volumes", || {
+        crate::machine::volumes::mount_all(&config.mounts, wait)
+    })?;
     if config.net.configures_interface() {
-        setup::configure_network(&config.net)?;
+        steps::time("network", || setup::configure_network(&config.net))?;
     }
-    setup::write_network_files(&config.net, hostname)
+    steps::time("network_files", || {
+        setup::write_network_files(&config.net, hostname)
+    })
 }
 
 /// Says which step of starting the app failed; returns the exit status:

@@ -24,6 +24,7 @@ use thiserror::Error;
 
 use crate::config::mounts::{self, Overlay, RootSettings};
 use crate::machine::volumes::{self, split_options};
+use crate::record::steps;
 use crate::sys::mount;
 use crate::{debug, info};
 
@@ -76,7 +77,7 @@ pub fn switch(settings: &RootSettings) -> Result<(), RootError> {
         return Ok(());
     };
     let wait = settings.wait.unwrap_or(mounts::DEFAULT_WAIT);
-    if !volumes::wait_for_device(source, wait) {
+    if !steps::time("root_wait", || volumes::wait_for_device(source, wait)) {
         return Err(RootError::NoDevice {
             device: source.to_owned(),
             wait,
@@ -89,15 +90,17 @@ pub fn switch(settings: &RootSettings) -> Result<(), RootError> {
     } else {
         NEW_ROOT
     };
-    let fstype = mount_probing(source, at, settings.fstype.as_deref(), options, read_only)?;
+    let fstype = steps::time("root_mount", || {
+        mount_probing(source, at, settings.fstype.as_deref(), options, read_only)
+    })?;
     info!(
         "mounted the root {source} ({fstype}, {})",
         if read_only { "read-only" } else { "read-write" }
     );
     if let Some(overlay) = &settings.overlay {
-        mount_overlay(overlay, wait)?;
+        steps::time("overlay", || mount_overlay(overlay, wait))?;
     }
-    enter(NEW_ROOT)
+    steps::time("switch", || enter(NEW_ROOT))
 }
 
 /// Copies the image's `/run` (`from`) into vminit's tmpfs (`to`):

@@ -18,6 +18,7 @@ use crate::machine::modules::{self, PlanError};
 use crate::machine::network;
 use crate::machine::root::RootError;
 use crate::machine::volumes::VolumeError;
+use crate::record::steps;
 use crate::sys::{module, mount, net};
 use crate::{debug, info, warn};
 
@@ -72,10 +73,9 @@ pub enum SetupError {
     Volume(#[from] VolumeError),
 }
 
-/// Loads `names` and their dependencies from `/lib/modules/$(uname -r)`,
-/// each with its parameters from the kernel command line (`kernel_line`),
-/// as modprobe would.
-pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupError> {
+/// The module directory of the running kernel, and what to load from it
+/// for `names`, read from its `modules.*` files.
+fn plan_modules(names: &[String]) -> Result<(String, Vec<modules::Load>), SetupError> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|source| {
         SetupError::ModuleIndex {
             path: "/proc/sys/kernel/osrelease".into(),
@@ -100,13 +100,22 @@ pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupErr
     let plan = modules::Index::parse(&dep, &builtin)
         .with_soft(&softdep, &alias)
         .plan(names)?;
+    Ok((dir, plan))
+}
+
+/// Loads `names` and their dependencies from `/lib/modules/$(uname -r)`,
+/// each with its parameters from the kernel command line (`kernel_line`),
+/// as modprobe would.
+pub fn load_modules(names: &[String], kernel_line: &[u8]) -> Result<(), SetupError> {
+    let (dir, plan) = steps::time("modules_index", || plan_modules(names))?;
     let kernel_params = cmdline::tokenize(kernel_line).params;
     for load in plan {
         let path = format!("{dir}/{}", load.path);
         let params = modules::params(&load.name, &kernel_params);
         let compressed = [".xz", ".zst", ".gz"].iter().any(|e| path.ends_with(e));
-        let loaded =
-            std::fs::File::open(&path).and_then(|file| module::load(&file, &params, compressed));
+        let loaded = steps::time(format!("module:{}", load.name), || {
+            std::fs::File::open(&path).and_then(|file| module::load(&file, &params, compressed))
+        });
         if let Err(source) = loaded {
             // An optional variant for hardware this machine lacks
             // (crc32c_intel without SSE 4.2 under TCG): nothing to warn of.

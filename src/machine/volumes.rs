@@ -116,16 +116,7 @@ pub fn wait_for_device(source: &str, wait: Duration) -> bool {
     if !source.starts_with("/dev/") {
         return true;
     }
-    let deadline = Instant::now() + wait;
-    loop {
-        if Path::new(source).exists() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::sys::inotify::wait_for(Path::new(source), Instant::now() + wait)
 }
 
 /// The data a filesystem needs besides what was given: a 9p share over

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 pub mod oom;
+pub mod steps;
 
 /// Exit status for invalid configuration.
 pub const EXIT_CONFIG: i32 = 2;

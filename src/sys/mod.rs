@@ -6,6 +6,7 @@
 pub mod args;
 pub mod clock;
 pub mod credentials;
+pub mod inotify;
 pub mod input;
 pub mod module;
 pub mod mount;

@@ -6,7 +6,9 @@
 //! Both inits are timed on one clock, the kernel's printk timestamps: the
 //! app writes a line to `/dev/kmsg` first and last thing, and the kernel
 //! prints `reboot: Power down` when the power-off request is carried out.
-//! vminit also reports its own `CLOCK_BOOTTIME` timings (debug level).
+//! vminit boots as users boot it, at its default verbosity: every debug
+//! line costs a write to the emulated serial console. A third boot, at
+//! debug level, gives vminit's own `CLOCK_BOOTTIME` timings and steps.
 //!
 //! Two more vminit boots price the root switch and a volume: one loads the
 //! modules a stock kernel needs for a virtio ext4 disk and runs the app
@@ -67,6 +69,8 @@ struct Sample {
     /// vminit's own: kernel start to vminit's start, its start to the app's
     /// exec, and the app's exit to its power-off request (CLOCK_BOOTTIME).
     vminit: Option<(f64, f64, f64)>,
+    /// vminit's steps before the app's exec (its `steps:` debug line), ms.
+    steps: Vec<(String, f64)>,
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -92,7 +96,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ConsoleNodes::Nodes,
         Vec::new(),
     )?;
-    let vminit_boot = kit.boot(
+    // As users boot it: no debug lines on the (slow, emulated) serial
+    // console before the app. The debug boot gives vminit's own timings.
+    let vminit_boot = kit.boot(&vminit_image, format!("{BENCH_CMDLINE} -- sh -c \"{APP}\""));
+    let debug_boot = kit.boot(
         &vminit_image,
         format!("{BENCH_CMDLINE} vminit.verbosity=debug -- sh -c \"{APP}\""),
     );
@@ -101,20 +108,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let [modules_boot, disks_boot] = disk_boots(&kit)?;
 
     let mut vminit = Vec::new();
+    let mut debug = Vec::new();
     let mut baseline = Vec::new();
     let mut modules = Vec::new();
     let mut disks = Vec::new();
     for round in 0..boots {
         eprintln!("round {}/{boots}", round + 1);
         // Alternate, so that drift in the machine's load hits all alike.
-        vminit.push(measure(&vminit_boot, true)?);
+        vminit.push(measure(&vminit_boot, false)?);
         baseline.push(measure(&baseline_boot, false)?);
+        debug.push(measure(&debug_boot, true)?);
         modules.push(measure(&modules_boot, true)?);
         disks.push(measure(&disks_boot, true)?);
     }
     let native = native_timings(&kit, boots)?;
-    let mut table = render(&vminit, &baseline, &native, accel, &kit);
-    table.push_str(&render_disks(&vminit, &modules, &disks));
+    let mut table = render(&vminit, &baseline, &debug, &native, accel, &kit);
+    table.push_str(&render_disks(&debug, &modules, &disks));
+    table.push_str(&render_steps(&[
+        ("plain initramfs", &debug),
+        ("+ disk modules", &modules),
+        ("+ root switch and volume", &disks),
+    ]));
     print!("{table}");
     let dir = cmd::root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -124,6 +138,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for (name, samples) in [
         ("vminit", &vminit),
         ("baseline", &baseline),
+        ("vminit-debug", &debug),
         ("vminit-modules", &modules),
         ("vminit-root-disk", &disks),
     ] {
@@ -140,8 +155,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     std::fs::write(dir.join("vm.csv"), csv).map_err(|e| e.to_string())?;
+    let mut steps = String::from("init,boot,step,ms\n");
+    for (name, samples) in [
+        ("vminit-debug", &debug),
+        ("vminit-modules", &modules),
+        ("vminit-root-disk", &disks),
+    ] {
+        for (i, sample) in samples.iter().enumerate() {
+            for (step, ms) in &sample.steps {
+                let _ = writeln!(steps, "{name},{i},{step},{ms}");
+            }
+        }
+    }
+    std::fs::write(dir.join("vm-steps.csv"), steps).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("vm.md"), &table).map_err(|e| e.to_string())?;
-    eprintln!("raw numbers: target/bench/vm.csv; table: target/bench/vm.md");
+    eprintln!("raw numbers: target/bench/vm.csv, vm-steps.csv; table: target/bench/vm.md");
     Ok(())
 }
 
@@ -194,10 +222,10 @@ fn measure(boot: &Boot, is_vminit: bool) -> Result<Sample, String> {
     let start = stamp("bench: app start")?;
     let end = stamp("bench: app end")?;
     let down = stamp("reboot: Power down")?;
-    let vminit = if is_vminit {
-        Some(vminit_timings(&console)?)
+    let (vminit, steps) = if is_vminit {
+        (Some(vminit_timings(&console)?), vminit_steps(&console)?)
     } else {
-        None
+        (None, Vec::new())
     };
     Ok(Sample {
         boot_to_init: init,
@@ -205,6 +233,7 @@ fn measure(boot: &Boot, is_vminit: bool) -> Result<Sample, String> {
         app_end_to_power_down: down - end,
         wall: console.wall.as_secs_f64() * 1000.0,
         vminit,
+        steps,
     })
 }
 
@@ -234,6 +263,105 @@ fn vminit_timings(console: &Console) -> Result<(f64, f64, f64), String> {
         field("app_exec_us")? - start,
         field("poweroff_us")? - field("app_exit_us")?,
     ))
+}
+
+/// vminit's debug line `steps: mounts=812 module:virtio_mmio=2400 …`
+/// (microseconds), as (step, ms) in order.
+fn vminit_steps(console: &Console) -> Result<Vec<(String, f64)>, String> {
+    let line = console
+        .lines
+        .iter()
+        .find_map(|l| l.split("vminit: steps: ").nth(1))
+        .ok_or_else(|| format!("no vminit steps line:\n{}", console.text()))?;
+    line.split_whitespace()
+        .map(|pair| {
+            let (name, us) = pair
+                .rsplit_once('=')
+                .ok_or_else(|| format!("bad step {pair:?}"))?;
+            let us: f64 = us.parse().map_err(|_| format!("bad step {pair:?}"))?;
+            Ok((name.to_owned(), us / 1000.0))
+        })
+        .collect()
+}
+
+/// Where vminit's start → exec goes, step by step, for each kind of boot:
+/// each step's median, and what no step covers (start → exec less the
+/// steps: parsing the configuration, logging, the rest).
+fn render_steps(columns: &[(&str, &[Sample])]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, samples) in columns {
+        for sample in samples.iter() {
+            for (name, _) in &sample.steps {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nvminit start → app exec by step (its own clock), median, ms\n"
+    );
+    let header: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let _ = writeln!(out, "| step | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
+    let step_median = |samples: &[Sample], name: &str| {
+        let values: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.steps.iter().find(|(n, _)| n == name).map(|(_, ms)| *ms))
+            .collect();
+        stats::median(&values)
+    };
+    let cell = |value: f64| {
+        if value.is_nan() {
+            "–".to_owned()
+        } else {
+            format!("{value:.1}")
+        }
+    };
+    for name in &names {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|(_, samples)| cell(step_median(samples, name)))
+            .collect();
+        let label = if *name == "log" {
+            "writing vminit's log lines (left out of the steps)"
+        } else {
+            name
+        };
+        let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
+    }
+    let other: Vec<String> = columns
+        .iter()
+        .map(|(_, samples)| {
+            let rest: Vec<f64> = samples
+                .iter()
+                .filter_map(|s| {
+                    let covered: f64 = s.steps.iter().map(|(_, ms)| ms).sum();
+                    s.vminit.map(|t| t.1 - covered)
+                })
+                .collect();
+            cell(stats::median(&rest))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "| no step (configuration, logging, …) | {} |",
+        other.join(" | ")
+    );
+    let total: Vec<String> = columns
+        .iter()
+        .map(|(_, samples)| {
+            let values: Vec<f64> = samples
+                .iter()
+                .filter_map(|s| s.vminit.map(|t| t.1))
+                .collect();
+            cell(stats::median(&values))
+        })
+        .collect();
+    let _ = writeln!(out, "| **start → exec** | {} |", total.join(" | "));
+    out
 }
 
 /// vminit's own timings outside emulation: `--mode vm` as PID 1 of a PID
@@ -273,6 +401,7 @@ fn native_timings(kit: &Kit, runs: usize) -> Result<Vec<(f64, f64)>, String> {
 fn render(
     vminit: &[Sample],
     baseline: &[Sample],
+    debug: &[Sample],
     native: &[(f64, f64)],
     accel: qemu::Accel,
     kit: &Kit,
@@ -316,11 +445,11 @@ fn render(
             a / b
         );
     }
-    let own: Vec<(f64, f64, f64)> = vminit.iter().filter_map(|s| s.vminit).collect();
+    let own: Vec<(f64, f64, f64)> = debug.iter().filter_map(|s| s.vminit).collect();
     let column = |i: usize| -> Vec<f64> { own.iter().map(|t| [t.0, t.1, t.2][i]).collect() };
     let _ = writeln!(
         out,
-        "\nvminit's own timings (CLOCK_BOOTTIME), median (min–max), ms:\n"
+        "\nvminit's own timings (CLOCK_BOOTTIME), from the same boots with `vminit.verbosity=debug` (its debug lines on the serial console included), median (min–max), ms:\n"
     );
     for (i, name) in [
         "kernel start → vminit start",
@@ -401,5 +530,17 @@ mod tests {
         let (start, exec, off) = vminit_timings(&console).unwrap();
         assert_eq!(start, 1500.0);
         assert!((exec - 0.8).abs() < 1e-9 && (off - 1.0).abs() < 1e-9);
+        let console = Console {
+            lines: vec!["vminit: steps: mounts=812 module:ext4=2400 spawn=90".into()],
+            ..Console::default()
+        };
+        assert_eq!(
+            vminit_steps(&console).unwrap(),
+            [
+                ("mounts".to_owned(), 0.812),
+                ("module:ext4".to_owned(), 2.4),
+                ("spawn".to_owned(), 0.09)
+            ]
+        );
     }
 }
