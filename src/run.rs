@@ -431,8 +431,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if let Some(s) = outcome.signal() {
         info!("the application was killed by {}", signals::name(s));
     }
-    ending.record(outcome.exit_code(), outcome.signal());
-    supervisor.stop_everything();
+    steps::time("end:record", || {
+        ending.record(outcome.exit_code(), outcome.signal());
+    });
+    steps::time("end:stop_everything", || supervisor.stop_everything());
     ending.finish(outcome.exit_code(), outcome.signal())
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::mount::MsFlags;
 
 use crate::config::settings::Shutdown;
-use crate::record::Report;
+use crate::record::{Report, steps};
 use crate::sys::mount::{self, Mount};
 use crate::sys::{clock, net, power, process, signal, stdio, tty};
 use crate::{debug, error, info, log, warn};
@@ -256,10 +256,11 @@ pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
     // Inside a PID namespace (`--mode vm` in tests) the disks are the
     // host's, not this "machine's": nothing to flush or unmount.
     if real_machine {
-        flush_disks();
+        steps::time("end:flush", flush_disks);
     }
     report.timings.poweroff = Some(clock::since_boot());
     debug!("timings: {}", report.timings_line());
+    debug!("all steps: {}", steps::line());
     if let Err(e) = std::fs::write(STATUS_FILE, report.to_line()) {
         debug!("cannot write {STATUS_FILE}: {e}");
     }
@@ -284,6 +285,24 @@ pub fn end_console(exit_code: i32, real_machine: bool) {
         log::kmsg_fallback(format_args!(
             "exit_code={exit_code} (the console did not take and send the line within {CONSOLE_WAIT:?}: output stopped?)"
         ));
+    }
+}
+
+/// How long the flush may take before its progress is watched.
+const FIRST_LOOK: Duration = Duration::from_millis(50);
+
+/// Whether the child `pid` ends within `wait` (woken by its SIGCHLD).
+fn ended_within(pid: i32, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if !process::running(pid) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let _ = signal::wait(Some(left));
     }
 }
 
@@ -314,6 +333,12 @@ fn flush_disks() {
             return flush();
         }
     };
+    // Most flushes end at once: then no progress needs measuring, and the
+    // reads of /proc that measure it (milliseconds under emulation) are
+    // saved.
+    if ended_within(child, FIRST_LOOK) {
+        return;
+    }
     // Progress: pages leaving the page cache, or sectors reaching a disk
     // (a filesystem's own journal writes bypass the page cache).
     let mut pending = mount::unwritten_kib();

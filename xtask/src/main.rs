@@ -11,10 +11,12 @@
 //! cargo xtask test-engines [FILTER]
 //!                              vminit as the init of Podman and Docker
 //! cargo xtask bench, bench-vm  vminit against its peers, and in a microVM
+//! cargo xtask bench-boot       nginx served under vminit, systemd, busybox init, a script
 //! ```
 
 mod arch;
 mod bench;
+mod bench_boot;
 mod bench_helper;
 mod bench_vm;
 mod build;
@@ -62,7 +64,12 @@ Commands:
                    each with its reason)
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--kernel PATH]
-                   boot timings of vminit against a shell-script init, side by side
+                   boot timings of vminit against a shell-script init, side by side,
+                   and vminit's start to the app's exec by step
+  bench-boot [--boots N]
+                   one nginx image booted to serving under vminit, systemd, busybox
+                   init and a shell script: time to the first HTTP 200, memory in use,
+                   time to stop (target/bench/boot.md)
   build [--arch aarch64]
                    build the static vminit (musl, std rebuilt for size); prints its path
   dist [--check-reproducible]
@@ -118,6 +125,7 @@ fn main() -> ExitCode {
             _ => Err("test-engines takes [FILTER]".into()),
         },
         Some("bench-vm") => bench_vm::run(&args[1..]),
+        Some("bench-boot") => bench_boot::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("bench-helper") => bench_helper::run(&args[1..]),
         Some("run") => match run::run(&args[1..]) {

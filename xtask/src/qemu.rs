@@ -389,6 +389,11 @@ pub fn send_ctrl_alt_del(socket: &Path) -> Result<(), String> {
 /// Sends one QMP command (after the capabilities handshake) and waits for
 /// its `return`.
 pub fn qmp(socket: &Path, command: &str) -> Result<(), String> {
+    qmp_reply(socket, command).map(|_| ())
+}
+
+/// [`qmp`], returning the command's `return` line.
+pub fn qmp_reply(socket: &Path, command: &str) -> Result<String, String> {
     let stream =
         UnixStream::connect(socket).map_err(|e| format!("QMP {}: {e}", socket.display()))?;
     stream
@@ -417,7 +422,7 @@ pub fn qmp(socket: &Path, command: &str) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(line)
 }
 
 /// KVM when it really runs guests here, else TCG. `/dev/kvm` can exist
