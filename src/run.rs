@@ -667,15 +667,17 @@ fn app_limits(config: &Config) -> Vec<RawLimit> {
 /// The kernel's E2BIG, told before the fork with its numbers: the
 /// inherited environment and the stack limit the app will have count.
 fn exec_fits(config: &Config, env: &[(OsString, OsString)]) -> Result<(), String> {
+    use crate::config::validate::{MAX_ARG_STRLEN, exec_limit, exec_size};
+    let exec_size = exec_size(&config.argv, env.iter().map(|(k, v)| (k.len(), v.len())));
+    // Any stack limit allows this much: no need to ask for it.
+    if exec_size <= MAX_ARG_STRLEN {
+        return Ok(());
+    }
     let stack = match config.rlimits.get("stack") {
         Some(limit) => limit.soft,
         None => credentials::stack_limit(),
     };
-    let exec_limit = crate::config::validate::exec_limit(stack);
-    let exec_size = crate::config::validate::exec_size(
-        &config.argv,
-        env.iter().map(|(k, v)| (k.len(), v.len())),
-    );
+    let exec_limit = exec_limit(stack);
     if exec_size <= exec_limit {
         return Ok(());
     }

@@ -3,7 +3,8 @@
 //!
 //! - Binary size (bytes as shipped, all stripped) and whether it is static.
 //! - Syscalls from the init's own execve to the app's (`strace -f` of
-//!   `INIT -- /bin/true`).
+//!   `INIT -- /bin/true`), and the instructions the init executes for it
+//!   (callgrind): counts that do not move with the machine's load.
 //! - Idle memory: VmRSS of the init as PID 1 of a fresh PID namespace while
 //!   it supervises a sleeping child.
 //! - Start-up overhead: wall time of `INIT -- /bin/true` minus `/bin/true`
@@ -75,6 +76,9 @@ struct Results {
     signals_lost: usize,
     /// Syscalls from the init's own execve to the app's, under strace.
     syscalls: u64,
+    /// Instructions the init executes to run `/bin/true` (callgrind, the
+    /// init's process alone): repeatable where times are noisy.
+    instructions: u64,
 }
 
 /// Reaping runs per init, taken in turn.
@@ -98,7 +102,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     setup::packages(PEER_PACKAGES)?;
-    setup::packages(&[("unshare", "util-linux"), ("strace", "strace")])?;
+    setup::packages(&[
+        ("unshare", "util-linux"),
+        ("strace", "strace"),
+        ("valgrind", "valgrind"),
+    ])?;
     let vminit = build::static_binary()?;
     let which =
         |program: &str| cmd::which(program).ok_or_else(|| format!("{program} is not on the PATH"));
@@ -132,6 +140,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         result.size = bytes.len() as u64;
         result.is_static = !build::has_interpreter(&bytes)?;
         result.syscalls = syscalls_to_app(init)?;
+        result.instructions = instructions(init)?;
     }
     eprintln!("idle memory…");
     for _ in 0..5 {
@@ -200,6 +209,31 @@ fn syscalls_to_app(init: &Init) -> Result<u64, String> {
         .iter()
         .filter(|line| !line.contains("+++") && !line.contains("---") && !line.contains("resumed>"))
         .count() as u64)
+}
+
+/// The instructions the init executes for `INIT -- /bin/true`, as
+/// callgrind counts them (`Collected`), its child's not included.
+fn instructions(init: &Init) -> Result<u64, String> {
+    let out = cmd::root().join(format!("target/bench/callgrind-{}.out", init.name));
+    let output = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(&init.path)
+        .args(init.args)
+        .args(["--", "/bin/true"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    text.lines()
+        .find_map(|line| line.split("Collected : ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "no instruction count from callgrind for {}:\n{text}",
+                init.name
+            )
+        })
 }
 
 /// VmRSS of the init, and its RssAnon, as PID 1 of a new PID namespace,
@@ -430,6 +464,13 @@ fn rows(results: &[Results]) -> Vec<Row> {
         competitors: None,
         samples: Vec::new(),
     });
+    rows.push(Row {
+        name: "instructions to start /bin/true (callgrind, the init alone)",
+        shown: results.iter().map(|r| thousands(r.instructions)).collect(),
+        values: results.iter().map(|r| r.instructions as f64).collect(),
+        competitors: None,
+        samples: Vec::new(),
+    });
     let rss = median_of(|r| &r.rss_kb);
     rows.push(row(
         "idle RSS as PID 1, kB (median of 5; anonymous)",
@@ -581,7 +622,7 @@ fn render(inits: &[Init], results: &[Results], runs: usize) -> String {
 /// The targets, each judged on the ratio and, where samples vary,
 /// on its interval: whether it is met.
 fn targets(vm: &Results, rows: &[Row]) -> Vec<(String, bool)> {
-    let (startup, startup_interval) = ratio(&rows[3]);
+    let (startup, startup_interval) = ratio(&rows[4]);
     let startup_high = startup_interval.map_or(f64::NAN, |(_, high)| high);
     let tie = |row: &Row| match ratio(row).1 {
         Some((low, high)) if low <= 1.0 && 1.0 <= high => " (a tie within the interval)",
@@ -599,7 +640,7 @@ fn targets(vm: &Results, rows: &[Row]) -> Vec<(String, bool)> {
         ),
         (
             "idle RSS at most 400 kB, below every peer's".to_owned(),
-            rows[2].values[0] <= 400.0 && rows[2].values[0] < best_peer(&rows[2]),
+            rows[3].values[0] <= 400.0 && rows[3].values[0] < best_peer(&rows[3]),
         ),
         (
             format!(
@@ -610,16 +651,16 @@ fn targets(vm: &Results, rows: &[Row]) -> Vec<(String, bool)> {
         (
             format!(
                 "reaping: no zombie left, ratio at most 1.0{}",
-                tie(&rows[4])
+                tie(&rows[5])
             ),
-            vm.zombies_left == 0 && ratio(&rows[4]).0 <= 1.0,
+            vm.zombies_left == 0 && ratio(&rows[5]).0 <= 1.0,
         ),
         (
             format!(
                 "forwarding: no signal lost, median latency ratio at most 1.0{}",
-                tie(&rows[5])
+                tie(&rows[6])
             ),
-            vm.signals_lost == 0 && ratio(&rows[5]).0 <= 1.0,
+            vm.signals_lost == 0 && ratio(&rows[6]).0 <= 1.0,
         ),
     ]
 }
@@ -651,6 +692,7 @@ fn csv(inits: &[Init], results: &[Results]) -> String {
         let _ = writeln!(out, "{},size_bytes,0,{}", init.name, r.size);
         let _ = writeln!(out, "{},static,0,{}", init.name, u8::from(r.is_static));
         let _ = writeln!(out, "{},syscalls_to_app,0,{}", init.name, r.syscalls);
+        let _ = writeln!(out, "{},instructions,0,{}", init.name, r.instructions);
         let series: [(&str, &Vec<f64>); 5] = [
             ("idle_rss_kb", &r.rss_kb),
             ("idle_rss_anon_kb", &r.rss_anon_kb),
@@ -670,6 +712,7 @@ fn csv(inits: &[Init], results: &[Results]) -> String {
     let metrics = [
         "size_bytes",
         "syscalls_to_app",
+        "instructions",
         "idle_rss_kb",
         "startup_overhead_ms",
         "reap_10000_ms",
