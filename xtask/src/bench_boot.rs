@@ -52,6 +52,9 @@ use crate::{cmd, kernel, scenarios, stats};
 
 /// A hang guard per boot: systemd under TCG takes 15 s to serve.
 const GUARD: Duration = Duration::from_secs(300);
+/// How long a stop may take before QEMU is told to quit and the stop is
+/// counted as hung (and left out of the stop row's figures).
+const STOP_BOUND: Duration = Duration::from_secs(60);
 
 /// The modules every boot loads, vminit's and the initramfs's alike.
 const MODULES: &[&str] = &[
@@ -108,7 +111,12 @@ type Metric = fn(&Sample) -> f64;
 const METRICS: [(&str, Metric, usize); 3] = [
     ("QEMU start → first HTTP 200, ms", |s| s.serving_ms, 0),
     ("memory in use once serving, MiB", |s| s.used_mib, 1),
-    ("stop → QEMU exit, ms", |s| s.stop_ms, 0),
+    // A hung stop's figure is the bound, not a stop: left out.
+    (
+        "stop → QEMU exit, ms",
+        |s| if s.hung { f64::NAN } else { s.stop_ms },
+        0,
+    ),
 ];
 
 /// The inits, in the table's order.
@@ -125,6 +133,8 @@ struct Sample {
     stop_ms: f64,
     /// The signal nginx said it got (`SIGQUIT`), or `?`.
     signal: String,
+    /// The stop did not end the machine within [`STOP_BOUND`].
+    hung: bool,
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -276,25 +286,46 @@ fn measure(
     };
     let start = Instant::now();
     let (send, receive) = mpsc::channel();
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
-        let qmp = qmp.clone();
+        let (qmp, ended) = (qmp.clone(), ended.clone());
         std::thread::spawn(move || {
-            let _ = send.send(serve_then_stop(port, &qmp, start, is_vminit));
+            let outcome = serve_then_stop(port, &qmp, start, is_vminit);
+            let stopping = outcome.is_ok();
+            let _ = send.send(outcome);
+            // A stop that hangs: QEMU is told to quit, so the run goes on.
+            let asked = Instant::now();
+            while stopping && !ended.load(std::sync::atomic::Ordering::Relaxed) {
+                if asked.elapsed() > STOP_BOUND {
+                    let _ = qemu::qmp(&qmp, r#"{"execute": "quit"}"#);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         })
     };
     let console = qemu::run(&boot, GUARD, false, |_| {})?;
     let exited = start.elapsed();
+    ended.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = std::fs::remove_file(&qmp);
     let _ = watcher.join();
     let (serving, used_mib, stop_sent) = receive
         .recv()
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("{e}\n--- console ---\n{}", console.text()))?;
+    let stop = exited.saturating_sub(stop_sent);
+    let hung = stop >= STOP_BOUND;
+    if hung {
+        let path = cmd::root().join(format!("target/bench/boot/hung-{port}.console"));
+        let _ = std::fs::write(&path, console.text());
+        eprintln!("  the stop hung; console in {}", path.display());
+    }
     Ok(Sample {
         serving_ms: serving.as_secs_f64() * 1000.0,
         used_mib,
-        stop_ms: exited.saturating_sub(stop_sent).as_secs_f64() * 1000.0,
+        stop_ms: stop.as_secs_f64() * 1000.0,
         signal: nginx_signal(&console),
+        hung,
     })
 }
 
@@ -411,7 +442,13 @@ fn nginx_signal(console: &Console) -> String {
 }
 
 fn render(samples: &[Vec<Sample>], kit: &Kit, accel: qemu::Accel) -> String {
-    let column = |index: usize, f: Metric| -> Vec<f64> { samples[index].iter().map(f).collect() };
+    let column = |index: usize, f: Metric| -> Vec<f64> {
+        samples[index]
+            .iter()
+            .map(f)
+            .filter(|v| !v.is_nan())
+            .collect()
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -430,6 +467,19 @@ fn render(samples: &[Vec<Sample>], kit: &Kit, accel: qemu::Accel) -> String {
             .collect();
         let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
     }
+    let hung: Vec<String> = samples
+        .iter()
+        .map(|boots| {
+            let count = boots.iter().filter(|s| s.hung).count();
+            format!("{count} of {}", boots.len())
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "| stops that hung (QEMU told to quit after {} s; left out above) | {} |",
+        STOP_BOUND.as_secs(),
+        hung.join(" | ")
+    );
     let signals: Vec<String> = samples
         .iter()
         .map(|boots| {
@@ -483,13 +533,17 @@ fn render(samples: &[Vec<Sample>], kit: &Kit, accel: qemu::Accel) -> String {
 }
 
 fn csv(samples: &[Vec<Sample>]) -> String {
-    let mut out = String::from("init,boot,serving_ms,used_mib,stop_ms,nginx_signal\n");
+    let mut out = String::from("init,boot,serving_ms,used_mib,stop_ms,stop_hung,nginx_signal\n");
     for (name, boots) in INITS.iter().zip(samples) {
         for (i, s) in boots.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "{name},{i},{},{},{},{}",
-                s.serving_ms, s.used_mib, s.stop_ms, s.signal
+                "{name},{i},{},{},{},{},{}",
+                s.serving_ms,
+                s.used_mib,
+                s.stop_ms,
+                u8::from(s.hung),
+                s.signal
             );
         }
     }
@@ -510,7 +564,10 @@ fn svg(samples: &[Vec<Sample>]) -> String {
         let top = 40.0 + group_h * g as f64;
         let values: Vec<f64> = samples
             .iter()
-            .map(|boots| stats::median(&boots.iter().map(f).collect::<Vec<_>>()))
+            .map(|boots| {
+                let values: Vec<f64> = boots.iter().map(f).filter(|v| !v.is_nan()).collect();
+                stats::median(&values)
+            })
             .collect();
         let max = values.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
         let _ = writeln!(
@@ -561,6 +618,7 @@ mod tests {
             used_mib,
             stop_ms: 100.0,
             signal: "SIGQUIT".into(),
+            hung: false,
         };
         let samples = vec![
             vec![sample(5000.0, 20.0); 3],
