@@ -409,10 +409,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     };
     ending.timings.app_exec = Some(clock::since_boot());
+    // Before any line logged after the start adds to the log's time.
+    let steps_line = steps::line();
     // Logged after the start, so that writing to a slow console does not
     // delay the app.
     debug!("started pid {app} with configuration {}", config.redacted());
-    debug!("steps: {}", steps::line());
+    debug!("steps: {steps_line}");
 
     let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal())
         .with_stop_signal(config.stop_signal, ending.vm);

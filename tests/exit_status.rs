@@ -61,6 +61,21 @@ fn a_command_that_cannot_run_is_126_and_named() {
     }
     // A directory cannot be run either.
     assert_eq!(run(vminit(&[&dir])).code(), 126);
+    // Nor a path through a file: "Not a directory", as execve says it,
+    // not "not found" (127) as a search of PATH would end.
+    let through = format!("{file}/x");
+    let result = run(vminit(&[&through]));
+    assert_eq!(result.code(), 126, "{result:#?}");
+    assert!(
+        result.stderr.contains("Not a directory"),
+        "{}",
+        result.stderr
+    );
+    // A name too long to search for.
+    let long = "x".repeat(300);
+    let result = run(vminit(&[&long]));
+    assert_eq!(result.code(), 126, "{result:#?}");
+    assert!(result.stderr.contains("too long"), "{}", result.stderr);
 }
 
 #[test]

@@ -159,7 +159,8 @@ pub fn read_modinfo(dir: &Path, path: &str) -> Result<ModInfo, DepmodError> {
     let mut data = Vec::new();
     let limited = file.take(MAX_MODULE);
     if path.ends_with(".xz") {
-        lzma_rs::xz_decompress(&mut BufReader::new(limited), &mut data)
+        let mut bounded = Bounded(&mut data);
+        lzma_rs::xz_decompress(&mut BufReader::new(limited), &mut bounded)
             .map_err(|e| elf(format!("cannot decompress it: {e}")))?;
     } else {
         let compression = if path.ends_with(".zst") {
@@ -174,6 +175,25 @@ pub fn read_modinfo(dir: &Path, path: &str) -> Result<ModInfo, DepmodError> {
             .map_err(read)?;
     }
     modinfo_of(data.as_slice()).map_err(elf)
+}
+
+/// A vector that refuses to grow past [`MAX_MODULE`].
+struct Bounded<'a>(&'a mut Vec<u8>);
+
+impl io::Write for Bounded<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.0.len() as u64 + bytes.len() as u64 > MAX_MODULE {
+            return Err(io::Error::other(format!(
+                "it decompresses to more than {MAX_MODULE} bytes"
+            )));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn modinfo_of<'data, R: object::ReadRef<'data>>(data: R) -> Result<ModInfo, String> {
@@ -251,7 +271,7 @@ where
             }
             let aliases = match &all_aliases {
                 Some(aliases) => aliases,
-                None => all_aliases.insert(every_alias(kernel)?),
+                None => all_aliases.insert(every_alias(kernel)),
             };
             for (alias, module) in aliases.iter().filter(|(alias, _)| alias == soft) {
                 let pair = (alias.clone(), module.clone());
@@ -282,13 +302,17 @@ where
 
 /// Every module's aliases and the built-in ones, as `(alias, module)`,
 /// in `modules.order`'s order of their modules (the rest after, by name).
-fn every_alias<F>(kernel: &mut Kernel<'_, F>) -> Result<Vec<(String, String)>, DepmodError>
+/// A module that cannot be read offers none, as depmod only warns of it:
+/// a stray file must not stop an image that does not need it.
+fn every_alias<F>(kernel: &mut Kernel<'_, F>) -> Vec<(String, String)>
 where
     F: FnMut(&str) -> Result<ModInfo, DepmodError>,
 {
     let mut aliases = kernel.builtin_aliases.to_vec();
     for (name, path) in kernel.files {
-        let info = (kernel.read)(path)?;
+        let Ok(info) = (kernel.read)(path) else {
+            continue;
+        };
         aliases.extend(info.aliases.into_iter().map(|alias| (alias, name.clone())));
     }
     let mut ranks: BTreeMap<&str, usize> = BTreeMap::new();
@@ -297,7 +321,7 @@ where
     }
     // Stable: the rest keep their order by name.
     aliases.sort_by_key(|(_, module)| ranks.get(module.as_str()).copied().unwrap_or(usize::MAX));
-    Ok(aliases)
+    aliases
 }
 
 /// `modules.dep` lines for the modules read: each with every dependency,
@@ -496,6 +520,13 @@ mod tests {
             files: &files,
             read: |path: &str| {
                 reads.push(path.to_owned());
+                // One module the image does not need cannot be read.
+                if path.contains("unrelated") {
+                    return Err(DepmodError::Read {
+                        path: path.to_owned(),
+                        source: io::Error::from(io::ErrorKind::InvalidData),
+                    });
+                }
                 Ok(infos[name_of(path).as_str()].clone())
             },
             builtin: &builtin,

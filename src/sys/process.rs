@@ -92,6 +92,9 @@ const CHILD_STACK_GAP: usize = 8 * 1024;
 /// std's `Command` used before this module called execve itself.
 const EXECVP_DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
 
+/// The longest path the kernel takes, with its NUL.
+const PATH_MAX: usize = 4096;
+
 /// The files to try for `program`, in order, as execvp(3) tries them:
 /// the name itself when it has a slash, else each `PATH` entry joined
 /// with it (an empty entry is the current directory).
@@ -105,6 +108,8 @@ fn exec_candidates(program: &[u8], path: Option<&[u8]>) -> Option<CStrings> {
     CStrings::new(
         path.unwrap_or(EXECVP_DEFAULT_PATH)
             .split(|&b| b == b':')
+            // As musl: an entry too long for a path is passed over.
+            .filter(|dir| dir.len() < PATH_MAX)
             .map(|dir| {
                 let slash: &[u8] = if dir.is_empty() { b"" } else { b"/" };
                 [dir, slash, program]
@@ -168,9 +173,11 @@ impl ChildPlan<'_> {
     }
 
     /// execve on each candidate in turn, as musl's execvp: on to the next
-    /// after ENOENT, ENOTDIR or EACCES; EACCES reported if any had it.
+    /// after ENOENT, ENOTDIR or EACCES; then EACCES if any had it, else the
+    /// last error (a single candidate's, a path with a slash, as it is).
     fn exec(&self) -> io::Error {
         let mut denied = false;
+        let mut last = io::Error::from_raw_os_error(libc::ENOENT);
         for &file in self.candidates {
             // SAFETY: `file`, `argv` and `envp` are NUL-terminated strings
             // and NULL-terminated arrays that outlive the call.
@@ -188,8 +195,13 @@ impl ChildPlan<'_> {
                 Some(libc::ENOENT | libc::ENOTDIR) => {}
                 _ => return error,
             }
+            last = error;
         }
-        io::Error::from_raw_os_error(if denied { libc::EACCES } else { libc::ENOENT })
+        if denied {
+            io::Error::from_raw_os_error(libc::EACCES)
+        } else {
+            last
+        }
     }
 }
 
@@ -206,6 +218,34 @@ extern "C" fn child_main(plan: *mut libc::c_void) -> libc::c_int {
     // running anything of the parent's.
     unsafe { libc::syscall(libc::SYS_exit, 127) };
     127
+}
+
+/// Runs `child_main` for `plan` in a child that shares vminit's memory,
+/// vminit suspended until it has exec'd or exited (CLONE_VFORK); returns
+/// its pid, or -1 with errno set.
+///
+/// The child's stack is vminit's own, from CHILD_STACK_GAP below this
+/// frame, as a vfork(2) child uses its parent's: nothing else runs on it
+/// meanwhile, and a buffer reserved for it would be touched page by page
+/// by the stack probes. Never inlined, so that all that lies below `here`
+/// is this small frame and those of libc's `clone`, far within the gap.
+#[inline(never)]
+fn clone_vfork(plan: &ChildPlan<'_>) -> libc::c_int {
+    let here = 0u8;
+    let top = (std::ptr::from_ref(std::hint::black_box(&here)) as usize - CHILD_STACK_GAP) & !15;
+    // SAFETY: `child_main` runs below vminit's live stack, in its memory,
+    // while vminit waits (CLONE_VFORK): it only reads `plan`, makes raw
+    // syscalls and writes `plan`'s two cells, all of which outlive it; every
+    // signal is blocked in vminit and so in the child until just before
+    // execve.
+    unsafe {
+        libc::clone(
+            child_main,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::from_ref(plan).cast_mut().cast(),
+        )
+    }
 }
 
 /// NUL-terminated strings in one buffer, and a NULL-terminated array of
@@ -285,6 +325,14 @@ pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
         error: io::Error::from(io::ErrorKind::InvalidInput),
     };
     let program = request.argv.first().ok_or(invalid(Step::Exec))?;
+    // As musl's execvp: a name to search for must fit a directory entry.
+    const NAME_MAX: usize = 255;
+    if !program.contains('/') && program.len() > NAME_MAX {
+        return Err(SpawnError {
+            step: Step::Exec,
+            error: io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        });
+    }
     let path = request
         .env
         .iter()
@@ -320,24 +368,7 @@ pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
         failed_step: Cell::new(0),
         failed_errno: Cell::new(0),
     };
-    // The child's stack: vminit's own, from CHILD_STACK_GAP below this
-    // frame (past clone's), as a vfork(2) child uses its parent's. Nothing
-    // else runs on it while vminit is suspended, and a buffer reserved for
-    // it would be touched page by page by the stack probes.
-    let here = 0u8;
-    let top = (std::ptr::from_ref(std::hint::black_box(&here)) as usize - CHILD_STACK_GAP) & !15;
-    // SAFETY: `child_main` runs below vminit's live stack, in its memory, while vminit
-    // waits (CLONE_VFORK): it only reads `plan`, makes raw syscalls and
-    // writes `plan`'s two cells, all of which outlive it; every signal is
-    // blocked in vminit and so in the child until just before execve.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::from_ref(&plan).cast_mut().cast(),
-        )
-    };
+    let pid = clone_vfork(&plan);
     if pid == -1 {
         return Err(SpawnError {
             step: Step::Exec,

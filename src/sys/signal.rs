@@ -90,12 +90,14 @@ pub fn ignored() -> Option<u64> {
     sig_ign(status)
 }
 
-/// The `SigIgn:` mask of a `/proc/PID/status` text.
+/// The `SigIgn:` mask of a `/proc/PID/status` text, when its line is
+/// whole (a text cut short by the buffer, after a very long `Groups:`
+/// line, gives `None`, not a cut mask).
 fn sig_ign(status: &[u8]) -> Option<u64> {
-    let line = status
-        .split(|&b| b == b'\n')
-        .find_map(|line| line.strip_prefix(b"SigIgn:"))?;
-    u64::from_str_radix(std::str::from_utf8(line).ok()?.trim(), 16).ok()
+    let start = status.windows(8).position(|w| w == b"\nSigIgn:")? + 8;
+    let length = status[start..].iter().position(|&b| b == b'\n')?;
+    let mask = std::str::from_utf8(&status[start..start + length]).ok()?;
+    u64::from_str_radix(mask.trim(), 16).ok()
 }
 
 /// Sets the dispositions of the signals in `set` (bit N-1 for signal N)
@@ -224,5 +226,7 @@ mod tests {
             Some(0x1001)
         );
         assert_eq!(sig_ign(b"SigBlk:\t0\n"), None);
+        // Cut short: the line has no end, and its digits are not the mask.
+        assert_eq!(sig_ign(b"SigBlk:\t0\nSigIgn:\t00000000000"), None);
     }
 }

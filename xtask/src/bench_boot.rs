@@ -24,7 +24,8 @@
 //!   QEMU's user networking holds a request open);
 //! - the guest's memory in use once serving, `MemTotal - MemAvailable`,
 //!   read the same way for all four: QEMU's virtio-balloon statistics
-//!   (the guest's `virtio_balloon` reports `si_mem_available`);
+//!   (the guest's `virtio_balloon` reports `si_mem_available`), the first
+//!   report made after serving began;
 //! - a graceful stop to QEMU's exit: the ACPI power button for vminit;
 //!   Ctrl-Alt-Del for the others (systemd's minimal root has no logind to
 //!   take the button: Ctrl-Alt-Del reaches `ctrl-alt-del.target`; busybox
@@ -386,8 +387,9 @@ fn http_ok(port: u16) -> bool {
     attempt().unwrap_or(false)
 }
 
-/// `MemTotal - MemAvailable` in MiB, from the balloon's statistics, once
-/// the guest has reported them.
+/// `MemTotal - MemAvailable` in MiB, from the balloon's statistics, as
+/// the guest reports them after this is asked: the driver reported once
+/// already, when it loaded, before the app ran; that report is passed over.
 fn memory_in_use(qmp: &Path) -> Result<f64, String> {
     let path = "/machine/peripheral/balloon0";
     let wait = Instant::now();
@@ -403,26 +405,31 @@ fn memory_in_use(qmp: &Path) -> Result<f64, String> {
             r#"{{"execute": "qom-set", "arguments": {{"path": "{path}", "property": "guest-stats-polling-interval", "value": 1}}}}"#
         ),
     )?;
-    let asked = Instant::now();
-    loop {
+    let read = || -> Result<serde_json::Value, String> {
         let reply = qemu::qmp_reply(
             qmp,
             &format!(
                 r#"{{"execute": "qom-get", "arguments": {{"path": "{path}", "property": "guest-stats"}}}}"#
             ),
         )?;
-        let value: serde_json::Value = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
+        serde_json::from_str(&reply).map_err(|e| format!("{e}: {reply}"))
+    };
+    // Seconds since the epoch; a report after this one is after the ask.
+    let before = read()?["return"]["last-update"].as_u64().unwrap_or(0);
+    let asked = Instant::now();
+    loop {
+        let value = read()?;
         let stats = &value["return"]["stats"];
         let total = stats["stat-total-memory"].as_f64().unwrap_or(-1.0);
         let available = stats["stat-available-memory"].as_f64().unwrap_or(-1.0);
-        if value["return"]["last-update"].as_u64().unwrap_or(0) > 0
+        if value["return"]["last-update"].as_u64().unwrap_or(0) > before
             && total > 0.0
             && available > 0.0
         {
             return Ok((total - available) / (1024.0 * 1024.0));
         }
         if asked.elapsed() > Duration::from_secs(30) {
-            return Err(format!("no balloon statistics from the guest: {reply}"));
+            return Err(format!("no balloon statistics from the guest: {value}"));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
