@@ -424,7 +424,7 @@ fn render(
     );
     let _ = writeln!(
         out,
-        "| median (min–max), ms | vminit | shell baseline | vminit / baseline |"
+        "| median (min–max), ms | vminit | shell baseline | vminit / baseline [95% interval] |"
     );
     let _ = writeln!(out, "|---|---|---|---|");
     let rows: [(&str, Metric); 4] = [
@@ -437,9 +437,11 @@ fn render(
     ];
     for (name, f) in rows {
         let (a, b) = (median(vminit, f), median(baseline, f));
+        let values = |samples: &[Sample]| samples.iter().map(f).collect::<Vec<_>>();
+        let (low, high) = stats::ratio_interval(&values(vminit), &values(baseline));
         let _ = writeln!(
             out,
-            "| {name} | {a:.1} ({}) | {b:.1} ({}) | {:.2} |",
+            "| {name} | {a:.1} ({}) | {b:.1} ({}) | {:.2} [{low:.2}–{high:.2}] |",
             spread(vminit, f),
             spread(baseline, f),
             a / b
@@ -485,7 +487,7 @@ fn render_disks(plain: &[Sample], modules: &[Sample], disks: &[Sample]) -> Strin
     );
     let _ = writeln!(
         out,
-        "| | plain initramfs | + disk modules | + root switch and volume | modules / plain | root disk / plain |"
+        "| | plain initramfs | + disk modules | + root switch and volume | modules / plain [95%] | root disk / plain [95%] |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     let rows: [(&str, Metric); 3] = [
@@ -500,13 +502,20 @@ fn render_disks(plain: &[Sample], modules: &[Sample], disks: &[Sample]) -> Strin
         }),
     ];
     for (name, f) in rows {
-        let median = |samples: &[Sample]| stats::median(&samples.iter().map(f).collect::<Vec<_>>());
+        let values = |samples: &[Sample]| samples.iter().map(f).collect::<Vec<_>>();
+        let median = |samples: &[Sample]| stats::median(&values(samples));
         let (a, b, c) = (median(plain), median(modules), median(disks));
+        let interval = |samples: &[Sample]| {
+            let (low, high) = stats::ratio_interval(&values(samples), &values(plain));
+            format!("[{low:.2}–{high:.2}]")
+        };
         let _ = writeln!(
             out,
-            "| {name} | {a:.1} | {b:.1} | {c:.1} | {:.2} | {:.2} |",
+            "| {name} | {a:.1} | {b:.1} | {c:.1} | {:.2} {} | {:.2} {} |",
             b / a,
-            c / a
+            interval(modules),
+            c / a,
+            interval(disks)
         );
     }
     out
