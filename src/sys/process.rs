@@ -211,13 +211,21 @@ extern "C" fn child_main(plan: *mut libc::c_void) -> libc::c_int {
     // exec'd or exited (the parent is suspended until then).
     let plan = unsafe { &*plan.cast::<ChildPlan<'_>>() };
     let (step, error) = plan.run();
+    let errno = error.raw_os_error().unwrap_or(libc::EINVAL);
     plan.failed_step.set(step.encode());
-    plan.failed_errno
-        .set(error.raw_os_error().unwrap_or(libc::EINVAL));
+    plan.failed_errno.set(errno);
+    // The status says it too, as a shell's would: where clone's shared
+    // memory is not (qemu-user runs CLONE_VFORK as a plain fork), vminit
+    // then sees this child as the app, ending 127 or 126, unexplained.
+    let status = if step == Step::Exec && errno == libc::ENOENT {
+        127
+    } else {
+        126
+    };
     // SAFETY: ends this child alone (it is its own thread group), without
     // running anything of the parent's.
-    unsafe { libc::syscall(libc::SYS_exit, 127) };
-    127
+    unsafe { libc::syscall(libc::SYS_exit, status) };
+    status
 }
 
 /// Runs `child_main` for `plan` in a child that shares vminit's memory,

@@ -97,6 +97,30 @@ const QEMU_USER_SKIPS: &[(&str, &str)] = &[
         "the_app_starts_with_an_empty_mask_and_default_dispositions",
         "qemu-user ignores host signal 32 itself, and exec keeps that",
     ),
+    (
+        "a_missing_command_is_127_and_named",
+        "qemu-user runs clone(CLONE_VM|CLONE_VFORK) as a plain fork: the child's report of a failed exec, written to memory it shares with vminit on a kernel, never reaches vminit (the status, 127, does)",
+    ),
+    (
+        "a_command_that_cannot_run_is_126_and_named",
+        "qemu-user runs clone(CLONE_VM|CLONE_VFORK) as a plain fork: the child's report of a failed exec never reaches vminit (the status, 126, does)",
+    ),
+    (
+        "a_huge_argv0_is_quoted_short",
+        "qemu-user runs clone(CLONE_VM|CLONE_VFORK) as a plain fork: no report of the failed exec to quote",
+    ),
+    (
+        "a_failing_set_up_step_is_named_not_reported_as_exec",
+        "qemu-user runs clone(CLONE_VM|CLONE_VFORK) as a plain fork: the failed step's report never reaches vminit",
+    ),
+    (
+        "a_workdir_the_user_cannot_enter_is_refused_as_that_user",
+        "qemu-user runs clone(CLONE_VM|CLONE_VFORK) as a plain fork: the failed step's report never reaches vminit",
+    ),
+    (
+        "signal_deaths_and_missing_commands_are_reported",
+        "qemu-user runs clone(CLONE_VM|CLONE_VFORK) as a plain fork: the report of a missing command never reaches vminit",
+    ),
 ];
 
 /// The unit tests built for `arch` and the integration tests run against
