@@ -157,6 +157,33 @@ pub fn version_line(name: &str, version: &str) -> String {
 
 /// Runs vminit with its whole argv (argv[0] included); returns the exit code.
 pub fn run(args: Vec<OsString>) -> i32 {
+    let (mut ending, pid1) = begin();
+    let words = args.get(1..).unwrap_or_default();
+    let phases = |ending: &mut Ending| -> Result<i32, i32> {
+        let (options, kernel_line) = choose_mode(ending, words, pid1)?;
+        let (config, from_kernel) = load_config(ending, &options, kernel_line.as_deref())?;
+        let line = kernel_line.as_deref().unwrap_or_default();
+        let prepared = prepare_app(ending, &config, pid1, line, from_kernel)?;
+        Ok(start_and_supervise(ending, &config, prepared))
+    };
+    match phases(&mut ending) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+/// What starting the app needs, made before it starts.
+struct Prepared {
+    identity: Option<Identity>,
+    env: Vec<(OsString, OsString)>,
+    limits: Vec<RawLimit>,
+    scope: Scope,
+}
+
+/// The first steps, before anything can fail: every signal blocked,
+/// SIGCHLD's disposition reset, fds 0-2 open, and in a VM the panic hook.
+/// Returns the ending (a VM's as far as is known yet) and whether vminit
+/// is PID 1.
+fn begin() -> (Ending, bool) {
     let init_start = clock::since_boot();
     // Before anything else, so that no signal is lost: the supervisor loop
     // takes them from the pending set later.
@@ -175,7 +202,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     } else if !stdio::closed().is_empty() {
         let _ = stdio::fill_from("/dev/null");
     }
-    let mut ending = Ending {
+    let ending = Ending {
         vm: auto_vm,
         // Corrected once the mode is known; an auto-detected VM is a machine.
         real_machine: auto_vm,
@@ -191,8 +218,19 @@ pub fn run(args: Vec<OsString>) -> i32 {
         record: None,
         hidden_metadata: None,
     };
+    (ending, pid1)
+}
 
-    let words = args.get(1..).unwrap_or_default();
+/// Reads the options (unless the kernel started vminit with the app's
+/// argv) and settles the mode; in a VM prepares the machine's mounts.
+/// Answers `--help` and `--version`. Returns the options and, in VM mode,
+/// the kernel command line; `Err` with the exit status once ended.
+fn choose_mode(
+    ending: &mut Ending,
+    words: &[OsString],
+    pid1: bool,
+) -> Result<(Options, Option<Vec<u8>>), i32> {
+    let auto_vm = ending.vm;
     let kernel_line = if auto_vm { read_kernel_cmdline() } else { None };
     // The kernel starts init with the words after `--` as its argv: those
     // are the app's, not options, and the command line says the same.
@@ -211,7 +249,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                     ending.vm = true;
                 }
                 ending.adopt(&lenient_config(None, kernel_line.as_deref()));
-                return ending.finish(EXIT_CONFIG, None);
+                return Err(ending.finish(EXIT_CONFIG, None));
             }
         }
     };
@@ -230,11 +268,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
             Some(&options.layer),
             kernel_line.as_deref(),
         ));
-        return ending.finish(EXIT_CONFIG, None);
+        return Err(ending.finish(EXIT_CONFIG, None));
     }
     if ending.vm && !pid1 {
         error!("option: --mode vm needs vminit to be PID 1");
-        return EXIT_CONFIG;
+        return Err(EXIT_CONFIG);
     }
     let kernel_line = match (ending.vm, kernel_line) {
         (true, None) => read_kernel_cmdline(),
@@ -256,17 +294,27 @@ pub fn run(args: Vec<OsString>) -> i32 {
             version_line("vminit", env!("CARGO_PKG_VERSION")) + "\n"
         };
         let _ = std::io::stdout().write_all(text.as_bytes());
-        return ending.finish(0, None);
+        return Err(ending.finish(0, None));
     }
+    Ok((options, kernel_line))
+}
 
+/// Reads and validates the whole configuration (`--check` answers here),
+/// sets up logging and acts on what must happen at once (hiding the
+/// metadata file). Returns it, and whether it came from the kernel line.
+fn load_config(
+    ending: &mut Ending,
+    options: &Options,
+    kernel_line: Option<&[u8]>,
+) -> Result<(Config, bool), i32> {
     // Even when the configuration is invalid, end the machine the way it asks.
-    let lenient = || lenient_config(Some(&options.layer), kernel_line.as_deref());
-    let cmdline_input = match cmdline_input(&options, kernel_line.as_deref()) {
+    let lenient = || lenient_config(Some(&options.layer), kernel_line);
+    let cmdline_input = match cmdline_input(options, kernel_line) {
         Ok(input) => input,
         Err(e) => {
             error!("{e}");
             ending.adopt(&lenient());
-            return ending.finish(EXIT_CONFIG, None);
+            return Err(ending.finish(EXIT_CONFIG, None));
         }
     };
     // Which metadata file was read, for delete_metadata.
@@ -284,7 +332,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 error!("{e}");
             }
             ending.adopt(&lenient());
-            return ending.finish(EXIT_CONFIG, None);
+            return Err(ending.finish(EXIT_CONFIG, None));
         }
     };
     ending.adopt(&config);
@@ -292,7 +340,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if options.check {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{}", config.to_json()).and_then(|()| out.flush());
-        return ending.finish(0, None);
+        return Err(ending.finish(0, None));
     }
 
     log::configure(config.verbosity, config.log_target);
@@ -311,7 +359,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let from_kernel = cmdline_input
         .as_ref()
         .is_some_and(|i| i.source == Source::KernelCmdline);
-    if let Some(line) = kernel_line.as_deref().filter(|_| from_kernel) {
+    if let Some(line) = kernel_line.filter(|_| from_kernel) {
         let tokens = cmdline::tokenize(line);
         if tokens.params.iter().any(|p| p.name.starts_with(b"env.")) {
             warn!(
@@ -320,29 +368,40 @@ pub fn run(args: Vec<OsString>) -> i32 {
             );
         }
     }
+    Ok((config, from_kernel))
+}
+
+/// Prepares the machine and what the app needs (user, environment,
+/// limits, working directory), and runs the set-up steps.
+fn prepare_app(
+    ending: &mut Ending,
+    config: &Config,
+    pid1: bool,
+    line: &[u8],
+    from_kernel: bool,
+) -> Result<Prepared, i32> {
     if !ending.vm && !pid1 {
         if let Err(e) = process::become_subreaper() {
             warn!("cannot become a child subreaper, orphans will not be reaped: {e}");
         }
     }
 
-    let hostname = name_machine(&config, ending.vm, ending.real_machine);
-    let line = kernel_line.as_deref().unwrap_or_default();
-    if let Err(message) = prepare_machine(&config, &ending, line, hostname.as_deref()) {
+    let hostname = name_machine(config, ending.vm, ending.real_machine);
+    if let Err(message) = prepare_machine(config, ending, line, hostname.as_deref()) {
         error!("{message}");
-        return ending.finish(EXIT_CONFIG, None);
+        return Err(ending.finish(EXIT_CONFIG, None));
     }
     let identity = match &config.user {
         Some(spec) => match steps::time("user", || resolve_user(spec)) {
             Ok(identity) => Some(identity),
             Err(e) => {
                 error!("{e}");
-                return ending.finish(EXIT_CONFIG, None);
+                return Err(ending.finish(EXIT_CONFIG, None));
             }
         },
         None => None,
     };
-    let mut env = app_environment(&config, ending.vm, from_kernel);
+    let mut env = app_environment(config, ending.vm, from_kernel);
     // As Docker sets it, unless the configuration does.
     if let Some(name) = hostname.filter(|_| !config.env.contains_key("HOSTNAME")) {
         set_var(&mut env, "HOSTNAME", &name);
@@ -358,16 +417,16 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if ending.real_machine && !config.rlimits.contains_key("nofile") {
         machine::set_default_nofile();
     }
-    let limits = app_limits(&config);
-    if let Err(message) = exec_fits(&config, &env) {
+    let limits = app_limits(config);
+    if let Err(message) = exec_fits(config, &env) {
         error!("{message}");
-        return ending.finish(EXIT_CANNOT_RUN, None);
+        return Err(ending.finish(EXIT_CANNOT_RUN, None));
     }
     if let Some(dir) = &config.workdir {
         let there = Path::new(dir).is_dir() || (ending.vm && machine::create_workdir(dir));
         if !there {
             error!("workdir {}: no such directory", quote(dir));
-            return ending.finish(EXIT_CONFIG, None);
+            return Err(ending.finish(EXIT_CONFIG, None));
         }
     }
     let scope = if pid1 {
@@ -375,10 +434,26 @@ pub fn run(args: Vec<OsString>) -> i32 {
     } else {
         Scope::Descendants
     };
-    if let Err(message) = steps::time("setup", || run_setup(&config, &env, &limits, scope)) {
+    if let Err(message) = steps::time("setup", || run_setup(config, &env, &limits, scope)) {
         error!("{message}");
-        return ending.finish(EXIT_CONFIG, None);
+        return Err(ending.finish(EXIT_CONFIG, None));
     }
+    Ok(Prepared {
+        identity,
+        env,
+        limits,
+        scope,
+    })
+}
+
+/// Starts the app, supervises it to its end and ends: returns the status.
+fn start_and_supervise(ending: &mut Ending, config: &Config, prepared: Prepared) -> i32 {
+    let Prepared {
+        identity,
+        env,
+        limits,
+        scope,
+    } = prepared;
     if ending.real_machine {
         // From here on: only kills during the app's run count.
         match oom::Watch::start() {
@@ -404,7 +479,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let app = match steps::time("spawn", || process::spawn(&request)) {
         Ok(pid) => pid,
         Err(e) => {
-            let code = spawn_failed(&e, &config, identity.as_ref(), &limits);
+            let code = spawn_failed(&e, config, identity.as_ref(), &limits);
             return ending.finish(code, None);
         }
     };

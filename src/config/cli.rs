@@ -185,16 +185,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
             }
             Short('h') | Long("help") => options.help = true,
             Short('V') | Long("version") => options.version = true,
-            Value(program) => {
-                let mut argv = vec![utf8("the command", program)?];
-                for word in parser.raw_args().map_err(|e| usage(lexopt_message(&e)))? {
-                    argv.push(utf8("the command's arguments", word)?);
-                }
-                for (index, word) in argv.iter().enumerate() {
-                    checked("the command", validate::argv_word(index, word))?;
-                }
-                options.layer.argv = Some(argv);
-            }
+            Value(program) => options.layer.argv = Some(command_option(program, &mut parser)?),
             other => {
                 return Err(usage(format!(
                     "{} is not an option of vminit",
@@ -204,6 +195,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, Config
         }
     }
     Ok(options)
+}
+
+/// The command, `program` and every word after it, checked.
+fn command_option(
+    program: OsString,
+    parser: &mut lexopt::Parser,
+) -> Result<Vec<String>, ConfigError> {
+    let mut argv = vec![utf8("the command", program)?];
+    for word in parser.raw_args().map_err(|e| usage(lexopt_message(&e)))? {
+        argv.push(utf8("the command's arguments", word)?);
+    }
+    for (index, word) in argv.iter().enumerate() {
+        validate::argv_word(index, word)
+            .map_err(|problem| ConfigError::new(&Source::Options, "the command", problem))?;
+    }
+    Ok(argv)
 }
 
 /// `--env KEY=VALUE`, checked; no value ever shown.
