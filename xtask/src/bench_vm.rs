@@ -1,4 +1,4 @@
-//! `cargo xtask bench-vm [--boots N] [--kernel PATH]`: boot timings of
+//! `cargo xtask bench-vm [--boots N] [--cpus N] [--kernel PATH]`: boot timings of
 //! vminit against a busybox shell script that does the same job (mount,
 //! run the app, sync, power off), on the same kernel, alternating boots in
 //! one run. Prints medians side by side and writes `target/bench/vm.csv`.
@@ -75,11 +75,13 @@ struct Sample {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut boots = 10usize;
+    let mut cpus = 1u32;
     let mut kernel = None;
     let mut words = args.iter();
     while let Some(word) = words.next() {
         match word.as_str() {
             "--boots" => boots = cmd::count(&mut words, "--boots", 1)?,
+            "--cpus" => cpus = cmd::count(&mut words, "--cpus", 1)? as u32,
             "--kernel" => {
                 kernel = Some(std::path::PathBuf::from(
                     words.next().ok_or("--kernel takes a path")?,
@@ -106,6 +108,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let accel = vminit_boot.accel;
     let baseline_boot = kit.boot(&baseline_image, BENCH_CMDLINE.into());
     let [modules_boot, disks_boot] = disk_boots(&kit)?;
+    let [vminit_boot, debug_boot, baseline_boot, modules_boot, disks_boot] = [
+        vminit_boot,
+        debug_boot,
+        baseline_boot,
+        modules_boot,
+        disks_boot,
+    ]
+    .map(|boot| Boot { cpus, ..boot });
 
     let mut vminit = Vec::new();
     let mut debug = Vec::new();
@@ -238,9 +248,22 @@ fn measure(boot: &Boot, is_vminit: bool) -> Result<Sample, String> {
 }
 
 /// A kernel console line `[    1.234567] message` as (seconds, message).
+/// The kernel writes to the console past the tty, so its line can land
+/// inside a line of vminit's that the serial port is still draining
+/// (`…log=14937[    2.326897] bench: app start`): the stamp is looked
+/// for anywhere in the line.
 fn printk_line(line: &str) -> Option<(f64, &str)> {
-    let (stamp, message) = line.trim_start().strip_prefix('[')?.split_once("] ")?;
-    Some((stamp.trim().parse().ok()?, message))
+    line.match_indices('[').find_map(|(at, _)| {
+        let (stamp, message) = line[at + 1..].split_once("] ")?;
+        Some((stamp.trim().parse().ok()?, message))
+    })
+}
+
+/// `line` without a kernel line that landed inside it (see [`printk_line`]).
+fn without_printk(line: &str) -> &str {
+    line.match_indices('[')
+        .find(|(at, _)| printk_line(&line[*at..]).is_some())
+        .map_or(line, |(at, _)| &line[..at])
 }
 
 /// vminit's debug line `timings: init_start_us=… app_exec_us=… app_exit_us=… poweroff_us=…`.
@@ -248,7 +271,7 @@ fn vminit_timings(console: &Console) -> Result<(f64, f64, f64), String> {
     let line = console
         .lines
         .iter()
-        .find_map(|l| l.split("vminit: timings: ").nth(1))
+        .find_map(|l| without_printk(l).split("vminit: timings: ").nth(1))
         .ok_or_else(|| format!("no vminit timings line:\n{}", console.text()))?;
     let field = |name: &str| -> Result<f64, String> {
         line.split_whitespace()
@@ -271,7 +294,7 @@ fn vminit_steps(console: &Console) -> Result<Vec<(String, f64)>, String> {
     let line = console
         .lines
         .iter()
-        .find_map(|l| l.split("vminit: steps: ").nth(1))
+        .find_map(|l| without_printk(l).split("vminit: steps: ").nth(1))
         .ok_or_else(|| format!("no vminit steps line:\n{}", console.text()))?;
     line.split_whitespace()
         .map(|pair| {
@@ -532,6 +555,10 @@ mod tests {
             Some((4.99564, "reboot: Power down"))
         );
         assert_eq!(printk_line("no stamp"), None);
+        let cut = "vminit: steps: spawn=90 log=14937[    2.326897] bench: app start";
+        assert_eq!(printk_line(cut), Some((2.326897, "bench: app start")));
+        assert_eq!(without_printk(cut), "vminit: steps: spawn=90 log=14937");
+        assert_eq!(without_printk("a [b] c"), "a [b] c");
         let console = Console {
             lines: vec!["vminit: timings: init_start_us=1500000 app_exec_us=1500800 app_exit_us=1600000 poweroff_us=1601000".into()],
             ..Console::default()

@@ -63,7 +63,7 @@ Commands:
                    qemu-user (binfmt_misc; a few tests qemu-user cannot pass are skipped,
                    each with its reason)
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
-  bench-vm [--boots N] [--kernel PATH]
+  bench-vm [--boots N] [--cpus N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side,
                    and vminit's start to the app's exec by step
   bench-boot [--boots N]
