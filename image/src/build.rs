@@ -709,11 +709,34 @@ pub fn check_vminit(binary: &[u8], arch: &str) -> Result<(), String> {
         object::Architecture::Aarch64 => "aarch64",
         other => return Err(format!("is for {other:?}, not {arch}")),
     };
-    if found == arch {
-        Ok(())
-    } else {
-        Err(format!("is for {found}, not {arch} (see --arch)"))
+    if found != arch {
+        return Err(format!("is for {found}, not {arch} (see --arch)"));
     }
+    // /init runs before any library or loader is there: a dynamic build
+    // would end the boot in a kernel panic, so it is refused here.
+    if let Some(loader) = interpreter(binary) {
+        return Err(format!(
+            "is dynamically linked (it needs the loader {loader}); /init must be static: use the release binary (cargo xtask build)"
+        ));
+    }
+    Ok(())
+}
+
+/// The loader a 64-bit ELF executable asks for (`PT_INTERP`), if any.
+fn interpreter(binary: &[u8]) -> Option<String> {
+    use object::read::elf::{FileHeader as _, ProgramHeader as _};
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(binary).ok()?;
+    let endian = header.endian().ok()?;
+    let path = header
+        .program_headers(endian, binary)
+        .ok()?
+        .iter()
+        .find_map(|ph| ph.interpreter(endian, binary).ok().flatten())?;
+    Some(
+        String::from_utf8_lossy(path)
+            .trim_end_matches('\0')
+            .to_owned(),
+    )
 }
 
 #[cfg(test)]

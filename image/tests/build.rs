@@ -504,7 +504,11 @@ fn vminit_is_the_one_for_the_arch_beside_the_program() {
         stderr(&missing)
     );
     // One named for this machine's architecture is taken.
-    std::fs::copy("/bin/true", dir.join(format!("bin/vminit-{here}"))).unwrap();
+    std::fs::copy(
+        common::static_vminit(),
+        dir.join(format!("bin/vminit-{here}")),
+    )
+    .unwrap();
     let found = build_from_copy(&dir, &out, &[]);
     assert!(found.status.success(), "{}", stderr(&found));
     // For the other architecture, none of them will do.
@@ -520,6 +524,16 @@ fn vminit_is_the_one_for_the_arch_beside_the_program() {
         )),
         "{}",
         stderr(&given)
+    );
+    // A dynamic one would end the boot in a kernel panic: /init runs
+    // before any loader is there.
+    let dynamic = build_from_copy(&dir, &out, &["--vminit", "/bin/true"]);
+    assert_eq!(dynamic.status.code(), Some(2));
+    assert!(
+        stderr(&dynamic)
+            .contains("The vminit binary /bin/true is dynamically linked (it needs the loader /"),
+        "{}",
+        stderr(&dynamic)
     );
     let script = dir.join("bin/vminit").display().to_string();
     let not_elf = build_from_copy(&dir, &out, &["--vminit", &script]);

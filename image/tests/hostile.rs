@@ -32,7 +32,8 @@ fn command(source: &str, out: &Path, extra: &[&str]) -> Command {
         .args([MEMORY, "--", env!("CARGO_BIN_EXE_vminit-image")])
         .args(["build", source, "--output"])
         .arg(out)
-        .args(["--vminit", "/bin/true"])
+        .arg("--vminit")
+        .arg(common::static_vminit())
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -576,7 +577,7 @@ fn the_staging_tree_is_private_while_a_root_build_runs() {
     let opened = as_nobody("head -c1 \"$0\" >/dev/null", &device);
     let ran = as_nobody("\"$0\" -u", &setuid);
     // Let the build finish before asserting, so it never outlives the test.
-    std::fs::write(&fifo, std::fs::read("/bin/true").unwrap()).unwrap();
+    std::fs::write(&fifo, std::fs::read(common::static_vminit()).unwrap()).unwrap();
     let result = wait_guarded(child);
     assert!(result.status.success(), "{}", stderr(&result));
     assert_eq!(mode & 0o077, 0, "{} is {mode:o}", staged.display());
@@ -760,6 +761,9 @@ fn a_build_by_another_user_removes_read_only_directories_too() {
     let binary = work.join("vminit-image");
     std::fs::copy(env!("CARGO_BIN_EXE_vminit-image"), &binary).unwrap();
     std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let vminit = work.join("vminit");
+    std::fs::copy(common::static_vminit(), &vminit).unwrap();
+    std::fs::set_permissions(&vminit, std::fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = || {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
@@ -767,7 +771,8 @@ fn a_build_by_another_user_removes_read_only_directories_too() {
             .arg(&binary)
             .args(["build", &format!("oci:{}", dir.display()), "--output"])
             .arg(&out)
-            .args(["--vminit", "/bin/true"])
+            .arg("--vminit")
+            .arg(&vminit)
             .output()
             .unwrap()
     };

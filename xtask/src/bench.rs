@@ -7,9 +7,10 @@
 //!   (callgrind): counts that do not move with the machine's load.
 //! - Idle memory: VmRSS of the init as PID 1 of a fresh PID namespace while
 //!   it supervises a sleeping child.
-//! - Start-up overhead: wall time of `INIT -- /bin/true` minus `/bin/true`
-//!   alone, medians over many runs taken in turn, the order rotating each
-//!   round, so that drift in the machine's load hits every command alike.
+//! - Start-up overhead: wall time of `INIT -- /bin/true` minus that of
+//!   `/bin/true` alone in the same round, over many rounds of all commands
+//!   in turn, the order rotating each round, so that drift in the
+//!   machine's load hits every command alike.
 //! - Reaping: time for the init (PID 1) to reap 10,000 zombies reparented to
 //!   it at once, and how many are left.
 //! - Signal forwarding: time from `kill(init, SIGUSR1)` to the child's
@@ -17,8 +18,9 @@
 //!   signals, and how many were lost.
 //!
 //! Each row's ratio to the best peer comes with a 95% bootstrap interval of
-//! the ratio of medians ([`stats::ratio_interval`]), in the table and the
-//! CSV, and the targets are judged on it.
+//! the ratio of medians ([`stats::clustered_ratio_interval`]; signals
+//! resampled by round), in the table and the CSV, and the targets are
+//! judged on it.
 //!
 //! Writes `target/bench/peers.csv` (raw numbers), `peers.md` (the table)
 //! and `peers.svg` (a chart of the ratios).
@@ -73,6 +75,9 @@ struct Results {
     reap_ms: Vec<f64>,
     zombies_left: u64,
     signal_us: Vec<f64>,
+    /// How many of `signal_us` each round took, in order: the interval
+    /// resamples rounds, which drift apart more than signals in one do.
+    signal_rounds: Vec<usize>,
     signals_lost: usize,
     /// Syscalls from the init's own execve to the app's, under strace.
     syscalls: u64,
@@ -84,7 +89,7 @@ struct Results {
 /// Reaping runs per init, taken in turn.
 const REAP_ROUNDS: usize = 11;
 /// Signal rounds per init (1,000 signals in all), taken in turn.
-const SIGNAL_ROUNDS: usize = 5;
+const SIGNAL_ROUNDS: usize = 10;
 
 const PEER_PACKAGES: &[(&str, &str)] = &[
     ("tini-static", "tini"),
@@ -166,6 +171,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for _ in 0..SIGNAL_ROUNDS {
         for (init, result) in inits.iter().zip(results.iter_mut()) {
             let (latencies, lost) = forward_signals(init, &helper, 1000 / SIGNAL_ROUNDS)?;
+            result.signal_rounds.push(latencies.len());
             result.signal_us.extend(latencies);
             result.signals_lost += lost;
         }
@@ -293,10 +299,11 @@ fn startup(inits: &[Init], results: &mut [Results], runs: usize) -> Result<(), S
             }
         }
     }
-    let base = stats::median(&bare);
     for (result, samples) in results.iter_mut().zip(with) {
-        // Per-run overhead against the median of the bare runs.
-        result.startup_ms = samples.iter().map(|s| s - base).collect();
+        // Each run's overhead against the bare run of its own round: the
+        // bare runs' spread then shows in the interval, and drift in the
+        // machine's load cancels.
+        result.startup_ms = samples.iter().zip(&bare).map(|(s, b)| s - b).collect();
     }
     Ok(())
 }
@@ -419,8 +426,9 @@ struct Row {
     shown: Vec<String>,
     /// Only static peers compete on size; `None`: every peer counts.
     competitors: Option<Vec<bool>>,
-    /// Each init's samples, for the ratio's interval; empty for size.
-    samples: Vec<Vec<f64>>,
+    /// Each init's samples, in the rounds they were taken in, for the
+    /// ratio's interval (which resamples rounds); empty for size.
+    samples: Vec<Vec<Vec<f64>>>,
 }
 
 fn rows(results: &[Results]) -> Vec<Row> {
@@ -430,7 +438,11 @@ fn rows(results: &[Results]) -> Vec<Row> {
         values,
         shown,
         competitors: None,
-        samples: results.iter().map(|r| f(r).clone()).collect(),
+        // One run, one round.
+        samples: results
+            .iter()
+            .map(|r| f(r).iter().map(|v| vec![*v]).collect())
+            .collect(),
     };
     let median_of = |f: fn(&Results) -> &Vec<f64>| {
         results
@@ -539,7 +551,22 @@ fn rows(results: &[Results]) -> Vec<Row> {
             .collect(),
         |r| &r.signal_us,
     ));
+    if let Some(signal_row) = rows.last_mut() {
+        signal_row.samples = results.iter().map(signal_rounds).collect();
+    }
     rows
+}
+
+/// An init's signal latencies, round by round.
+fn signal_rounds(result: &Results) -> Vec<Vec<f64>> {
+    let mut rest = result.signal_us.as_slice();
+    let mut rounds = Vec::new();
+    for &len in &result.signal_rounds {
+        let (round, after) = rest.split_at(len.min(rest.len()));
+        rounds.push(round.to_vec());
+        rest = after;
+    }
+    rounds
 }
 
 fn fmt1(v: f64) -> String {
@@ -577,7 +604,7 @@ fn ratio(row: &Row) -> (f64, Option<(f64, f64)>) {
     let best = best_peer_index(row);
     let point = row.values[0] / row.values[best];
     let interval = (!row.samples.is_empty())
-        .then(|| stats::ratio_interval(&row.samples[0], &row.samples[best]));
+        .then(|| stats::clustered_ratio_interval(&row.samples[0], &row.samples[best]));
     (point, interval)
 }
 

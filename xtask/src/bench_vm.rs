@@ -108,7 +108,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let accel = vminit_boot.accel;
     let baseline_boot = kit.boot(&baseline_image, BENCH_CMDLINE.into());
     let [modules_boot, disks_boot] = disk_boots(&kit)?;
-    let [vminit_boot, debug_boot, baseline_boot, modules_boot, disks_boot] = [
+    let [
+        vminit_boot,
+        debug_boot,
+        baseline_boot,
+        modules_boot,
+        disks_boot,
+    ] = [
         vminit_boot,
         debug_boot,
         baseline_boot,

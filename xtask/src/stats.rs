@@ -60,6 +60,28 @@ pub fn ratio_interval(a: &[f64], b: &[f64]) -> (f64, f64) {
     (quantile(&ratios, 0.025), quantile(&ratios, 0.975))
 }
 
+/// A 95% bootstrap interval of `median(a) / median(b)` for samples taken
+/// in rounds (`a[round]`), which drift apart more than samples in one
+/// round do: rounds are resampled with replacement (a cluster bootstrap),
+/// and each draw's median is that of the drawn rounds' samples together.
+/// With one sample per round it is [`ratio_interval`]'s.
+pub fn clustered_ratio_interval(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, f64) {
+    const RESAMPLES: usize = 2000;
+    if a.iter().all(Vec::is_empty) || b.iter().all(Vec::is_empty) {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = SplitMix64(0x5EED_B007);
+    let mut draw = |rounds: &[Vec<f64>]| -> f64 {
+        let mut drawn = Vec::new();
+        for _ in 0..rounds.len() {
+            drawn.extend_from_slice(&rounds[rng.below(rounds.len())]);
+        }
+        median(&drawn)
+    };
+    let ratios: Vec<f64> = (0..RESAMPLES).map(|_| draw(a) / draw(b)).collect();
+    (quantile(&ratios, 0.025), quantile(&ratios, 0.975))
+}
+
 /// splitmix64: a small, well-mixed generator, enough to resample with.
 struct SplitMix64(u64);
 
@@ -109,5 +131,37 @@ mod tests {
         let (low, high) = ratio_interval(&b, &b);
         assert!(low < 1.0 && 1.0 < high, "{low} {high}");
         assert!(ratio_interval(&[], &b).0.is_nan());
+    }
+
+    #[test]
+    fn rounds_that_drift_widen_the_interval() {
+        // One sample per round: the plain bootstrap's interval.
+        let b: Vec<f64> = (0..40).map(|i| 1.0 + f64::from(i % 20) / 100.0).collect();
+        let a: Vec<f64> = b.iter().map(|v| v * 2.0).collect();
+        let single = |v: &[f64]| v.iter().map(|x| vec![*x]).collect::<Vec<_>>();
+        assert_eq!(
+            clustered_ratio_interval(&single(&a), &single(&b)),
+            ratio_interval(&a, &b)
+        );
+        // Five rounds of 100 whose levels drift by ±20%: pooled, the
+        // 500 samples look precise; by round, they are five.
+        let rounds = |scale: f64| -> Vec<Vec<f64>> {
+            [0.8, 1.2, 1.0, 0.9, 1.1]
+                .iter()
+                .map(|level| {
+                    (0..100)
+                        .map(|i| scale * level * (1.0 + f64::from(i % 10) / 1000.0))
+                        .collect()
+                })
+                .collect()
+        };
+        let (a, b) = (rounds(1.0), rounds(1.0));
+        let pooled = ratio_interval(&a.concat(), &b.concat());
+        let (low, high) = clustered_ratio_interval(&a, &b);
+        assert!(low < 1.0 && 1.0 < high, "{low} {high}");
+        assert!(
+            high - low > 2.0 * (pooled.1 - pooled.0),
+            "{low} {high} {pooled:?}"
+        );
     }
 }

@@ -16,6 +16,46 @@ pub fn hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// A static executable for this machine to stand in for vminit as
+/// `/init` (vminit-image refuses a dynamic one): `VMINIT_BIN`, the static
+/// release binary `cargo xtask test` builds and names, else the one
+/// `cargo xtask build` leaves, else Debian's busybox-static.
+pub fn static_vminit() -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../target/static/{}-unknown-linux-musl/release/vminit",
+        std::env::consts::ARCH
+    ));
+    std::env::var_os("VMINIT_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([built, PathBuf::from("/bin/busybox")])
+        .find(|path| path.is_file() && !is_dynamic(path))
+        .expect(
+            "no static executable to stand in for vminit: run cargo xtask build, or set VMINIT_BIN",
+        )
+}
+
+/// Whether the ELF file at `path` asks for a loader (`PT_INTERP`).
+fn is_dynamic(path: &Path) -> bool {
+    use object::read::elf::{FileHeader as _, ProgramHeader as _};
+    let Ok(data) = std::fs::read(path) else {
+        return true;
+    };
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(&*data) else {
+        return true;
+    };
+    let Ok(endian) = header.endian() else {
+        return true;
+    };
+    header
+        .program_headers(endian, &*data)
+        .map_or(true, |headers| {
+            headers
+                .iter()
+                .any(|ph| ph.interpreter(endian, &*data).is_ok_and(|i| i.is_some()))
+        })
+}
+
 pub fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vminit-image-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -125,7 +165,8 @@ pub fn build(source: &str, out: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vminit-image"))
         .args(["build", source, "--output"])
         .arg(out)
-        .args(["--vminit", "/bin/true"])
+        .arg("--vminit")
+        .arg(static_vminit())
         .args(extra)
         .output()
         .unwrap()
