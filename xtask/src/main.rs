@@ -4,7 +4,7 @@
 //! ```text
 //! cargo xtask run [OPTIONS] -- COMMAND [ARGS...]   boot a microVM running COMMAND
 //! cargo xtask build            the static, size-tuned binary (prints its path)
-//! cargo xtask dist             the release artifacts in target/dist/ (see dist.rs)
+//! cargo xtask dist             the release artifacts in target/dist/ (see release/dist.rs)
 //! cargo xtask test [--quick]   every check: set-up, lints, unit, integration, fuzz,
 //!                              engines, VM suite
 //! cargo xtask test-vm [FILTER] the VM suite
@@ -14,30 +14,18 @@
 //! cargo xtask bench-boot       nginx served under vminit, systemd, busybox init, a script
 //! ```
 
-mod arch;
 mod bench;
-mod bench_boot;
-mod bench_helper;
-mod bench_vm;
-mod build;
 mod cmd;
-mod disk;
-mod dist;
-mod engines;
-mod fuzz;
-mod initramfs;
-mod kernel;
-mod postgres;
-mod qemu;
-mod run;
-mod scenarios;
+mod release;
 mod setup;
-mod stats;
-mod test;
+mod suites;
 mod vm;
-mod vm_tests;
 
 use std::process::ExitCode;
+
+use release::{build, dist};
+use suites::{engines, qemu_user, test};
+use vm::{arch, run};
 
 const USAGE: &str = "\
 Usage: cargo xtask <COMMAND>
@@ -92,8 +80,8 @@ fn test_vm_command(args: &[String]) -> Result<(), String> {
         rest => (arch::Arch::host(), rest),
     };
     match rest {
-        [] => vm_tests::run(None, arch),
-        [filter] => vm_tests::run(Some(filter), arch),
+        [] => suites::vm::run(None, arch),
+        [filter] => suites::vm::run(Some(filter), arch),
         _ => Err("test-vm takes [--arch x86_64|aarch64] [FILTER]".into()),
     }
 }
@@ -118,16 +106,16 @@ fn main() -> ExitCode {
         Some("publish-dry-run") if args.len() == 1 => dist::publish_dry_run(),
         Some("test") => test::run(&args[1..]),
         Some("test-vm") => test_vm_command(&args[1..]),
-        Some("test-qemu-user") => test::under_qemu_user(arch::Arch::Aarch64),
+        Some("test-qemu-user") => qemu_user::run(arch::Arch::Aarch64),
         Some("test-engines") => match &args[1..] {
             [] => engines::run(),
             [filter] => engines::run_matching(Some(filter)),
             _ => Err("test-engines takes [FILTER]".into()),
         },
-        Some("bench-vm") => bench_vm::run(&args[1..]),
-        Some("bench-boot") => bench_boot::run(&args[1..]),
-        Some("bench") => bench::run(&args[1..]),
-        Some("bench-helper") => bench_helper::run(&args[1..]),
+        Some("bench-vm") => bench::vm::run(&args[1..]),
+        Some("bench-boot") => bench::boot::run(&args[1..]),
+        Some("bench") => bench::peers::run(&args[1..]),
+        Some("bench-helper") => bench::helper::run(&args[1..]),
         Some("run") => match run::run(&args[1..]) {
             Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => Err(e),

@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use crate::arch::Arch;
 use crate::cmd;
+use crate::vm::arch::Arch;
 
 /// Makes sure every `(command, Debian package)` pair is installed, installing
 /// missing packages with apt-get when running as root on Debian.

@@ -1,7 +1,7 @@
 //! `cargo xtask dist`: the release artifacts, in `target/dist/`.
 //!
 //! Per architecture (x86_64, aarch64): a tarball with the static vminit,
-//! the README and the licences; a Debian package installing
+//! the README, the licences and docs/; a Debian package installing
 //! `/usr/sbin/vminit`, its man page (made from `--help`'s very text,
 //! `vminit::config::cli::USAGE`) and its copyright file; a tarball of
 //! `vminit-image`. Then `SHA256SUMS` over all of them.
@@ -26,9 +26,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use crate::arch::Arch;
-use crate::build::{self, Release};
-use crate::{cmd, kernel, setup};
+use super::build::{self, Release};
+use crate::vm::arch::Arch;
+use crate::vm::kernel;
+use crate::{cmd, setup};
 
 /// The toolchain releases are built with. A new stable Rust may break
 /// `-Zbuild-std`; moving this is a deliberate step, checked by `dist`.
@@ -297,7 +298,7 @@ fn gzip(input: &Path, output: &Path) -> Result<(), String> {
 }
 
 /// `out/NAME.tar.gz`: `NAME/` holding `programs` (name, binary), the
-/// README and the licences.
+/// README, the licences and the documentation.
 fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBuf, String> {
     let root = cmd::root();
     let stage = dist.work.join("tar");
@@ -308,6 +309,12 @@ fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBu
     }
     for doc in ["README.md"].iter().chain(&LICENCES) {
         put(&top.join(doc), &read(&root.join(doc))?, 0o644)?;
+    }
+    // The README's links lead into docs/: its pages and charts go along
+    // (the benchmarks' raw CSV stays in the repository).
+    for page in docs(&root.join("docs"))? {
+        let relative = page.strip_prefix(&root).map_err(|e| e.to_string())?;
+        put(&top.join(relative), &read(&page)?, 0o644)?;
     }
     normalize_tree(&stage, dist.epoch)?;
     let tar = dist.work.join(format!("{name}.tar"));
@@ -326,6 +333,22 @@ fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBu
     let archive = dist.out.join(format!("{name}.tar.gz"));
     gzip(&tar, &archive)?;
     Ok(archive)
+}
+
+/// The Markdown pages and SVG charts under `dir`, sorted.
+fn docs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut found = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            found.extend(docs(&path)?);
+        } else if path.extension().is_some_and(|e| e == "md" || e == "svg") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// For this machine's architecture: the `vminit-image` tarball `name`,

@@ -29,11 +29,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::arch::Arch;
-use crate::initramfs::Console;
-use crate::kernel;
-use crate::qemu::{self, Boot};
-use crate::vm::{self, Kit};
+use super::arch::Arch;
+use super::initramfs::Console;
+use super::kernel;
+use super::kit::{self, Kit};
+use super::qemu::{self, Boot};
 
 /// Longest a `run` may take before QEMU is stopped: a guard, not a limit
 /// anyone should meet.
@@ -184,7 +184,7 @@ pub fn run(args: &[String]) -> Result<i32, String> {
     if let Some(dir) = &request.workdir {
         push(&format!("workdir={dir}"));
     }
-    let fits = vm::cmdline_for(&request.env, &request.argv);
+    let fits = kit::cmdline_for(&request.env, &request.argv);
     if request.metadata.is_some() || fits.is_none() {
         // The user's file, with what did not fit on the command line merged in.
         let mut metadata = match &request.metadata {
@@ -200,8 +200,8 @@ pub fn run(args: &[String]) -> Result<i32, String> {
             Some(words) => tail.push_str(words),
             None => metadata.merge(&request.env, &request.argv)?,
         }
-        files.push((vm::GUEST_METADATA.into(), metadata.0.into_bytes(), 0o644));
-        push(&format!("metadata={}", vm::GUEST_METADATA));
+        files.push((kit::GUEST_METADATA.into(), metadata.0.into_bytes(), 0o644));
+        push(&format!("metadata={}", kit::GUEST_METADATA));
         if !tail.is_empty() {
             push(&tail);
         }
@@ -272,14 +272,14 @@ mod ctrl_c {
                     eprintln!(
                         "\nxtask: Ctrl-C: pressing the guest's power button (the app gets its stop signal); Ctrl-C again quits QEMU"
                     );
-                    if let Err(e) = crate::qemu::qmp(&socket, crate::qemu::POWER_BUTTON) {
+                    if let Err(e) = crate::vm::qemu::qmp(&socket, crate::vm::qemu::POWER_BUTTON) {
                         eprintln!("xtask: {e}");
                     }
                 }
                 if presses >= 2 && acted == 1 {
                     acted = 2;
                     eprintln!("\nxtask: Ctrl-C again: quitting QEMU (a power cut for the guest)");
-                    let _ = crate::qemu::qmp(&socket, r#"{"execute": "quit"}"#);
+                    let _ = crate::vm::qemu::qmp(&socket, r#"{"execute": "quit"}"#);
                 }
             }
         })
@@ -340,7 +340,7 @@ fn run_image(request: &Request, kit: &Kit, source: &str) -> Result<i32, String> 
         cmdline.push_str(word);
     }
     // --env and a command go on the kernel line, above the image's metadata.
-    let words = vm::cmdline_for(&request.env, &request.argv).ok_or(
+    let words = kit::cmdline_for(&request.env, &request.argv).ok_or(
         "with --image, --env and the command go on the kernel command line, which cannot carry \
          them (a double quote, a newline, or too long): give the image a command or an Env",
     )?;

@@ -19,10 +19,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::initramfs::Console as ConsoleNodes;
-use crate::qemu::{self, Boot, Console};
-use crate::vm::Kit;
-use crate::{cmd, stats};
+use super::stats;
+use crate::cmd;
+use crate::vm::initramfs::Console as ConsoleNodes;
+use crate::vm::kit::Kit;
+use crate::vm::qemu::{self, Boot, Console};
 
 /// The app both inits run: two kmsg marks, at priority 2 so that `quiet`
 /// still prints them on the console.
@@ -192,14 +193,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// The two disk boots: the disk modules only, then those and an ext4 root
 /// disk with an ext4 volume.
 fn disk_boots(kit: &Kit) -> Result<[Boot; 2], String> {
-    let files = crate::kernel::module_files(&kit.kernel, DISK_MODULES)?;
+    let files = crate::vm::kernel::module_files(&kit.kernel, DISK_MODULES)?;
     let image = kit.image("bench-vminit-disks", ConsoleNodes::Nodes, files)?;
     let dir = cmd::root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let root = dir.join("root.ext4");
     let data = dir.join("data.ext4");
-    crate::disk::root_image(&root, &kit.busybox, &[], 64, |_| Ok(()))?;
-    crate::disk::empty(&data, 32)?;
+    crate::vm::disk::root_image(&root, &kit.busybox, &[], 64, |_| Ok(()))?;
+    crate::vm::disk::empty(&data, 32)?;
     let modules = format!(
         "{BENCH_CMDLINE} vminit.verbosity=debug vminit.modules={}",
         DISK_MODULES.join(",")

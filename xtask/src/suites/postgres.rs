@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vminit_image::build::Format;
 
-use crate::scenarios::{boot, build_with, check, free_port};
-use crate::vm::Kit;
-use crate::{cmd, disk, qemu};
+use super::scenarios::{boot, build_with, check, free_port};
+use crate::cmd;
+use crate::vm::kit::Kit;
+use crate::vm::{disk, qemu};
 
 /// The rows boot 1 writes, one transaction each.
 const ROWS: u32 = 100;
@@ -59,7 +60,7 @@ fn initdb_step() -> serde_json::Value {
 
 pub fn scenario(kit: &Kit) -> Result<(), String> {
     crate::setup::packages(&[("umoci", "umoci"), ("psql", "postgresql-client")])?;
-    let root = crate::scenarios::cached_debian_root("debian-postgresql", "postgresql-15")?;
+    let root = super::scenarios::cached_debian_root("debian-postgresql", "postgresql-15")?;
     let work = cmd::root().join("target/vm/umoci-postgres");
     if !work.join("layout/index.json").exists() {
         cmd::run(

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::arch::Arch;
+use super::arch::Arch;
 use crate::cmd;
 
 /// Kernel parameters every boot gets, before the caller's: the serial

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::arch::Arch;
+use crate::vm::arch::Arch;
 use crate::{cmd, setup};
 
 /// Builds the static binary for this machine and returns its path.

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use vminit_image::build::{Built, Format, Options};
 use vminit_image::source::Source;
 
-use crate::qemu::{self, Boot, Console};
-use crate::vm::Kit;
-use crate::{cmd, disk, kernel};
+use crate::cmd;
+use crate::vm::kit::Kit;
+use crate::vm::qemu::{self, Boot, Console};
+use crate::vm::{disk, kernel};
 
 /// A hang guard per boot of a real image under TCG.
 const GUARD: Duration = Duration::from_secs(300);
@@ -55,7 +56,7 @@ pub fn run(kit: &Kit, filter: Option<&str>) -> Vec<(&'static str, Result<(), Str
             "the_same_image_boots_from_an_erofs_root_disk" => busybox_image(kit, Format::Erofs),
             "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del" => nginx(kit),
             "postgresql_from_its_image_initialised_stopped_cleanly_its_rows_kept" => {
-                crate::postgres::scenario(kit)
+                super::postgres::scenario(kit)
             }
             _ => sqlite(kit),
         };

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::arch::Arch;
+use super::arch::Arch;
 use crate::cmd;
 
 /// vminit's cache directory (`$XDG_CACHE_HOME/vminit` or `~/.cache/vminit`).

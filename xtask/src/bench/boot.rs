@@ -46,10 +46,13 @@ use std::time::{Duration, Instant};
 use vminit_image::build::{Built, Format, Options};
 use vminit_image::source::Source;
 
-use crate::initramfs::Console as ConsoleNodes;
-use crate::qemu::{self, Boot, Console};
-use crate::vm::Kit;
-use crate::{cmd, kernel, scenarios, stats};
+use super::stats;
+use crate::cmd;
+use crate::suites::scenarios;
+use crate::vm::initramfs::Console as ConsoleNodes;
+use crate::vm::kernel;
+use crate::vm::kit::Kit;
+use crate::vm::qemu::{self, Boot, Console};
 
 /// A hang guard per boot: systemd under TCG takes 15 s to serve.
 const GUARD: Duration = Duration::from_secs(300);

@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::arch::Arch;
-use crate::initramfs::{self, Console, Contents};
-use crate::qemu::Boot;
-use crate::{build, cmd, kernel, qemu, setup};
+use super::arch::Arch;
+use super::initramfs::{self, Console, Contents};
+use super::qemu::Boot;
+use super::{kernel, qemu};
+use crate::release::build;
+use crate::{cmd, setup};
 
 /// Where the guest finds a metadata file that xtask wrote for it.
 pub const GUEST_METADATA: &str = "/etc/vminit/metadata.json";

@@ -31,7 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{build, cmd, setup, stats};
+use super::stats;
+use crate::release::build;
+use crate::{cmd, setup};
 
 /// One init under test.
 #[derive(Debug, Clone)]

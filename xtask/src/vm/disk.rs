@@ -26,7 +26,7 @@ pub fn busybox_tree(dir: &Path, busybox: &Path, more: &[&str]) -> Result<(), Str
         std::fs::create_dir_all(dir.join(sub)).map_err(io)?;
     }
     std::fs::copy(busybox, dir.join("bin/busybox")).map_err(io)?;
-    for applet in crate::initramfs::applets()?
+    for applet in super::initramfs::applets()?
         .iter()
         .filter(|a| *a != "busybox")
     {

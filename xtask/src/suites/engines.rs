@@ -31,7 +31,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::{build, cmd, kernel, setup, vm};
+use crate::release::build;
+use crate::vm::{kernel, kit};
+use crate::{cmd, setup};
 
 /// Commands the engine tests use, and the Debian packages with them.
 const PACKAGES: &[(&str, &str)] = &[
@@ -120,7 +122,7 @@ pub fn run_matching(filter: Option<&str>) -> Result<(), String> {
         None => build::static_binary()?,
     };
     let work = cmd::root().join("target/engines");
-    let tarball = root_tarball(&vm::static_busybox()?, &work)?;
+    let tarball = root_tarball(&kit::static_busybox()?, &work)?;
 
     let mut results = Vec::new();
     for kind in [Kind::Podman, Kind::Docker] {
@@ -169,7 +171,7 @@ pub fn run_matching(filter: Option<&str>) -> Result<(), String> {
 /// directories a container root has.
 fn root_tarball(busybox: &Path, work: &Path) -> Result<PathBuf, String> {
     let dir = work.join("root");
-    crate::disk::busybox_tree(&dir, busybox, &[])?;
+    crate::vm::disk::busybox_tree(&dir, busybox, &[])?;
     let tarball = work.join("root.tar");
     cmd::output(
         Command::new("tar")

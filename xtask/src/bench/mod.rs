@@ -1,0 +1,16 @@
+//! The benchmarks, each writing its table under `target/bench/`:
+//!
+//! - [`peers`]: vminit against tini, dumb-init and catatonit (`bench`),
+//!   with [`helper`], the processes it runs as the init's child
+//!   (`bench-helper`);
+//! - [`vm`]: boot timings in a microVM, against a shell-script init
+//!   (`bench-vm`);
+//! - [`boot`]: one nginx image booted to serving under vminit, systemd,
+//!   busybox init and a script (`bench-boot`);
+//! - [`stats`]: the summaries and intervals they share.
+
+pub mod boot;
+pub mod helper;
+pub mod peers;
+pub mod stats;
+pub mod vm;

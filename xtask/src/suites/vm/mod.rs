@@ -1,0 +1,376 @@
+//! The VM test suite: each case boots the stock kernel in QEMU with vminit
+//! as `/init` and checks the console and the exit status. Checks that need
+//! no separate boot share one, where that hides no failure.
+//!
+//! Prints one line per case and a closing `N passed, N failed` line.
+//!
+//! The cases are in one file per concern, each with its table: [`boot`],
+//! [`signals`], [`power`], [`network`], [`report`], [`hostile`] and
+//! [`disks`], which the runner here takes in that order; [`checks`] holds what the cases check of a boot, [`image`]
+//! the test images' contents.
+
+mod boot;
+mod checks;
+mod disks;
+mod hostile;
+mod image;
+mod network;
+mod power;
+mod report;
+mod signals;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::cmd;
+use crate::release::build;
+use crate::vm::arch::Arch;
+use crate::vm::initramfs::Console as ConsoleNodes;
+use crate::vm::kernel;
+use crate::vm::kit::Kit;
+use crate::vm::qemu::{self, Boot, Console};
+
+/// A hang guard per boot (a TCG boot takes 5-10 s here).
+const GUARD: Duration = Duration::from_secs(180);
+
+/// One boot and what must hold of it.
+struct Case {
+    name: &'static str,
+    image: Image,
+    /// Appended to [`qemu::base_cmdline`]; also checked with `--check`
+    /// on the host, whose verdict the case sees in [`Outside`].
+    cmdline: &'static str,
+    /// In turn: once a console line contains the first, send QMP the
+    /// second (Ctrl-Alt-Del, the power button, a disk's throttle).
+    qmp_after: &'static [(&'static str, &'static str)],
+    /// Virtual devices the case needs besides the serial console.
+    devices: &'static [Device],
+    check: fn(&Console, &Outside) -> Result<(), String>,
+}
+
+/// Which test image a case boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Image {
+    Normal,
+    /// `/dev/console` missing: the kernel starts init with fds 0-2 closed.
+    NoConsole,
+    /// A read-only root: `/init` is a script that makes `/etc/resolv.conf`
+    /// a symlink into `/run` (as systemd-resolved's images have it) and
+    /// `/etc/hosts` one to `/etc/static/hosts` (as NixOS has it), remounts
+    /// `/` read-only and execs vminit (`/sbin/vminit`) as PID 1.
+    ReadOnlyRoot,
+}
+
+/// A device and its host side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Device {
+    /// virtio-net with QEMU's user networking, and an HTTP server on the
+    /// host's loopback (10.0.2.2 in the guest); `{http_port}` in the
+    /// command line is replaced by its port.
+    Net,
+    /// A virtio-serial port named `org.vminit.exit`, written to a file.
+    ExitPort,
+    /// `/dev/vda`: a fresh copy of the root disk (ext4 with busybox, see
+    /// [`disks::ROOT_FILES`]).
+    RootDisk,
+    /// The next `/dev/vd*`: a fresh, empty ext4 disk of 32 MiB.
+    DataDisk,
+}
+
+/// What the host side of the devices saw.
+#[derive(Debug, Default)]
+struct Outside {
+    /// Request lines the HTTP server received.
+    http_requests: Vec<String>,
+    /// What the guest wrote to the `org.vminit.exit` port.
+    port_record: String,
+    /// `vminit --check --cmdline` on the host, of the boot's whole line:
+    /// its exit status and standard error.
+    check: (i32, String),
+    /// The disks after the VM stopped.
+    root_disk: Option<std::path::PathBuf>,
+    data_disk: Option<std::path::PathBuf>,
+}
+
+impl Outside {
+    /// Checks that each disk the case had is a clean ext4 (`e2fsck -fn`).
+    fn disks_clean(&self) -> Result<(), String> {
+        for disk in self.root_disk.iter().chain(&self.data_disk) {
+            crate::vm::disk::check(disk)?;
+        }
+        Ok(())
+    }
+
+    /// A file on the data disk, or on the root disk.
+    fn read(&self, data: bool, path: &str) -> Result<String, String> {
+        let disk = if data {
+            &self.data_disk
+        } else {
+            &self.root_disk
+        };
+        match disk {
+            Some(disk) => crate::vm::disk::read(disk, path),
+            None => Err("the case has no such disk".into()),
+        }
+    }
+}
+
+/// Cases that need x86's keyboard controller (Ctrl-Alt-Del is an i8042
+/// key press; arm64 `virt` has no keyboard to press it on).
+const X86_ONLY: &[&str] = &[
+    "ctrl_alt_del_from_the_host_reaches_the_app_as_sigint",
+    "ctrl_alt_del_during_writes_leaves_the_volume_clean",
+];
+
+/// Every case for `arch`: the tables of each concern, one after another.
+fn cases(arch: Arch) -> Vec<Case> {
+    let mut cases: Vec<Case> = [
+        boot::cases(),
+        signals::cases(),
+        power::cases(arch),
+        network::cases(),
+        report::cases(),
+        hostile::cases(),
+        disks::cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if arch != Arch::X86_64 {
+        cases.retain(|case| !X86_ONLY.contains(&case.name));
+    }
+    cases
+}
+
+/// Runs every case for `arch` (or those whose name contains `filter`), two
+/// boots at a time (a TCG boot keeps one core busy); the scenarios (Debian
+/// amd64 images) on x86-64 only.
+pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
+    if arch != Arch::host() {
+        // `--check` on the host runs the guest's own binary.
+        crate::setup::binfmt(arch)?;
+    }
+    let kit = Kit::prepare_for(None, arch)?;
+    let mut files: Vec<(String, Vec<u8>, u32)> = image::FILES
+        .iter()
+        .map(|(path, text)| ((*path).to_owned(), text.as_bytes().to_vec(), 0o755))
+        .collect();
+    files.extend(kernel::module_files(&kit.kernel, image::MODULES)?);
+    files.extend(kernel::module_files(
+        &kit.kernel,
+        arch.power_button_modules(),
+    )?);
+    let listener = build::guest_tool("vsock-listen", arch)?;
+    let listener = std::fs::read(&listener).map_err(|e| format!("{}: {e}", listener.display()))?;
+    files.push(("/tests/vsock-listen".into(), listener, 0o755));
+    let normal = kit.image("tests", ConsoleNodes::Nodes, files.clone())?;
+    let no_console = kit.image("tests-no-console", ConsoleNodes::Missing, files.clone())?;
+    let mut read_only_files = files;
+    let vminit =
+        std::fs::read(&kit.vminit).map_err(|e| format!("{}: {e}", kit.vminit.display()))?;
+    read_only_files.push(("/sbin/vminit".into(), vminit, 0o755));
+    let read_only = kit.image_with_init(
+        "tests-read-only",
+        Some(image::READ_ONLY_INIT),
+        ConsoleNodes::Nodes,
+        read_only_files,
+    )?;
+    crate::setup::packages(crate::vm::disk::TOOLS)?;
+    let root_image = cmd::root().join("target/vm/root.ext4");
+    crate::vm::disk::root_image(
+        &root_image,
+        &kit.busybox,
+        disks::ROOT_FILES,
+        64,
+        disks::image_run,
+    )?;
+    eprintln!(
+        "VM tests: {} with {:?}",
+        kit.kernel.display(),
+        kit.accel(&normal)
+    );
+
+    let chosen = cases(arch)
+        .into_iter()
+        .filter(|case| filter.is_none_or(|f| case.name.contains(f)))
+        .enumerate()
+        .collect::<Vec<_>>();
+    let scenarios = arch == Arch::X86_64
+        && super::scenarios::NAMES
+            .iter()
+            .any(|name| filter.is_none_or(|f| name.contains(f)));
+    if chosen.is_empty() && !scenarios {
+        return Err(format!("no VM test case matches {filter:?}"));
+    }
+    let queue = Mutex::new(chosen);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some((index, case)) = queue.lock().unwrap().pop() {
+                    let initrd = match case.image {
+                        Image::Normal => &normal,
+                        Image::NoConsole => &no_console,
+                        Image::ReadOnlyRoot => &read_only,
+                    };
+                    let outcome = run_case(&case, &kit, initrd, &root_image, index);
+                    results.lock().unwrap().push((case.name, outcome));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    // Real software, one boot at a time: these images are large.
+    if arch == Arch::X86_64 {
+        results.extend(super::scenarios::run(&kit, filter));
+    }
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    println!(
+        "{}: {} passed, {failed} failed",
+        arch.name(),
+        results.len() - failed
+    );
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} VM test(s) failed"))
+    }
+}
+
+fn run_case(
+    case: &Case,
+    kit: &Kit,
+    initrd: &std::path::Path,
+    root_image: &std::path::Path,
+    index: usize,
+) -> Result<(), String> {
+    let qmp = (!case.qmp_after.is_empty()).then(|| {
+        std::env::temp_dir().join(format!("vminit-qmp-{}-{index}.sock", std::process::id()))
+    });
+    let mut cmdline = case
+        .cmdline
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut devices: Vec<String> = Vec::new();
+    let mut http = None;
+    let port_file = std::env::temp_dir().join(format!(
+        "vminit-exit-port-{}-{index}.json",
+        std::process::id()
+    ));
+    let disk_path = |what: &str| cmd::root().join(format!("target/vm/{}-{what}.ext4", case.name));
+    let mut root_disk = None;
+    let mut data_disk = None;
+    for device in case.devices {
+        match device {
+            Device::RootDisk => {
+                let path = disk_path("root");
+                std::fs::copy(root_image, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                devices.extend(qemu::disk(&path, "root", false));
+                root_disk = Some(path);
+            }
+            Device::DataDisk => {
+                let path = disk_path("data");
+                crate::vm::disk::empty(&path, 32)?;
+                devices.extend(qemu::disk(&path, "data", false));
+                data_disk = Some(path);
+            }
+            Device::Net => {
+                let server = network::HttpServer::start()?;
+                cmdline = cmdline.replace("{http_port}", &server.port.to_string());
+                http = Some(server);
+                devices.extend(qemu::user_net());
+            }
+            Device::ExitPort => {
+                devices.extend([
+                    "-device".into(),
+                    "virtio-serial-device".into(),
+                    "-chardev".into(),
+                    format!("file,id=exitrec,path={}", port_file.display()),
+                    "-device".into(),
+                    "virtserialport,chardev=exitrec,name=org.vminit.exit".into(),
+                ]);
+            }
+        }
+    }
+    let boot = Boot {
+        qmp: qmp.clone(),
+        devices,
+        ..kit.boot(initrd, cmdline)
+    };
+    let mut sent: Result<(), String> = Ok(());
+    let mut next = case.qmp_after.iter();
+    let mut waiting_for = next.next();
+    let result = qemu::run(&boot, GUARD, false, |line| {
+        if let (Some((marker, command)), Some(socket)) = (waiting_for, &qmp)
+            && line.contains(marker)
+        {
+            waiting_for = next.next();
+            if sent.is_ok() {
+                sent = qemu::qmp(socket, command);
+            }
+        }
+    });
+    if let Some(socket) = &qmp {
+        let _ = std::fs::remove_file(socket);
+    }
+    let outside = Outside {
+        http_requests: http.map(network::HttpServer::stop).unwrap_or_default(),
+        port_record: std::fs::read_to_string(&port_file).unwrap_or_default(),
+        check: check_on_host(kit, &boot.cmdline)?,
+        root_disk,
+        data_disk,
+    };
+    let _ = std::fs::remove_file(&port_file);
+    let remove_disks = |outside: &Outside| {
+        for disk in outside.root_disk.iter().chain(&outside.data_disk) {
+            let _ = std::fs::remove_file(disk);
+        }
+    };
+    let outcome = result.and_then(|console| {
+        sent.clone()?;
+        (case.check)(&console, &outside)
+            .map_err(|e| format!("{e}\n--- console ---\n{}", console.text()))?;
+        Ok(console.wall)
+    });
+    remove_disks(&outside);
+    match &outcome {
+        Ok(wall) => println!(
+            "test vm::{} ... ok ({:.1} s)",
+            case.name,
+            wall.as_secs_f64()
+        ),
+        Err(e) => println!("test vm::{} ... FAILED\n{e}", case.name),
+    }
+    outcome.map(|_| ())
+}
+
+/// `vminit --check --cmdline` on the host with the boot's whole line.
+fn check_on_host(kit: &Kit, cmdline: &str) -> Result<(i32, String), String> {
+    let line = format!("{} {cmdline}", qemu::base_cmdline(kit.arch));
+    let output = std::process::Command::new(&kit.vminit)
+        .args(["--check", "--cmdline", &line])
+        .output()
+        .map_err(|e| format!("{}: {e}", kit.vminit.display()))?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_has_a_name_of_its_own() {
+        let names: Vec<&str> = cases(Arch::X86_64).iter().map(|c| c.name).collect();
+        let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for name in X86_ONLY {
+            assert!(names.contains(name), "{name}");
+        }
+        let arm = cases(Arch::Aarch64).len();
+        assert_eq!(arm, names.len() - X86_ONLY.len());
+    }
+}

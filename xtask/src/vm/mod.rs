@@ -1,0 +1,19 @@
+//! The launcher: what boots a microVM, for `cargo xtask run`, the suites
+//! and the benchmarks.
+//!
+//! - [`arch`]: the architectures, and what each needs;
+//! - [`kernel`]: the stock Debian kernel and its modules;
+//! - [`initramfs`]: the initramfs, with vminit as `/init`;
+//! - [`disk`]: ext4 disk images;
+//! - [`qemu`]: QEMU's command line, its serial console and QMP;
+//! - [`kit`]: all of these prepared for a boot, and a command put on the
+//!   kernel command line;
+//! - [`run`]: `cargo xtask run`.
+
+pub mod arch;
+pub mod disk;
+pub mod initramfs;
+pub mod kernel;
+pub mod kit;
+pub mod qemu;
+pub mod run;
