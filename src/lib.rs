@@ -13,11 +13,13 @@
 //! - [`sys`]: the thin wrappers over the kernel, one module per syscall
 //!   family, and all of the crate's `unsafe`.
 //!
-//! [`run`] puts them together from start to end; `main.rs` only hands over
-//! `argv`; [`log`] is the `vminit:` log.
+//! [`run`] puts them together from start to end, and [`end`] is how every
+//! path of it ends (the exit record, then the exit code or the machine's
+//! end); `main.rs` only hands over `argv`; [`log`] is the `vminit:` log.
 
 pub mod app;
 pub mod config;
+pub mod end;
 pub mod log;
 pub mod machine;
 pub mod record;

@@ -1,145 +1,32 @@
-//! vminit from start to end: decide the mode, load the configuration,
-//! prepare the machine, run the application, stop what is left, finish.
+//! vminit from start to end, as its phases: `begin` (signals, stdio, the
+//! panic hook), the mode (`choose_mode`), the configuration
+//! (`load_config`), the machine (`prepare_machine`), the app (`prepare_app`:
+//! user, environment, limits, set-up steps; then `start_app`), its
+//! supervision (`supervise`), and the end ([`crate::end`]).
 //!
 //! A VM's init must never exit (that is a kernel panic), so in VM mode every
 //! path, errors included, ends in [`machine::shutdown`]; in a container,
 //! vminit exits with the application's status.
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::app::identity::{self, Identity, IdentityError};
-use crate::app::supervisor::{Outcome, Scope, Supervisor};
-use crate::config::channels::VsockAddr;
-use crate::config::cli::{self, CmdlineArg, Mode, Options};
-use crate::config::error::{ConfigError, Source, escape};
-use crate::config::mounts::DEFAULT_WAIT;
-use crate::config::net::NetSettings;
-use crate::config::settings::{LogTarget, Shutdown};
-use crate::config::signals;
-use crate::config::user::UserSpec;
-use crate::config::{self, CmdlineInput, Config, FileId, cmdline};
+use crate::app::identity::Identity;
+use crate::app::start;
+use crate::app::supervisor::{Scope, Supervisor};
+use crate::config::cli::{self, Mode, Options};
+use crate::config::error::{Source, quote};
+use crate::config::settings::LogTarget;
+use crate::config::{self, Config, FileId, cmdline, signals};
+use crate::end::{self, Ending};
 use crate::machine::power_button::PowerButton;
-use crate::machine::setup::{self, SetupError};
-use crate::record::{
-    self, EXIT_CANNOT_RUN, EXIT_CONFIG, EXIT_INTERNAL, EXIT_NOT_FOUND, Report, Timings, oom, steps,
-};
-use crate::sys::credentials::{self, RawLimit};
-use crate::sys::process::{SpawnError, Step};
-use crate::sys::{clock, power, process, signal, stdio, tty};
+use crate::machine::setup;
+use crate::record::{EXIT_CANNOT_RUN, EXIT_CONFIG, oom, steps};
+use crate::sys::credentials::RawLimit;
+use crate::sys::{clock, process, signal, stdio, tty};
 use crate::{debug, error, info, log, machine, warn};
-
-/// The `PATH` a kernel-started init lacks (the kernel sets only HOME and TERM).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Restart rather than power off when vminit panics; set once configured.
-static PANIC_RESTARTS: AtomicBool = AtomicBool::new(false);
-
-/// How this run ends.
-#[derive(Debug)]
-struct Ending {
-    vm: bool,
-    real_machine: bool,
-    /// `machine::prepare` ran (mounts, `/run/vminit`).
-    prepared: bool,
-    shutdown: Shutdown,
-    /// Where the exit record goes besides the console and the status file.
-    report_port: Option<String>,
-    report_vsock: Option<VsockAddr>,
-    /// The kernel log, read for OOM kills once the app ends.
-    oom_watch: Option<oom::Watch>,
-    timings: Timings,
-    /// The record, once made: the host channels get it only once.
-    record: Option<Report>,
-    /// The metadata file hidden under a bind mount of `/dev/null`.
-    hidden_metadata: Option<String>,
-}
-
-impl Ending {
-    /// Takes the shutdown action and the host channels from `config`.
-    fn adopt(&mut self, config: &Config) {
-        self.shutdown = config.shutdown;
-        self.report_port.clone_from(&config.report_port);
-        self.report_vsock = config.report_vsock;
-        PANIC_RESTARTS.store(self.shutdown == Shutdown::Reboot, Ordering::Relaxed);
-    }
-
-    /// Makes the exit record and, in VM mode, sends it to the host
-    /// channels: as soon as the app's status is known, so that neither a
-    /// grace period nor a slow sync delays it.
-    fn record(&mut self, exit_code: i32, signal: Option<i32>) -> Report {
-        if let Some(record) = self.record {
-            return record;
-        }
-        // Also a shell that ran the app without exec: it exits with 137.
-        let killed = signal == Some(libc::SIGKILL) || exit_code == 128 + libc::SIGKILL;
-        let victims = self
-            .oom_watch
-            .take()
-            .map(|mut w| w.victims(killed))
-            .unwrap_or_default();
-        for victim in &victims {
-            warn!(
-                "the kernel's OOM killer killed pid {} ({})",
-                victim.pid,
-                escape(&victim.command)
-            );
-        }
-        let record = Report {
-            exit_code,
-            signal,
-            oom_killed: !victims.is_empty(),
-            timings: self.timings,
-        };
-        let channels = self.report_port.is_some() || self.report_vsock.is_some();
-        if self.vm && !self.real_machine && channels {
-            // As modules and the network: the host's vsock and ports
-            // are not this namespace's to dial.
-            warn!("report.* channels are a machine's: skipped in a PID namespace");
-        } else if self.vm {
-            if let Some(name) = &self.report_port {
-                match record::send_to_port(&record, name) {
-                    Ok(()) => debug!("sent the exit record to port {name}"),
-                    Err(e) => warn!("{}", log::chain(&e)),
-                }
-            }
-            if let Some(address) = self.report_vsock {
-                match record::send_to_vsock(&record, address) {
-                    Ok(()) => debug!("sent the exit record to vsock {address}"),
-                    Err(e) => warn!("{}", log::chain(&e)),
-                }
-            }
-        }
-        self.record = Some(record);
-        record
-    }
-
-    /// Container: returns the exit code for `main`. VM: never returns.
-    fn finish(&mut self, exit_code: i32, signal: Option<i32>) -> i32 {
-        log::bound_console();
-        if let Some(path) = self.hidden_metadata.take().filter(|_| !self.vm) {
-            // The caller's mount namespace outlives a container's vminit.
-            if let Err(e) = crate::sys::mount::detach(&path) {
-                warn!("cannot remove the mount that hid {path}: {e}");
-            }
-        }
-        if self.vm {
-            if !self.prepared {
-                // An error before set-up: the channels need /sys, the
-                // status file /run.
-                machine::prepare(self.real_machine);
-                self.prepared = true;
-            }
-            let record = self.record(exit_code, signal);
-            machine::shutdown(record, self.shutdown, self.real_machine);
-        }
-        exit_code
-    }
-}
 
 /// The revision vminit was built from (see `build.rs`): a short commit
 /// hash, or `unknown` outside git.
@@ -163,8 +50,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         let (options, kernel_line) = choose_mode(ending, words, pid1)?;
         let (config, from_kernel) = load_config(ending, &options, kernel_line.as_deref())?;
         let line = kernel_line.as_deref().unwrap_or_default();
-        let prepared = prepare_app(ending, &config, pid1, line, from_kernel)?;
-        Ok(start_and_supervise(ending, &config, prepared))
+        let hostname = prepare_machine(ending, &config, pid1, line)?;
+        let prepared = prepare_app(ending, &config, pid1, hostname, from_kernel)?;
+        let (app, button) = start_app(ending, &config, &prepared)?;
+        Ok(supervise(ending, &config, prepared.scope, app, button))
     };
     match phases(&mut ending) {
         Ok(code) | Err(code) => code,
@@ -198,31 +87,16 @@ fn begin() -> (Ending, bool) {
     let auto_vm = pid1 && process::in_initial_pid_namespace() != Some(false);
     if auto_vm {
         machine::open_console_if_closed();
-        install_panic_hook();
+        end::install_panic_hook();
     } else if !stdio::closed().is_empty() {
         let _ = stdio::fill_from("/dev/null");
     }
-    let ending = Ending {
-        vm: auto_vm,
-        // Corrected once the mode is known; an auto-detected VM is a machine.
-        real_machine: auto_vm,
-        prepared: false,
-        shutdown: Shutdown::default(),
-        report_port: None,
-        report_vsock: None,
-        oom_watch: None,
-        timings: Timings {
-            init_start,
-            ..Timings::default()
-        },
-        record: None,
-        hidden_metadata: None,
-    };
-    (ending, pid1)
+    (Ending::new(auto_vm, init_start), pid1)
 }
 
-/// Reads the options (unless the kernel started vminit with the app's
-/// argv) and settles the mode; in a VM prepares the machine's mounts.
+/// The mode: reads the options (unless the kernel started vminit with the
+/// app's argv) and settles the mode ([`settle_mode`]); in a VM prepares
+/// the machine's mounts.
 /// Answers `--help` and `--version`. Returns the options and, in VM mode,
 /// the kernel command line; `Err` with the exit status once ended.
 fn choose_mode(
@@ -231,12 +105,16 @@ fn choose_mode(
     pid1: bool,
 ) -> Result<(Options, Option<Vec<u8>>), i32> {
     let auto_vm = ending.vm;
-    let kernel_line = if auto_vm { read_kernel_cmdline() } else { None };
+    let kernel_line = if auto_vm {
+        machine::read_kernel_cmdline()
+    } else {
+        None
+    };
     // The kernel starts init with the words after `--` as its argv: those
     // are the app's, not options, and the command line says the same.
     let options = if kernel_line
         .as_deref()
-        .is_some_and(|line| started_by_kernel(line, words))
+        .is_some_and(|line| cmdline::started_by_kernel(line, words))
     {
         Options::default()
     } else {
@@ -248,11 +126,41 @@ fn choose_mode(
                 if pid1 && cli::requested_mode(words) == Mode::Vm {
                     ending.vm = true;
                 }
-                ending.adopt(&lenient_config(None, kernel_line.as_deref()));
+                ending.adopt(&config::lenient(None, kernel_line.as_deref()));
                 return Err(ending.finish(EXIT_CONFIG, None));
             }
         }
     };
+    settle_mode(ending, &options, auto_vm, pid1, kernel_line.as_deref())?;
+    let kernel_line = match (ending.vm, kernel_line) {
+        (true, None) => machine::read_kernel_cmdline(),
+        (vm, line) => line.filter(|_| vm),
+    };
+    // Without /proc to tell, PID 1 in VM mode is the machine's (as for auto).
+    ending.real_machine = ending.vm && process::in_initial_pid_namespace() != Some(false);
+    if ending.vm {
+        // Before the configuration, which does not change it: an invalid
+        // configuration still leaves a status file in /run.
+        steps::time("mounts", || machine::prepare(ending.real_machine));
+        ending.prepared = true;
+    }
+    if options.help || options.version {
+        print_help_or_version(options.help);
+        return Err(ending.finish(0, None));
+    }
+    Ok((options, kernel_line))
+}
+
+/// Settles the mode the options ask for against what vminit is: a
+/// machine's PID 1 (`auto_vm`) cannot be a container's, and VM mode needs
+/// PID 1. `Err` with the exit status once ended.
+fn settle_mode(
+    ending: &mut Ending,
+    options: &Options,
+    auto_vm: bool,
+    pid1: bool,
+    kernel_line: Option<&[u8]>,
+) -> Result<(), i32> {
     ending.vm = match options.mode {
         Mode::Auto => auto_vm,
         Mode::Vm => true,
@@ -264,52 +172,37 @@ fn choose_mode(
         error!(
             "option: --mode container cannot be used by a machine's PID 1 (its exit panics the kernel)"
         );
-        ending.adopt(&lenient_config(
-            Some(&options.layer),
-            kernel_line.as_deref(),
-        ));
+        ending.adopt(&config::lenient(Some(&options.layer), kernel_line));
         return Err(ending.finish(EXIT_CONFIG, None));
     }
     if ending.vm && !pid1 {
         error!("option: --mode vm needs vminit to be PID 1");
         return Err(EXIT_CONFIG);
     }
-    let kernel_line = match (ending.vm, kernel_line) {
-        (true, None) => read_kernel_cmdline(),
-        (vm, line) => line.filter(|_| vm),
-    };
-    // Without /proc to tell, PID 1 in VM mode is the machine's (as for auto).
-    ending.real_machine = ending.vm && process::in_initial_pid_namespace() != Some(false);
-    if ending.vm {
-        // Before the configuration, which does not change it: an invalid
-        // configuration still leaves a status file in /run.
-        steps::time("mounts", || machine::prepare(ending.real_machine));
-        ending.prepared = true;
-    }
-
-    if options.help || options.version {
-        let text = if options.help {
-            cli::USAGE.to_owned()
-        } else {
-            version_line("vminit", env!("CARGO_PKG_VERSION")) + "\n"
-        };
-        let _ = std::io::stdout().write_all(text.as_bytes());
-        return Err(ending.finish(0, None));
-    }
-    Ok((options, kernel_line))
+    Ok(())
 }
 
-/// Reads and validates the whole configuration (`--check` answers here),
-/// sets up logging and acts on what must happen at once (hiding the
-/// metadata file). Returns it, and whether it came from the kernel line.
+/// Writes `--help`'s text (`help`), else `--version`'s line, to stdout.
+fn print_help_or_version(help: bool) {
+    let text = if help {
+        cli::USAGE.to_owned()
+    } else {
+        version_line("vminit", env!("CARGO_PKG_VERSION")) + "\n"
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// The configuration: reads and validates all of it (`--check` answers
+/// here), then acts on what must happen at once. Returns it, and whether
+/// it came from the kernel line.
 fn load_config(
     ending: &mut Ending,
     options: &Options,
     kernel_line: Option<&[u8]>,
 ) -> Result<(Config, bool), i32> {
     // Even when the configuration is invalid, end the machine the way it asks.
-    let lenient = || lenient_config(Some(&options.layer), kernel_line);
-    let cmdline_input = match cmdline_input(options, kernel_line) {
+    let lenient = || config::lenient(Some(&options.layer), kernel_line);
+    let cmdline_input = match config::cmdline_input(options, kernel_line) {
         Ok(input) => input,
         Err(e) => {
             error!("{e}");
@@ -318,7 +211,7 @@ fn load_config(
         }
     };
     // Which metadata file was read, for delete_metadata.
-    let metadata_read = std::cell::Cell::new(None);
+    let metadata_read = Cell::new(None);
     let read_metadata = |path: &Path| {
         config::read_identified(path).map(|(contents, id)| {
             metadata_read.set(Some(id));
@@ -342,7 +235,28 @@ fn load_config(
         let _ = writeln!(out, "{}", config.to_json()).and_then(|()| out.flush());
         return Err(ending.finish(0, None));
     }
+    let from_kernel = cmdline_input
+        .as_ref()
+        .is_some_and(|i| i.source == Source::KernelCmdline);
+    act_on_config(
+        ending,
+        &config,
+        metadata_read.get(),
+        kernel_line.filter(|_| from_kernel),
+    );
+    Ok((config, from_kernel))
+}
 
+/// What a valid configuration asks at once: the log set up, the metadata
+/// file (`metadata_read`) deleted; and a warning for `env.*` values on the
+/// kernel command line (`kernel_line`, when the configuration came from
+/// it), which every process can read.
+fn act_on_config(
+    ending: &mut Ending,
+    config: &Config,
+    metadata_read: Option<FileId>,
+    kernel_line: Option<&[u8]>,
+) {
     log::configure(config.verbosity, config.log_target);
     if config.log_target == LogTarget::Kmsg && ending.real_machine {
         if let Err(e) = log::lift_kmsg_rate_limit() {
@@ -353,13 +267,10 @@ fn load_config(
     }
     if config.delete_metadata {
         if let Some(path) = &config.metadata {
-            ending.hidden_metadata = delete_metadata(path, metadata_read.get());
+            ending.hidden_metadata = delete_metadata(path, metadata_read);
         }
     }
-    let from_kernel = cmdline_input
-        .as_ref()
-        .is_some_and(|i| i.source == Source::KernelCmdline);
-    if let Some(line) = kernel_line.filter(|_| from_kernel) {
+    if let Some(line) = kernel_line {
         let tokens = cmdline::tokenize(line);
         if tokens.params.iter().any(|p| p.name.starts_with(b"env.")) {
             warn!(
@@ -368,31 +279,58 @@ fn load_config(
             );
         }
     }
-    Ok((config, from_kernel))
 }
 
-/// Prepares the machine and what the app needs (user, environment,
-/// limits, working directory), and runs the set-up steps.
-fn prepare_app(
+/// The machine: vminit made the subreaper when it is neither PID 1 nor a
+/// VM's init, the host name set; in VM mode the machine set up (modules,
+/// root, volumes, network) and the volumes given their owners, elsewhere a
+/// warning for the settings that only a VM applies. `line` (the kernel
+/// command line) gives modules their parameters. Returns the host name,
+/// if one was set.
+fn prepare_machine(
     ending: &mut Ending,
     config: &Config,
     pid1: bool,
     line: &[u8],
-    from_kernel: bool,
-) -> Result<Prepared, i32> {
+) -> Result<Option<String>, i32> {
     if !ending.vm && !pid1 {
         if let Err(e) = process::become_subreaper() {
             warn!("cannot become a child subreaper, orphans will not be reaped: {e}");
         }
     }
-
-    let hostname = name_machine(config, ending.vm, ending.real_machine);
-    if let Err(message) = prepare_machine(config, ending, line, hostname.as_deref()) {
+    let hostname = machine::name_machine(config, ending.vm, ending.real_machine);
+    if !ending.vm {
+        if setup::asks_for_machine(config)
+            || !config.mounts.is_empty()
+            || config.report_port.is_some()
+            || config.report_vsock.is_some()
+        {
+            warn!("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored");
+        }
+        return Ok(hostname);
+    }
+    let set_up = setup::set_up_machine(config, ending.real_machine, line, hostname.as_deref())
+        .map_err(|e| log::chain(&e))
+        .and_then(|()| give_volumes(config));
+    if let Err(message) = set_up {
         error!("{message}");
         return Err(ending.finish(EXIT_CONFIG, None));
     }
+    Ok(hostname)
+}
+
+/// The app, before it starts: its user, environment and limits (checked
+/// to fit exec), its working directory; then the set-up steps, run with
+/// them.
+fn prepare_app(
+    ending: &mut Ending,
+    config: &Config,
+    pid1: bool,
+    hostname: Option<String>,
+    from_kernel: bool,
+) -> Result<Prepared, i32> {
     let identity = match &config.user {
-        Some(spec) => match steps::time("user", || resolve_user(spec)) {
+        Some(spec) => match steps::time("user", || start::resolve_user(spec)) {
             Ok(identity) => Some(identity),
             Err(e) => {
                 error!("{e}");
@@ -401,24 +339,13 @@ fn prepare_app(
         },
         None => None,
     };
-    let mut env = app_environment(config, ending.vm, from_kernel);
-    // As Docker sets it, unless the configuration does.
-    if let Some(name) = hostname.filter(|_| !config.env.contains_key("HOSTNAME")) {
-        set_var(&mut env, "HOSTNAME", &name);
-    }
-    // The user's home, unless the configuration says otherwise.
-    if let Some(identity) = identity
-        .as_ref()
-        .filter(|_| !config.env.contains_key("HOME"))
-    {
-        set_var(&mut env, "HOME", &identity.home);
-    }
+    let env = start::environment(config, ending.vm, from_kernel, hostname, identity.as_ref());
     // A real VM's kernel gives 1024:4096; a namespace keeps what it has.
     if ending.real_machine && !config.rlimits.contains_key("nofile") {
         machine::set_default_nofile();
     }
-    let limits = app_limits(config);
-    if let Err(message) = exec_fits(config, &env) {
+    let limits = start::limits(config);
+    if let Err(message) = start::exec_fits(config, &env) {
         error!("{message}");
         return Err(ending.finish(EXIT_CANNOT_RUN, None));
     }
@@ -434,7 +361,7 @@ fn prepare_app(
     } else {
         Scope::Descendants
     };
-    if let Err(message) = steps::time("setup", || run_setup(config, &env, &limits, scope)) {
+    if let Err(message) = steps::time("setup", || start::run_setup(config, &env, &limits, scope)) {
         error!("{message}");
         return Err(ending.finish(EXIT_CONFIG, None));
     }
@@ -446,14 +373,14 @@ fn prepare_app(
     })
 }
 
-/// Starts the app, supervises it to its end and ends: returns the status.
-fn start_and_supervise(ending: &mut Ending, config: &Config, prepared: Prepared) -> i32 {
-    let Prepared {
-        identity,
-        env,
-        limits,
-        scope,
-    } = prepared;
+/// The app's start: the OOM watch and the power button first, then the
+/// spawn. Returns the app's pid and the power button, for the supervisor;
+/// `Err` with the exit status once ended when the app could not start.
+fn start_app(
+    ending: &mut Ending,
+    config: &Config,
+    prepared: &Prepared,
+) -> Result<(i32, Option<PowerButton>), i32> {
     if ending.real_machine {
         // From here on: only kills during the app's run count.
         match oom::Watch::start() {
@@ -465,22 +392,21 @@ fn start_and_supervise(ending: &mut Ending, config: &Config, prepared: Prepared)
     // queued for the supervisor; closed on exec, so the app never has it.
     let power_button = (ending.real_machine && config.power_button).then(PowerButton::watch);
     let take_terminal = tty::we_are_foreground();
+    let identity = prepared.identity.as_ref();
     let request = process::Spawn {
         argv: &config.argv,
-        env: &env,
+        env: &prepared.env,
         workdir: config.workdir.as_deref(),
         take_terminal,
-        limits: &limits,
-        user: identity
-            .as_ref()
-            .map(|i| (i.uid, i.gid, i.groups.as_slice())),
+        limits: &prepared.limits,
+        user: identity.map(|i| (i.uid, i.gid, i.groups.as_slice())),
         no_new_privs: config.no_new_privs,
     };
     let app = match steps::time("spawn", || process::spawn(&request)) {
         Ok(pid) => pid,
         Err(e) => {
-            let code = spawn_failed(&e, config, identity.as_ref(), &limits);
-            return ending.finish(code, None);
+            let code = start::spawn_failed(&e, config, identity, &prepared.limits);
+            return Err(ending.finish(code, None));
         }
     };
     ending.timings.app_exec = Some(clock::since_boot());
@@ -490,7 +416,19 @@ fn start_and_supervise(ending: &mut Ending, config: &Config, prepared: Prepared)
     // delay the app.
     debug!("started pid {app} with configuration {}", config.redacted());
     debug!("steps: {steps_line}");
+    Ok((app, power_button))
+}
 
+/// The supervision: waits for the app (signals forwarded, zombies
+/// reaped), then ends: the record made and sent at once, what is left
+/// stopped. Returns the app's status.
+fn supervise(
+    ending: &mut Ending,
+    config: &Config,
+    scope: Scope,
+    app: i32,
+    power_button: Option<PowerButton>,
+) -> i32 {
     let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal())
         .with_stop_signal(config.stop_signal, ending.vm);
     if let Some(button) = power_button {
@@ -515,117 +453,26 @@ fn start_and_supervise(ending: &mut Ending, config: &Config, prepared: Prepared)
     ending.finish(outcome.exit_code(), outcome.signal())
 }
 
-/// The configuration the options and the kernel command line give, read
-/// leniently: used when the configuration as a whole is invalid, so that
-/// a Firecracker VM (which ends only on a restart) still ends, and the
-/// host channels still get the exit record.
-fn lenient_config(options: Option<&crate::config::Layer>, kernel_line: Option<&[u8]>) -> Config {
-    let from_kernel = kernel_line
-        .map(|line| cmdline::parse(line, &Source::KernelCmdline).0)
-        .unwrap_or_default();
-    let mut layers = vec![&from_kernel];
-    layers.extend(options);
-    config::merge(&layers)
-}
-
-/// Whether the configuration asks for machine-wide set-up.
-fn asks_for_machine(config: &Config) -> bool {
-    !config.modules.is_empty()
-        || config.net != NetSettings::default()
-        || config.root.source.is_some()
-}
-
-/// Loads modules, switches to the root, mounts the volumes and configures
-/// the network, as the configuration asks, in that order: the root and
-/// volumes may need modules, and resolv.conf and hosts belong in the final
-/// root. Inside a PID namespace (`--mode vm` in tests) the kernel, the
-/// root and the network are the host's: only the volumes are mounted (in
-/// the namespace's own mount namespace). `kernel_line` gives the modules
-/// their parameters.
-fn set_up_machine(
-    config: &Config,
-    real_machine: bool,
-    kernel_line: &[u8],
-    hostname: Option<&str>,
-) -> Result<(), SetupError> {
-    let wait = config.root.wait.unwrap_or(DEFAULT_WAIT);
-    if !real_machine {
-        if asks_for_machine(config) {
-            warn!(
-                "modules, root and net.* are applied by a machine's init only: skipped in a PID namespace"
-            );
-        }
-        return Ok(crate::machine::volumes::mount_all(&config.mounts, wait)?);
+/// Gives each volume that asks its owner (resolved in the image's
+/// `/etc/passwd` and `/etc/group`, as `vminit.user` is) and mode, once
+/// all are mounted and before anything runs as that user.
+fn give_volumes(config: &Config) -> Result<(), String> {
+    for (name, spec) in config.mounts.iter() {
+        let Some(access) = config.mounts.access(name) else {
+            continue;
+        };
+        let owner = match &access.owner {
+            Some(user) => {
+                let identity =
+                    start::resolve_user(user).map_err(|e| format!("volume {name}: {e}"))?;
+                Some((identity.uid, identity.gid))
+            }
+            None => None,
+        };
+        machine::volumes::give(name, &spec.target, owner, access.mode)
+            .map_err(|e| log::chain(&e))?;
     }
-    if !config.modules.is_empty() {
-        setup::load_modules(&config.modules, kernel_line)?;
-    }
-    crate::machine::root::switch(&config.root)?;
-    steps::time("volumes", || {
-        crate::machine::volumes::mount_all(&config.mounts, wait)
-    })?;
-    if config.net.configures_interface() {
-        steps::time("network", || setup::configure_network(&config.net))?;
-    }
-    steps::time("network_files", || {
-        setup::write_network_files(&config.net, hostname)
-    })
-}
-
-/// Says which step of starting the app failed; returns the exit status:
-/// 127 when exec did not find the command, 126 for any other failure.
-fn spawn_failed(
-    failure: &SpawnError,
-    config: &Config,
-    identity: Option<&Identity>,
-    limits: &[RawLimit],
-) -> i32 {
-    let e = &failure.error;
-    let program = quote(&config.argv[0]);
-    let who = identity.map_or(String::new(), |i| {
-        format!(" as uid {} gid {}", i.uid, i.gid)
-    });
-    match failure.step {
-        Step::Exec => {
-            error!("cannot run {program}{who}: {e}");
-            return if e.kind() == std::io::ErrorKind::NotFound {
-                EXIT_NOT_FOUND
-            } else {
-                EXIT_CANNOT_RUN
-            };
-        }
-        Step::Limit(index) => {
-            let name = limits
-                .get(index)
-                .and_then(|l| {
-                    crate::config::limits::RESOURCES
-                        .iter()
-                        .find(|r| credentials::resource_number(r) == Some(l.resource))
-                })
-                .copied()
-                .unwrap_or("?");
-            let limit = config
-                .rlimits
-                .get(name)
-                .map_or(String::new(), |l| format!("={l}"));
-            error!("cannot set the resource limit {name}{limit} for {program}: {e}");
-        }
-        Step::ProcessGroup => error!("cannot give {program} its own process group: {e}"),
-        Step::User => error!("cannot switch users for {program}{who}: {e}"),
-        Step::Workdir => error!(
-            "cannot enter the working directory {} for {program}{who}: {e}",
-            quote(config.workdir.as_deref().unwrap_or("?"))
-        ),
-        Step::NoNewPrivs => error!("cannot set no_new_privs for {program}: {e}"),
-        Step::Signals => error!("cannot clear the signal mask for {program}: {e}"),
-    }
-    EXIT_CANNOT_RUN
-}
-
-/// A word from the configuration in a log line: quoted, escaped, and cut
-/// (a megabyte-long argv[0] would flood the console).
-fn quote(word: &str) -> String {
-    format!("\"{}\"", crate::config::error::shorten_to(word, 200))
+    Ok(())
 }
 
 /// Deletes the metadata file (it was read already), or on a read-only
@@ -682,291 +529,5 @@ fn delete_metadata(path: &str, read: Option<FileId>) -> Option<String> {
                 None
             }
         },
-    }
-}
-
-/// Resolves a user against the image's `/etc/passwd` and `/etc/group`
-/// (a missing file reads as empty: numeric ids still work).
-/// Sets `key` in an environment, replacing what it had.
-fn set_var(env: &mut Vec<(OsString, OsString)>, key: &str, value: &str) {
-    env.retain(|(k, _)| k != key);
-    env.push((key.into(), value.into()));
-}
-
-/// The machine's name: the configured one, else (Docker names a container
-/// by its id) the boot's; `None` when none was set.
-fn name_machine(config: &Config, vm: bool, real_machine: bool) -> Option<String> {
-    config
-        .hostname
-        .clone()
-        .or_else(|| real_machine.then(machine::default_hostname).flatten())
-        .filter(|name| machine::set_hostname(name, vm, real_machine))
-}
-
-/// VM mode: the machine set up, the volumes given their owners. Elsewhere
-/// a warning for the settings that only a VM applies.
-fn prepare_machine(
-    config: &Config,
-    ending: &Ending,
-    kernel_line: &[u8],
-    hostname: Option<&str>,
-) -> Result<(), String> {
-    if ending.vm {
-        set_up_machine(config, ending.real_machine, kernel_line, hostname)
-            .map_err(|e| log::chain(&e))?;
-        return give_volumes(config);
-    }
-    if asks_for_machine(config)
-        || !config.mounts.is_empty()
-        || config.report_port.is_some()
-        || config.report_vsock.is_some()
-    {
-        warn!("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored");
-    }
-    Ok(())
-}
-
-/// The configured resource limits, ready for setrlimit.
-fn app_limits(config: &Config) -> Vec<RawLimit> {
-    config
-        .rlimits
-        .iter()
-        .filter_map(|(name, limit)| {
-            Some(RawLimit {
-                resource: credentials::resource_number(name)?,
-                soft: limit.soft.unwrap_or(credentials::INFINITY),
-                hard: limit.hard.unwrap_or(credentials::INFINITY),
-            })
-        })
-        .collect()
-}
-
-/// The kernel's E2BIG, told before the fork with its numbers: the
-/// inherited environment and the stack limit the app will have count.
-fn exec_fits(config: &Config, env: &[(OsString, OsString)]) -> Result<(), String> {
-    use crate::config::validate::{MAX_ARG_STRLEN, exec_limit, exec_size};
-    let exec_size = exec_size(&config.argv, env.iter().map(|(k, v)| (k.len(), v.len())));
-    // Any stack limit allows this much: no need to ask for it.
-    if exec_size <= MAX_ARG_STRLEN {
-        return Ok(());
-    }
-    let stack = match config.rlimits.get("stack") {
-        Some(limit) => limit.soft,
-        None => credentials::stack_limit(),
-    };
-    let exec_limit = exec_limit(stack);
-    if exec_size <= exec_limit {
-        return Ok(());
-    }
-    Err(format!(
-        "cannot run {}: its argv and environment take {exec_size} bytes as the kernel counts them, more than the {exec_limit} it allows with a stack limit of {} (a quarter of it, at least 128 KiB, at most 6 MiB)",
-        quote(&config.argv[0]),
-        stack.map_or("unlimited".to_owned(), |s| s.to_string())
-    ))
-}
-
-/// Runs the set-up steps in order, each to its end and supervised as the
-/// app is (signals forwarded, zombies reaped, what it leaves stopped), as
-/// root or the user it names, with the app's environment, limits and
-/// working directory; the first that fails ends it all: the app never
-/// starts. This is where `initdb` or a migration goes (Fly's
-/// `release_command`, Kubernetes' init containers).
-fn run_setup(
-    config: &Config,
-    env: &[(OsString, OsString)],
-    limits: &[RawLimit],
-    scope: Scope,
-) -> Result<(), String> {
-    for (index, step) in config.setup.iter().enumerate() {
-        let what = format!("set-up step {} ({})", index + 1, quote(&step.argv[0]));
-        let identity = match &step.user {
-            Some(user) => Some(resolve_user(user).map_err(|e| format!("{what}: {e}"))?),
-            None => None,
-        };
-        let mut step_env = env.to_vec();
-        if let Some(identity) = identity
-            .as_ref()
-            .filter(|_| !config.env.contains_key("HOME"))
-        {
-            set_var(&mut step_env, "HOME", &identity.home);
-        }
-        for (key, value) in &step.env {
-            set_var(&mut step_env, key, value);
-        }
-        let request = process::Spawn {
-            argv: &step.argv,
-            env: &step_env,
-            workdir: config.workdir.as_deref(),
-            take_terminal: false,
-            limits,
-            user: identity
-                .as_ref()
-                .map(|i| (i.uid, i.gid, i.groups.as_slice())),
-            no_new_privs: config.no_new_privs,
-        };
-        info!("{what}");
-        let pid =
-            process::spawn(&request).map_err(|e| format!("{what} cannot start: {}", e.error))?;
-        let mut supervisor = Supervisor::new(pid, config.grace, scope, false);
-        let outcome = supervisor.wait_for_app();
-        supervisor.stop_everything();
-        if outcome != Outcome::Exited(0) {
-            return Err(format!(
-                "{what} failed with status {}: the app is not started",
-                outcome.exit_code()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Gives each volume that asks its owner (resolved in the image's
-/// `/etc/passwd` and `/etc/group`, as `vminit.user` is) and mode, once
-/// all are mounted and before anything runs as that user.
-fn give_volumes(config: &Config) -> Result<(), String> {
-    for (name, spec) in config.mounts.iter() {
-        let Some(access) = config.mounts.access(name) else {
-            continue;
-        };
-        let owner = match &access.owner {
-            Some(user) => {
-                let identity = resolve_user(user).map_err(|e| format!("volume {name}: {e}"))?;
-                Some((identity.uid, identity.gid))
-            }
-            None => None,
-        };
-        machine::volumes::give(name, &spec.target, owner, access.mode)
-            .map_err(|e| log::chain(&e))?;
-    }
-    Ok(())
-}
-
-fn resolve_user(spec: &UserSpec) -> Result<Identity, IdentityError> {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    identity::resolve(spec, &passwd, &group)
-}
-
-/// Mounts `/proc` if needed and reads the kernel command line.
-fn read_kernel_cmdline() -> Option<Vec<u8>> {
-    if let Err(message) = machine::mount_proc() {
-        warn!("{message}");
-    }
-    match machine::kernel_cmdline() {
-        Ok(line) => Some(line),
-        Err(e) => {
-            warn!("cannot read /proc/cmdline: {e}");
-            None
-        }
-    }
-}
-
-/// Whether vminit's argv is what the kernel gives init: every unknown bare
-/// word before `--` (no `=`, no `.`; e.g. Firecracker's default
-/// `nomodules`), then the words after `--`. Which bare words the kernel
-/// knows (`quiet`, `ro`, …) and keeps cannot be told from here, so any
-/// in-order selection of them counts.
-fn started_by_kernel(line: &[u8], words: &[OsString]) -> bool {
-    let tokens = cmdline::tokenize(line);
-    let init_args = tokens.init_args.unwrap_or_default();
-    let Some(split) = words.len().checked_sub(init_args.len()) else {
-        return false;
-    };
-    let (prefix, rest) = words.split_at(split);
-    let rest_matches = init_args
-        .iter()
-        .zip(rest)
-        .all(|(param, word)| param.word() == word.as_bytes());
-    let mut bare = tokens
-        .params
-        .iter()
-        .filter(|p| p.value.is_none() && !p.name.contains(&b'.'))
-        .map(|p| p.name);
-    // Each prefix word must be the next bare word, or a later one.
-    let prefix_matches = prefix.iter().all(|word| bare.any(|b| b == word.as_bytes()));
-    rest_matches && prefix_matches
-}
-
-/// The command line to read: `--cmdline`, `--cmdline-file`, else the kernel's in VM mode.
-fn cmdline_input(
-    options: &Options,
-    kernel_line: Option<&[u8]>,
-) -> Result<Option<CmdlineInput>, ConfigError> {
-    Ok(match &options.cmdline {
-        Some(CmdlineArg::Text(text)) => Some(CmdlineInput {
-            source: Source::CmdlineOption,
-            text: text.clone(),
-        }),
-        Some(CmdlineArg::File(path)) => {
-            let source = Source::CmdlineFile(path.clone());
-            let text =
-                config::read_config_file(path).map_err(|p| ConfigError::new(&source, "", p))?;
-            Some(CmdlineInput { source, text })
-        }
-        None => kernel_line.map(|text| CmdlineInput {
-            source: Source::KernelCmdline,
-            text: text.to_vec(),
-        }),
-    })
-}
-
-/// The application's environment: vminit's own, less the kernel words vminit
-/// consumed, with the configured variables over it.
-fn app_environment(config: &Config, vm: bool, from_kernel: bool) -> Vec<(OsString, OsString)> {
-    // Inserted one by one: `collect` into a map sorts first, and that
-    // sort's code would cost the binary 3 KB.
-    let mut env: BTreeMap<OsString, OsString> = BTreeMap::new();
-    for (key, value) in crate::sys::args::environment() {
-        // The kernel hands init every unknown `key=value` word without a dot
-        // as a variable; `workdir=` and `metadata=` are vminit's.
-        if !(from_kernel && (key == "workdir" || key == "metadata")) {
-            env.insert(key.to_owned(), value.to_owned());
-        }
-    }
-    for (key, value) in &config.env {
-        env.insert(key.into(), value.into());
-    }
-    if vm {
-        env.entry("PATH".into())
-            .or_insert_with(|| DEFAULT_PATH.into());
-    }
-    env.into_iter().collect()
-}
-
-/// In VM mode a panic must still end the machine, not the kernel.
-fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        log::always(format_args!("internal error: {info}"));
-        crate::sys::mount::sync();
-        machine::end_console(EXIT_INTERNAL, true);
-        let _ = power::end_machine(PANIC_RESTARTS.load(Ordering::Relaxed));
-        loop {
-            let _ = signal::wait(None);
-        }
-    }));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kernel_argv_is_recognised() {
-        let words: Vec<OsString> = ["sh", "-c", "echo hi"].iter().map(OsString::from).collect();
-        assert!(started_by_kernel(b"quiet -- sh -c \"echo hi\"\n", &words));
-        assert!(!started_by_kernel(b"quiet -- sh -c echo hi", &words));
-        assert!(!started_by_kernel(b"quiet", &words));
-        assert!(started_by_kernel(b"quiet", &[]));
-        // Unknown bare words before `--` reach init first (Firecracker's
-        // `nomodules`); the kernel keeps the ones it knows (`quiet`).
-        let mut with_bare: Vec<OsString> = vec!["nomodules".into()];
-        with_bare.extend(words.iter().cloned());
-        let line = b"quiet nomodules pci=off 8250.nr_uarts=0 -- sh -c \"echo hi\"";
-        assert!(started_by_kernel(line, &with_bare));
-        assert!(started_by_kernel(b"nomodules", &["nomodules".into()]));
-        assert!(!started_by_kernel(
-            line,
-            &["--grace".into(), "1".into(), "sh".into()]
-        ));
     }
 }

@@ -3,8 +3,9 @@
 //! `/etc/passwd` and `/etc/group` (passwd(5), group(5)) into ids,
 //! supplementary groups and a home directory.
 //!
-//! Pure functions over the files' text; `run.rs` reads the files and the
-//! child applies the result (setgroups, setgid, setuid) before exec.
+//! Pure functions over the files' text; [`crate::app::start::resolve_user`]
+//! reads the files, and the child applies the result (setgroups, setgid,
+//! setuid) before exec.
 
 use thiserror::Error;
 

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
-use crate::config::Layer;
 use crate::config::error::{ConfigError, NameKind, Problem, Source};
+use crate::config::layer::Layer;
 use crate::config::settings::Verbosity;
 use crate::config::validate;
 

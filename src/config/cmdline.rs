@@ -10,8 +10,11 @@
 //! standalone `--`, after which the kernel drops everything.
 //! See <https://docs.kernel.org/admin-guide/kernel-parameters.html>.
 
-use crate::config::Layer;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
 use crate::config::error::{ConfigError, NameKind, Problem, Source};
+use crate::config::layer::Layer;
 use crate::config::validate;
 
 /// The most words the kernel gives init after `argv[0]` (`MAX_INIT_ARGS`
@@ -291,19 +294,25 @@ pub fn parse(line: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
         }
     }
     if let Some(words) = tokens.init_args.filter(|words| !words.is_empty()) {
-        let mut argv = Vec::with_capacity(words.len());
-        for (index, word) in words.iter().enumerate() {
-            match String::from_utf8(word.word()) {
-                Ok(word) => match validate::argv_word(index, &word) {
-                    Ok(()) => argv.push(word),
-                    Err(problem) => fail("--", problem),
-                },
-                Err(_) => fail(&format!("argument {index}"), Problem::NotUtf8),
-            }
-        }
-        layer.argv = Some(argv);
+        layer.argv = Some(init_argv(&words, &mut fail));
     }
     (layer, errors)
+}
+
+/// The app's argv: init's words after `--`, each valid UTF-8 and a valid
+/// argv word; the others go to `fail`.
+fn init_argv(words: &[Param<'_>], fail: &mut impl FnMut(&str, Problem)) -> Vec<String> {
+    let mut argv = Vec::with_capacity(words.len());
+    for (index, word) in words.iter().enumerate() {
+        match String::from_utf8(word.word()) {
+            Ok(word) => match validate::argv_word(index, &word) {
+                Ok(()) => argv.push(word),
+                Err(problem) => fail("--", problem),
+            },
+            Err(_) => fail(&format!("argument {index}"), Problem::NotUtf8),
+        }
+    }
+    argv
 }
 
 /// The most environment slots and init arguments the kernel needs for
@@ -368,6 +377,32 @@ fn ours(name: &[u8]) -> Option<usize> {
     } else {
         None
     }
+}
+
+/// Whether vminit's argv is what the kernel gives init: every unknown bare
+/// word before `--` (no `=`, no `.`; e.g. Firecracker's default
+/// `nomodules`), then the words after `--`. Which bare words the kernel
+/// knows (`quiet`, `ro`, …) and keeps cannot be told from here, so any
+/// in-order selection of them counts.
+pub fn started_by_kernel(line: &[u8], words: &[OsString]) -> bool {
+    let tokens = tokenize(line);
+    let init_args = tokens.init_args.unwrap_or_default();
+    let Some(split) = words.len().checked_sub(init_args.len()) else {
+        return false;
+    };
+    let (prefix, rest) = words.split_at(split);
+    let rest_matches = init_args
+        .iter()
+        .zip(rest)
+        .all(|(param, word)| param.word() == word.as_bytes());
+    let mut bare = tokens
+        .params
+        .iter()
+        .filter(|p| p.value.is_none() && !p.name.contains(&b'.'))
+        .map(|p| p.name);
+    // Each prefix word must be the next bare word, or a later one.
+    let prefix_matches = prefix.iter().all(|word| bare.any(|b| b == word.as_bytes()));
+    rest_matches && prefix_matches
 }
 
 #[cfg(test)]
@@ -610,5 +645,25 @@ mod tests {
             }
             let _ = parse(&line, &Source::CmdlineOption);
         }
+    }
+
+    #[test]
+    fn kernel_argv_is_recognised() {
+        let words: Vec<OsString> = ["sh", "-c", "echo hi"].iter().map(OsString::from).collect();
+        assert!(started_by_kernel(b"quiet -- sh -c \"echo hi\"\n", &words));
+        assert!(!started_by_kernel(b"quiet -- sh -c echo hi", &words));
+        assert!(!started_by_kernel(b"quiet", &words));
+        assert!(started_by_kernel(b"quiet", &[]));
+        // Unknown bare words before `--` reach init first (Firecracker's
+        // `nomodules`); the kernel keeps the ones it knows (`quiet`).
+        let mut with_bare: Vec<OsString> = vec!["nomodules".into()];
+        with_bare.extend(words.iter().cloned());
+        let line = b"quiet nomodules pci=off 8250.nr_uarts=0 -- sh -c \"echo hi\"";
+        assert!(started_by_kernel(line, &with_bare));
+        assert!(started_by_kernel(b"nomodules", &["nomodules".into()]));
+        assert!(!started_by_kernel(
+            line,
+            &["--grace".into(), "1".into(), "sh".into()]
+        ));
     }
 }

@@ -219,6 +219,12 @@ pub fn shorten_to(text: &str, max: usize) -> String {
     out
 }
 
+/// A word from the configuration in a log line: quoted, escaped, and cut
+/// (a megabyte-long argv[0] would flood the console).
+pub fn quote(word: &str) -> String {
+    format!("\"{}\"", shorten_to(word, 200))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,10 +14,10 @@
 use serde_json::Value;
 
 use crate::config::error::{ConfigError, NameKind, Problem, Source};
+use crate::config::layer::{Layer, SetupStep};
 use crate::config::mounts;
 use crate::config::settings::{self, Settings};
 use crate::config::validate;
-use crate::config::{Layer, SetupStep};
 
 /// Largest metadata file accepted.
 pub const MAX_BYTES: u64 = 1024 * 1024;

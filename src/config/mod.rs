@@ -1,9 +1,10 @@
 //! The configuration: its sources ([`cli`] options, the kernel
-//! [`cmdline`], the [`metadata`] file), the rules every input obeys
-//! ([`validate`], [`settings`] and the parsers of each setting's values),
-//! the errors that name source and rule ([`error`]), and here the effective
-//! configuration: layers from each source merged by precedence, defaults <
-//! metadata file < kernel command line < options.
+//! [`cmdline`], the [`metadata`] file), each giving a [`layer`], the rules
+//! every input obeys ([`validate`], [`settings`] and the parsers of each
+//! setting's values, [`value`] for those they share), the errors that name
+//! source and rule ([`error`]), and here the effective configuration:
+//! layers from each source merged by precedence, defaults < metadata file <
+//! kernel command line < options.
 //!
 //! [`resolve`] is the whole loading procedure as a function of its inputs
 //! (the options, the command line's bytes, a way to read files), so it is
@@ -20,6 +21,7 @@ pub mod channels;
 pub mod cli;
 pub mod cmdline;
 pub mod error;
+pub mod layer;
 pub mod limits;
 pub mod metadata;
 pub mod modules;
@@ -29,8 +31,10 @@ pub mod settings;
 pub mod signals;
 pub mod user;
 pub mod validate;
+pub mod value;
 
 use channels::VsockAddr;
+use cli::{CmdlineArg, Options};
 use error::{ConfigError, Problem, Source};
 use limits::Limit;
 use mounts::{RootSettings, Volumes};
@@ -38,32 +42,7 @@ use net::NetSettings;
 use settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
 use user::UserSpec;
 
-/// One set-up step (metadata `"setup"`): run to its end, in order, after
-/// the volumes and before the app; a failure ends the machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SetupStep {
-    pub argv: Vec<String>,
-    /// Root unless named.
-    pub user: Option<UserSpec>,
-    /// Over the app's environment.
-    pub env: Vec<(String, String)>,
-}
-
-/// What one source says; `None` and empty mean "not set here".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Layer {
-    /// The application's argv; a source that sets it replaces it whole.
-    pub argv: Option<Vec<String>>,
-    /// Variables in the order given; later ones and higher layers win per key.
-    pub env: Vec<(String, String)>,
-    pub workdir: Option<String>,
-    /// Where the metadata file is (never set by the metadata file itself).
-    pub metadata: Option<String>,
-    /// Set-up steps (the metadata file only); a source that sets them
-    /// replaces them whole.
-    pub setup: Option<Vec<SetupStep>>,
-    pub settings: Settings,
-}
+pub use layer::{Layer, SetupStep};
 
 /// The configuration vminit runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,14 +80,6 @@ pub struct Config {
 pub struct CmdlineInput {
     pub source: Source,
     pub text: Vec<u8>,
-}
-
-/// Takes `high` over `low` when it is set: one setting of one layer over
-/// another's.
-pub fn pick<T: Clone>(low: &mut Option<T>, high: &Option<T>) {
-    if high.is_some() {
-        low.clone_from(high);
-    }
 }
 
 /// Merges layers given from lowest to highest precedence.
@@ -289,6 +260,41 @@ fn whole_rules(
         }
     }
     errors
+}
+
+/// The command line to read: `--cmdline`, `--cmdline-file`, else the kernel's in VM mode.
+pub fn cmdline_input(
+    options: &Options,
+    kernel_line: Option<&[u8]>,
+) -> Result<Option<CmdlineInput>, ConfigError> {
+    Ok(match &options.cmdline {
+        Some(CmdlineArg::Text(text)) => Some(CmdlineInput {
+            source: Source::CmdlineOption,
+            text: text.clone(),
+        }),
+        Some(CmdlineArg::File(path)) => {
+            let source = Source::CmdlineFile(path.clone());
+            let text = read_config_file(path).map_err(|p| ConfigError::new(&source, "", p))?;
+            Some(CmdlineInput { source, text })
+        }
+        None => kernel_line.map(|text| CmdlineInput {
+            source: Source::KernelCmdline,
+            text: text.to_vec(),
+        }),
+    })
+}
+
+/// The configuration the options and the kernel command line give, read
+/// leniently: used when the configuration as a whole is invalid, so that
+/// a Firecracker VM (which ends only on a restart) still ends, and the
+/// host channels still get the exit record.
+pub fn lenient(options: Option<&Layer>, kernel_line: Option<&[u8]>) -> Config {
+    let from_kernel = kernel_line
+        .map(|line| cmdline::parse(line, &Source::KernelCmdline).0)
+        .unwrap_or_default();
+    let mut layers = vec![&from_kernel];
+    layers.extend(options);
+    merge(&layers)
 }
 
 /// The stack limit the kernel gives init (`_STK_LIM`, 8 MiB), and so the

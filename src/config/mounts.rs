@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::config::error::Problem;
 use crate::config::user::UserSpec;
 use crate::config::validate;
+use crate::config::value::{parse_flag, parse_grace, pick};
 
 /// How long to wait for a root or volume device by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
@@ -126,8 +127,8 @@ impl Volumes {
         }
         for (name, high) in &other.1 {
             let mut access = self.access(name).cloned().unwrap_or_default();
-            crate::config::pick(&mut access.owner, &high.owner);
-            crate::config::pick(&mut access.mode, &high.mode);
+            pick(&mut access.owner, &high.owner);
+            pick(&mut access.mode, &high.mode);
             self.put_access(name, access);
         }
     }
@@ -166,13 +167,10 @@ impl RootSettings {
             "" => self.source = Some(parse_source(value)?),
             "fstype" => self.fstype = Some(parse_fstype(value)?),
             "options" => self.options = Some(parse_options(value)?),
-            "rw" => self.rw = Some(crate::config::settings::parse_flag(value)?),
+            "rw" => self.rw = Some(parse_flag(value)?),
             "overlay" => self.overlay = Some(parse_overlay(value)?),
             "wait" => {
-                self.wait = Some(
-                    crate::config::settings::parse_grace(value)
-                        .map_err(|_| Problem::BadSetting(WAIT_RULE))?,
-                )
+                self.wait = Some(parse_grace(value).map_err(|_| Problem::BadSetting(WAIT_RULE))?)
             }
             _ => return Err(Problem::UnknownSetting(ROOT_NAMES)),
         }
@@ -181,7 +179,6 @@ impl RootSettings {
 
     /// Overlays `other` (higher precedence) on `self`, setting by setting.
     pub fn overlay(&mut self, other: &RootSettings) {
-        use crate::config::pick;
         pick(&mut self.source, &other.source);
         pick(&mut self.fstype, &other.fstype);
         pick(&mut self.options, &other.options);

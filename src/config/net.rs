@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use crate::config::error::Problem;
+use crate::config::value::pick;
 
 /// The interface configured when none is named.
 pub const DEFAULT_INTERFACE: &str = "eth0";
@@ -80,7 +81,6 @@ impl NetSettings {
 
     /// Overlays `other` (higher precedence) on `self`, setting by setting.
     pub fn overlay(&mut self, other: &NetSettings) {
-        use crate::config::pick;
         pick(&mut self.interface, &other.interface);
         pick(&mut self.addresses, &other.addresses);
         pick(&mut self.gateways, &other.gateways);

@@ -16,6 +16,7 @@ use crate::config::net::NetSettings;
 use crate::config::signals;
 use crate::config::user::{self, UserSpec};
 use crate::config::validate;
+use crate::config::value::{parse_flag, parse_grace};
 
 /// Every setting name, as written after `vminit.` or inside `"vminit"`.
 pub const NAMES: &[&str] = &[
@@ -52,8 +53,6 @@ pub const NAMES: &[&str] = &[
 
 /// Default time between SIGTERM and SIGKILL: `docker stop`'s default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
-/// Longest grace period accepted.
-pub const MAX_GRACE: Duration = Duration::from_secs(3600);
 
 /// How much vminit says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -199,42 +198,6 @@ impl Settings {
     }
 }
 
-/// Parses a yes/no setting.
-pub fn parse_flag(value: &str) -> Result<bool, Problem> {
-    match value {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" => Ok(false),
-        _ => Err(Problem::BadSetting("must be true or false (or 1, 0)")),
-    }
-}
-
-/// Parses a number of seconds with up to three decimals, `0` to `3600`.
-pub fn parse_grace(value: &str) -> Result<Duration, Problem> {
-    const RULE: Problem = Problem::BadSetting(
-        "must be a number of seconds from 0 to 3600, with at most 3 decimals (e.g. 2.5)",
-    );
-    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty()
-        || whole.len() > 4
-        || fraction.len() > 3
-        || !digits(whole)
-        || !digits(fraction)
-    {
-        return Err(RULE);
-    }
-    if value.ends_with('.') {
-        return Err(RULE);
-    }
-    let seconds: u64 = whole.parse().map_err(|_| RULE)?;
-    let millis: u64 = format!("{fraction:0<3}").parse().map_err(|_| RULE)?;
-    let grace = Duration::from_secs(seconds) + Duration::from_millis(millis);
-    if grace > MAX_GRACE {
-        return Err(RULE);
-    }
-    Ok(grace)
-}
-
 /// Parses `quiet`, `info` or `debug`.
 pub fn parse_verbosity(value: &str) -> Result<Verbosity, Problem> {
     match value {
@@ -309,20 +272,6 @@ mod tests {
             assert!(validate::hostname(bad).is_err(), "{bad:?}");
         }
         assert!(low.set("no_new_privs", "maybe").is_err());
-    }
-
-    #[test]
-    fn grace_values() {
-        assert_eq!(parse_grace("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_grace("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_grace("2.5"), Ok(Duration::from_millis(2500)));
-        assert_eq!(parse_grace("0.001"), Ok(Duration::from_millis(1)));
-        assert_eq!(parse_grace("3600"), Ok(MAX_GRACE));
-        for bad in [
-            "", "-1", "3601", "1.", ".5", "1.0001", "1e3", " 1", "abc", "99999",
-        ] {
-            assert!(parse_grace(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

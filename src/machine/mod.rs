@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::mount::MsFlags;
 
+use crate::config::Config;
 use crate::config::settings::Shutdown;
 use crate::record::{Report, steps};
 use crate::sys::mount::{self, Mount};
@@ -127,6 +128,20 @@ pub fn kernel_cmdline() -> std::io::Result<Vec<u8>> {
     std::fs::read("/proc/cmdline")
 }
 
+/// Mounts `/proc` if needed and reads the kernel command line.
+pub fn read_kernel_cmdline() -> Option<Vec<u8>> {
+    if let Err(message) = mount_proc() {
+        warn!("{message}");
+    }
+    match kernel_cmdline() {
+        Ok(line) => Some(line),
+        Err(e) => {
+            warn!("cannot read /proc/cmdline: {e}");
+            None
+        }
+    }
+}
+
 /// Prepares the machine for the application. Failures are logged and
 /// skipped: an app that needs none of the missing pieces still runs.
 /// `real_machine` is false when forced into VM mode inside a PID namespace,
@@ -191,6 +206,16 @@ pub fn default_hostname() -> Option<String> {
         .take(12)
         .collect();
     (hex.len() == 12).then_some(hex)
+}
+
+/// The machine's name: the configured one, else (Docker names a container
+/// by its id) the boot's; `None` when none was set.
+pub fn name_machine(config: &Config, vm: bool, real_machine: bool) -> Option<String> {
+    config
+        .hostname
+        .clone()
+        .or_else(|| real_machine.then(default_hostname).flatten())
+        .filter(|name| set_hostname(name, vm, real_machine))
 }
 
 /// Creates a working directory the image names but lacks, as Docker does

@@ -1,5 +1,6 @@
 //! The set-up steps a configuration asks of the machine before the app
-//! starts, each failing the boot with a clear error: loading kernel modules
+//! starts ([`set_up_machine`] takes them in order), each failing the boot
+//! with a clear error: loading kernel modules
 //! (planned by [`crate::machine::modules`], loaded with finit_module(2)),
 //! configuring the network interface ([`crate::config::net`], ioctls in
 //! [`crate::sys::net`]),
@@ -12,12 +13,14 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use crate::config::Config;
 use crate::config::cmdline;
+use crate::config::mounts::DEFAULT_WAIT;
 use crate::config::net::NetSettings;
 use crate::machine::modules::{self, PlanError};
 use crate::machine::network;
-use crate::machine::root::RootError;
-use crate::machine::volumes::VolumeError;
+use crate::machine::root::{self, RootError};
+use crate::machine::volumes::{self, VolumeError};
 use crate::record::steps;
 use crate::sys::{module, mount, net};
 use crate::{debug, info, warn};
@@ -71,6 +74,48 @@ pub enum SetupError {
     Root(#[from] RootError),
     #[error(transparent)]
     Volume(#[from] VolumeError),
+}
+
+/// Whether the configuration asks for machine-wide set-up.
+pub fn asks_for_machine(config: &Config) -> bool {
+    !config.modules.is_empty()
+        || config.net != NetSettings::default()
+        || config.root.source.is_some()
+}
+
+/// Loads modules, switches to the root, mounts the volumes and configures
+/// the network, as the configuration asks, in that order: the root and
+/// volumes may need modules, and resolv.conf and hosts belong in the final
+/// root. Inside a PID namespace (`--mode vm` in tests) the kernel, the
+/// root and the network are the host's: only the volumes are mounted (in
+/// the namespace's own mount namespace). `kernel_line` gives the modules
+/// their parameters.
+pub fn set_up_machine(
+    config: &Config,
+    real_machine: bool,
+    kernel_line: &[u8],
+    hostname: Option<&str>,
+) -> Result<(), SetupError> {
+    let wait = config.root.wait.unwrap_or(DEFAULT_WAIT);
+    if !real_machine {
+        if asks_for_machine(config) {
+            warn!(
+                "modules, root and net.* are applied by a machine's init only: skipped in a PID namespace"
+            );
+        }
+        return Ok(volumes::mount_all(&config.mounts, wait)?);
+    }
+    if !config.modules.is_empty() {
+        load_modules(&config.modules, kernel_line)?;
+    }
+    root::switch(&config.root)?;
+    steps::time("volumes", || volumes::mount_all(&config.mounts, wait))?;
+    if config.net.configures_interface() {
+        steps::time("network", || configure_network(&config.net))?;
+    }
+    steps::time("network_files", || {
+        write_network_files(&config.net, hostname)
+    })
 }
 
 /// The module directory of the running kernel, and what to load from it

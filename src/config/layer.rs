@@ -1,0 +1,34 @@
+//! What one source says: a [`Layer`] of the configuration, as
+//! [`crate::config::cli`], [`crate::config::cmdline`] and
+//! [`crate::config::metadata`] each make one, before
+//! [`crate::config::merge`] puts the layers together by precedence.
+
+use crate::config::settings::Settings;
+use crate::config::user::UserSpec;
+
+/// One set-up step (metadata `"setup"`): run to its end, in order, after
+/// the volumes and before the app; a failure ends the machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetupStep {
+    pub argv: Vec<String>,
+    /// Root unless named.
+    pub user: Option<UserSpec>,
+    /// Over the app's environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// What one source says; `None` and empty mean "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layer {
+    /// The application's argv; a source that sets it replaces it whole.
+    pub argv: Option<Vec<String>>,
+    /// Variables in the order given; later ones and higher layers win per key.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    /// Where the metadata file is (never set by the metadata file itself).
+    pub metadata: Option<String>,
+    /// Set-up steps (the metadata file only); a source that sets them
+    /// replaces them whole.
+    pub setup: Option<Vec<SetupStep>>,
+    pub settings: Settings,
+}
