@@ -320,8 +320,8 @@ fn prepare_machine(
 }
 
 /// The app, before it starts: its user, environment and limits (checked
-/// to fit exec), its working directory; then the set-up steps, run with
-/// them.
+/// to fit exec), its working directory; then the metadata's files, and
+/// the set-up steps, run with them.
 fn prepare_app(
     ending: &mut Ending,
     config: &Config,
@@ -361,6 +361,10 @@ fn prepare_app(
     } else {
         Scope::Descendants
     };
+    if let Err(e) = steps::time("files", || machine::files::write_all(&config.files)) {
+        error!("{}", log::chain(&e));
+        return Err(ending.finish(EXIT_CONFIG, None));
+    }
     if let Err(message) = steps::time("setup", || start::run_setup(config, &env, &limits, scope)) {
         error!("{message}");
         return Err(ending.finish(EXIT_CONFIG, None));

@@ -348,3 +348,89 @@ fn machine_settings_are_ignored_with_a_warning_in_a_container() {
         "{result:#?}"
     );
 }
+
+#[test]
+fn files_from_the_metadata_are_written_before_the_app_with_owner_and_mode() {
+    let dir = tempdir("files");
+    let target = dir.join("made/by/vminit/app.conf");
+    let metadata = dir.join("files.json");
+    let path = target.to_str().unwrap();
+    // "c2VjcmV0LXZhbHVl" is "secret-value"; a link at the path is replaced.
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &target).unwrap();
+    std::fs::write(
+        &metadata,
+        format!(
+            r#"{{"argv": ["sh", "-c", "cat {path}; stat -c ' %a %u:%g %F' {path}"],
+                "files": [{{"path": "{path}", "content": "c2VjcmV0LXZhbHVl", "mode": "0640", "uid": 4242, "gid": 4343}}]}}"#
+        ),
+    )
+    .unwrap();
+    let result = run(vminit(&["--metadata", metadata.to_str().unwrap()]));
+    assert_eq!(result.code(), 0, "{result:#?}");
+    assert_eq!(result.stdout, "secret-value 640 4242:4343 regular file\n");
+    assert!(result.stderr.contains(&format!(
+        "wrote {path} (12 bytes, mode 0640, owner 4242:4343)"
+    )));
+    assert!(!result.stderr.contains("secret-value"), "{}", result.stderr);
+    // --check shows the size, never the content, and writes nothing.
+    std::fs::remove_file(&target).unwrap();
+    let (code, json, _) = check(&["--metadata", metadata.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(json["files"][0]["size"], 12);
+    assert_eq!(json["files"][0]["mode"], "0640");
+    assert!(!json.to_string().contains("c2VjcmV0"), "{json}");
+    assert!(!target.exists());
+}
+
+#[test]
+fn files_with_a_bad_path_or_content_are_refused_and_nothing_runs() {
+    let dir = tempdir("files-refused");
+    let metadata = dir.join("files.json");
+    std::fs::write(
+        &metadata,
+        r#"{"argv": ["sh", "-c", "echo ran"],
+            "files": [{"path": "/etc/../root/.ssh/authorized_keys", "content": "aGk="},
+                      {"path": "etc/app.conf", "content": "not base64: s3cret"}]}"#,
+    )
+    .unwrap();
+    let result = run(vminit(&["--metadata", metadata.to_str().unwrap()]));
+    assert_eq!(result.code(), 2, "{result:#?}");
+    assert!(result.stdout.is_empty());
+    let lines: Vec<&str> = result.stderr.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("files[0].path: must be a clean path: no '..' component")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("files[1].path: must be an absolute path")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("files[1].content: must be base64 (RFC 4648, with padding)")),
+        "{lines:?}"
+    );
+    assert!(!result.stderr.contains("s3cret"), "{}", result.stderr);
+    // A file that cannot be written ends the start with status 2.
+    std::fs::write(
+        &metadata,
+        r#"{"argv": ["sh", "-c", "echo ran"], "files": [{"path": "/proc/no-such-dir/x", "content": "aGk="}]}"#,
+    )
+    .unwrap();
+    let result = run(vminit(&["--metadata", metadata.to_str().unwrap()]));
+    assert_eq!(result.code(), 2, "{result:#?}");
+    assert!(result.stdout.is_empty());
+    assert!(
+        result
+            .stderr
+            .contains("Cannot write files[0] (/proc/no-such-dir/x): create its directory"),
+        "{}",
+        result.stderr
+    );
+}

@@ -17,6 +17,33 @@ pub struct SetupStep {
     pub env: Vec<(String, String)>,
 }
 
+/// A file written before the set-up steps and the app (metadata
+/// `"files"`). Its content is never shown: not by `Debug`, not in a log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FileSpec {
+    /// Absolute and clean.
+    pub path: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The mode of a file given without one: what `umask 022` gives.
+pub const DEFAULT_FILE_MODE: u32 = 0o644;
+
+impl std::fmt::Debug for FileSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSpec")
+            .field("path", &self.path)
+            .field("size", &self.content.len())
+            .field("mode", &format_args!("{:04o}", self.mode))
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .finish()
+    }
+}
+
 /// What one source says; `None` and empty mean "not set here".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layer {
@@ -30,5 +57,7 @@ pub struct Layer {
     /// Set-up steps (the metadata file only); a source that sets them
     /// replaces them whole.
     pub setup: Option<Vec<SetupStep>>,
+    /// Files to write (the metadata file only); replaced whole, as `setup`.
+    pub files: Option<Vec<FileSpec>>,
     pub settings: Settings,
 }

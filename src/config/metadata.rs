@@ -4,6 +4,7 @@
 //! ```json
 //! {"argv": ["/bin/app", "--port", "80"], "env": {"K": "V"}, "working_dir": "/app",
 //!  "setup": [{"argv": ["/bin/migrate"], "user": "app", "env": {"K": "V"}}],
+//!  "files": [{"path": "/etc/app.conf", "content": "aGk=", "mode": "0640", "uid": 0, "gid": 0}],
 //!  "vminit": {"grace": 5, "verbosity": "debug", "log_target": "console", "shutdown": "poweroff"}}
 //! ```
 //!
@@ -14,7 +15,7 @@
 use serde_json::Value;
 
 use crate::config::error::{ConfigError, NameKind, Problem, Source};
-use crate::config::layer::{Layer, SetupStep};
+use crate::config::layer::{DEFAULT_FILE_MODE, FileSpec, Layer, SetupStep};
 use crate::config::mounts;
 use crate::config::settings::{self, Settings};
 use crate::config::validate;
@@ -23,7 +24,7 @@ use crate::config::validate;
 pub const MAX_BYTES: u64 = 1024 * 1024;
 
 /// The top-level fields, for the "unknown field" message.
-const FIELDS: &str = "argv, env, working_dir, setup, vminit";
+const FIELDS: &str = "argv, env, working_dir, setup, files, vminit";
 
 /// Parses a metadata file's contents into a configuration layer.
 pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
@@ -49,6 +50,7 @@ pub fn parse(contents: &[u8], source: &Source) -> (Layer, Vec<ConfigError>) {
             "argv" => layer.argv = parse_argv(value, "", &mut fail),
             "env" => layer.env = parse_env(value, "", &mut fail),
             "setup" => layer.setup = Some(parse_setup(value, &mut fail)),
+            "files" => layer.files = Some(parse_files(value, &mut fail)),
             "working_dir" => match value {
                 Value::Null => {}
                 Value::String(path) => match validate::clean_absolute_path(path) {
@@ -217,6 +219,87 @@ fn parse_setup(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<Setup
     parsed
 }
 
+/// `"files": [{"path": "/abs", "content": "<base64>", "mode": "0640",
+/// "uid": 0, "gid": 0}, ...]`: written in order before the set-up steps.
+/// A content that is not base64 is named, never shown.
+fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileSpec> {
+    use base64::Engine as _;
+    const SHAPE: Problem =
+        Problem::WrongType("an array of objects with path and content, and mode, uid and gid");
+    let Some(files) = value.as_array() else {
+        fail("files", SHAPE);
+        return Vec::new();
+    };
+    let mut parsed = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let place = |field: &str| format!("files[{index}].{field}");
+        let Some(fields) = file.as_object() else {
+            fail(&format!("files[{index}]"), SHAPE);
+            continue;
+        };
+        let mut spec = FileSpec {
+            mode: DEFAULT_FILE_MODE,
+            ..FileSpec::default()
+        };
+        for (field, value) in fields {
+            let id = |value: &Value| {
+                value
+                    .as_u64()
+                    .and_then(|id| u32::try_from(id).ok())
+                    .filter(|id| *id != u32::MAX)
+            };
+            match (field.as_str(), value) {
+                ("path", Value::String(path)) => match validate::clean_absolute_path(path) {
+                    Ok(()) if path != "/" => spec.path = path.clone(),
+                    Ok(()) => fail(&place("path"), Problem::WrongType("a file's path, not /")),
+                    Err(problem) => fail(&place("path"), problem),
+                },
+                ("path", _) => fail(&place("path"), Problem::WrongType("a string")),
+                ("content", Value::String(text)) => {
+                    match base64::engine::general_purpose::STANDARD.decode(text) {
+                        Ok(bytes) => spec.content = bytes,
+                        Err(_) => fail(
+                            &place("content"),
+                            Problem::WrongType("base64 (RFC 4648, with padding)"),
+                        ),
+                    }
+                }
+                ("content", _) => fail(&place("content"), Problem::WrongType("a base64 string")),
+                ("mode", Value::String(mode)) => match mounts::parse_mode(mode) {
+                    Ok(mode) => spec.mode = mode,
+                    Err(problem) => fail(&place("mode"), problem),
+                },
+                ("mode", _) => fail(
+                    &place("mode"),
+                    Problem::WrongType("an octal string, as \"0640\""),
+                ),
+                ("uid" | "gid", value) => match id(value) {
+                    Some(id) if field == "uid" => spec.uid = id,
+                    Some(id) => spec.gid = id,
+                    None => fail(
+                        &place(field),
+                        Problem::WrongType("a number from 0 to 4294967294"),
+                    ),
+                },
+                _ => match setting_name(field) {
+                    Ok(()) => fail(
+                        &place(field),
+                        Problem::UnknownField("path, content, mode, uid, gid"),
+                    ),
+                    Err((shown, problem)) => fail(&place(&shown), problem),
+                },
+            }
+        }
+        for required in ["path", "content"] {
+            if !fields.contains_key(required) {
+                fail(&place(required), Problem::WrongType("given"));
+            }
+        }
+        parsed.push(spec);
+    }
+    parsed
+}
+
 /// Checks a field or setting name for a byte that cannot be in one, which
 /// would start a value typed into the name (`"user:root"`).
 fn setting_name(name: &str) -> Result<(), (String, Problem)> {
@@ -351,6 +434,32 @@ mod tests {
 
     fn source() -> Source {
         Source::Metadata("/meta.json".into())
+    }
+
+    #[test]
+    fn files_are_decoded_with_defaults_and_never_shown() {
+        let json = br#"{"files": [{"path": "/etc/a", "content": "czNjcmV0"},
+            {"path": "/etc/b", "content": "", "mode": "4755", "uid": 1, "gid": 2},
+            {"path": "/", "content": "", "uid": 4294967295, "extra": 1}]}"#;
+        let (layer, errors) = parse(json, &source());
+        let files = layer.files.unwrap();
+        assert_eq!(files[0].content, b"s3cret");
+        assert_eq!((files[0].mode, files[0].uid, files[0].gid), (0o644, 0, 0));
+        assert_eq!((files[1].mode, files[1].uid, files[1].gid), (0o4755, 1, 2));
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "metadata file /meta.json: files[2].extra: is not a known field (known: path, content, mode, uid, gid)",
+                "metadata file /meta.json: files[2].path: must be a file's path, not /",
+                "metadata file /meta.json: files[2].uid: must be a number from 0 to 4294967294",
+            ]
+        );
+        let debug = format!("{:?}", files[0]);
+        assert!(
+            !debug.contains("s3cret") && debug.contains("size: 6"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -42,13 +42,14 @@ use net::NetSettings;
 use settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
 use user::UserSpec;
 
-pub use layer::{Layer, SetupStep};
+pub use layer::{FileSpec, Layer, SetupStep};
 
 /// The configuration vminit runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub argv: Vec<String>,
     pub setup: Vec<SetupStep>,
+    pub files: Vec<FileSpec>,
     /// Variables the sources set, applied over the inherited environment.
     pub env: BTreeMap<String, String>,
     pub workdir: Option<String>,
@@ -89,10 +90,14 @@ pub fn merge(layers: &[&Layer]) -> Config {
     let mut workdir = None;
     let mut metadata = None;
     let mut setup = Vec::new();
+    let mut files = Vec::new();
     let mut settings = Settings::default();
     for layer in layers {
         if let Some(steps) = &layer.setup {
             setup.clone_from(steps);
+        }
+        if let Some(given) = &layer.files {
+            files.clone_from(given);
         }
         if let Some(words) = &layer.argv {
             argv.clone_from(words);
@@ -105,6 +110,7 @@ pub fn merge(layers: &[&Layer]) -> Config {
     Config {
         argv,
         setup,
+        files,
         env,
         workdir,
         metadata,
@@ -388,9 +394,18 @@ impl Config {
                 json!({"argv": step.argv, "user": step.user.as_ref().map(ToString::to_string), "env": env})
             })
             .collect();
+        // Each file's size, never its content.
+        let files: Vec<Value> = self
+            .files
+            .iter()
+            .map(|file| {
+                json!({"path": file.path, "size": file.content.len(), "mode": format!("{:04o}", file.mode), "uid": file.uid, "gid": file.gid})
+            })
+            .collect();
         json!({
             "argv": self.argv,
             "setup": setup,
+            "files": files,
             "env": self.env,
             "workdir": self.workdir,
             "metadata": self.metadata,

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+pub mod files;
 pub mod modules;
 pub mod network;
 pub mod power_button;

@@ -85,6 +85,7 @@ pub(super) fn cases() -> Vec<Case> {
                         "PWD=[/tests]",
                         "leaked=[0]",
                         "metadata-file=gone",
+                        "file=[from-metadata] 640 1000:44",
                     ],
                 )
             },

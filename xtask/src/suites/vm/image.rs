@@ -12,6 +12,7 @@ echo "leaked=[$(env | grep -cE '^(workdir|metadata|vminit)')]"
 for p in /proc/self /sys/kernel /dev/pts /dev/shm /run /dev/null; do [ -e $p ] && echo "have $p"; done
 echo "lo-flags=[$(cat /sys/class/net/lo/flags)]"
 [ -e /tests/meta.json ] && echo "metadata-file=present" || echo "metadata-file=gone"
+[ -e /etc/app/app.conf ] && echo "file=[$(cat /etc/app/app.conf)] $(stat -c '%a %u:%g' /etc/app/app.conf)"
 exit ${1:-0}
 "#,
     ),
@@ -36,6 +37,7 @@ while :; do sleep 1; done
     (
         "/tests/meta.json",
         r#"{"argv": ["/tests/show-env.sh"], "env": {"A": "meta", "B": "meta"}, "working_dir": "/tests",
+            "files": [{"path": "/etc/app/app.conf", "content": "ZnJvbS1tZXRhZGF0YQ==", "mode": "0640", "uid": 1000, "gid": 44}],
             "vminit": {"delete_metadata": true}}"#,
     ),
     ("/tests/broken.json", r#"{"env": {"K": "s3cret-in-json""#),
