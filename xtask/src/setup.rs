@@ -20,6 +20,17 @@ pub fn packages(needs: &[(&str, &str)]) -> Result<(), String> {
     install(&missing)
 }
 
+/// Makes sure the program `program` from the crate `krate` at `version`
+/// is installed, with `cargo install --locked` (into `~/.cargo/bin`, kept
+/// across runs) when it is missing.
+pub fn cargo_tool(program: &str, krate: &str, version: &str) -> Result<(), String> {
+    if cmd::exists(program) {
+        return Ok(());
+    }
+    eprintln!("installing {krate} {version} with cargo (a few minutes, once)");
+    cmd::run(cmd::cargo().args(["install", "--locked", krate, "--version", version]))
+}
+
 /// Installs Debian packages (as root, with apt-get), or says how.
 pub fn install(packages: &[&str]) -> Result<(), String> {
     let install = format!(

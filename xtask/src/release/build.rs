@@ -175,22 +175,6 @@ fn sysroot(toolchain: Option<&str>) -> Result<PathBuf, String> {
     Ok(PathBuf::from(path.trim()))
 }
 
-/// Builds one of xtask's own binaries (`src/bin/`) static for `arch`, for
-/// a test image: musl links statically by default.
-pub fn guest_tool(name: &str, arch: Arch) -> Result<PathBuf, String> {
-    let target_dir = cmd::root().join("target/guest-tools");
-    setup::rust(arch)?;
-    cmd::run(
-        cmd::cargo()
-            .args(["build", "--release", "--package", "xtask", "--bin", name])
-            .args(["--target", arch.target()])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env(linker_variable(arch), "rust-lld"),
-    )?;
-    Ok(target_dir.join(arch.target()).join("release").join(name))
-}
-
 /// Cargo's variable that names `arch`'s linker.
 pub fn linker_variable(arch: Arch) -> String {
     format!(

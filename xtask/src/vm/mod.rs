@@ -17,3 +17,4 @@ pub mod kernel;
 pub mod kit;
 pub mod qemu;
 pub mod run;
+pub mod vsock;

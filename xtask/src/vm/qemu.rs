@@ -135,11 +135,29 @@ pub struct Boot {
 impl Boot {
     pub fn command(&self) -> Command {
         let mut command = Command::new(self.arch.qemu().0);
-        match self.arch {
-            Arch::X86_64 => command.args(["-M", "microvm,pit=on,pic=on,rtc=on"]),
+        // A vhost-user device's back-end, another process, reads and
+        // writes the guest's memory: it must be shared.
+        let shared = self.devices.iter().any(|arg| arg.starts_with("vhost-user"));
+        let machine = match (self.arch, shared) {
+            (Arch::X86_64, false) => "microvm,pit=on,pic=on,rtc=on",
+            (Arch::X86_64, true) => "microvm,pit=on,pic=on,rtc=on,memory-backend=mem",
             // PSCI powers it off; gpio-keys carries the power button.
-            Arch::Aarch64 => command.args(["-M", "virt", "-cpu", "max"]),
+            (Arch::Aarch64, false) => "virt",
+            (Arch::Aarch64, true) => "virt,memory-backend=mem",
         };
+        command.args(["-M", machine]);
+        if self.arch == Arch::Aarch64 {
+            command.args(["-cpu", "max"]);
+        }
+        if shared {
+            command.args([
+                "-object",
+                &format!(
+                    "memory-backend-memfd,id=mem,size={}M,share=on",
+                    self.memory_mb
+                ),
+            ]);
+        }
         command
             .args([
                 "-accel",

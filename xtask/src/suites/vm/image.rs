@@ -63,26 +63,6 @@ wget -q -O - "http://10.0.2.2:$1/from-guest" | sed 's/^/http: /'
 "#,
     ),
     (
-        "/tests/vsock-hold.sh",
-        r#"#!/bin/sh
-/tests/vsock-listen 5001 /run/listening hold &
-i=0
-while [ ! -e /run/listening ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-echo "listener ready"
-exit 7
-"#,
-    ),
-    (
-        "/tests/oom.sh",
-        r#"#!/bin/sh
-/tests/vsock-listen 5000 /run/listening &
-i=0
-while [ ! -e /run/listening ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-echo "listener ready"
-exec sort /dev/zero
-"#,
-    ),
-    (
         "/tests/count.sh",
         r#"#!/bin/sh
 echo "args=$# keys=$(env | grep -c '^key[0-9]*=v$')"
@@ -120,7 +100,7 @@ pub(super) const MODULES: &[&str] = &[
     "virtio_mmio",
     "virtio_net",
     "virtio_console",
-    "vsock_loopback",
+    "vmw_vsock_virtio_transport",
     "virtio_blk",
     "crc32c_generic",
     "ext4",

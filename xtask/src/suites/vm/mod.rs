@@ -23,12 +23,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::cmd;
-use crate::release::build;
 use crate::vm::arch::Arch;
 use crate::vm::initramfs::Console as ConsoleNodes;
 use crate::vm::kernel;
 use crate::vm::kit::Kit;
 use crate::vm::qemu::{self, Boot, Console};
+use crate::vm::vsock::VsockHost;
 
 /// A hang guard per boot (a TCG boot takes 5-10 s here).
 const GUARD: Duration = Duration::from_secs(180);
@@ -70,6 +70,10 @@ enum Device {
     Net,
     /// A virtio-serial port named `org.vminit.exit`, written to a file.
     ExitPort,
+    /// vsock with its host side as Firecracker's (`vhost-device-vsock`),
+    /// the guest's CID 3, and a host listener on CID 2, `port`, that reads
+    /// one line, then closes, or with `hold` keeps the connection open.
+    Vsock { port: u32, hold: bool },
     /// `/dev/vda`: a fresh copy of the root disk (ext4 with busybox, see
     /// [`disks::ROOT_FILES`]).
     RootDisk,
@@ -84,6 +88,8 @@ struct Outside {
     http_requests: Vec<String>,
     /// What the guest wrote to the `org.vminit.exit` port.
     port_record: String,
+    /// The line the host's vsock listener read.
+    vsock_record: String,
     /// `vminit --check --cmdline` on the host, of the boot's whole line:
     /// its exit status and standard error.
     check: (i32, String),
@@ -160,9 +166,6 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
         &kit.kernel,
         arch.power_button_modules(),
     )?);
-    let listener = build::guest_tool("vsock-listen", arch)?;
-    let listener = std::fs::read(&listener).map_err(|e| format!("{}: {e}", listener.display()))?;
-    files.push(("/tests/vsock-listen".into(), listener, 0o755));
     let normal = kit.image("tests", ConsoleNodes::Nodes, files.clone())?;
     let no_console = kit.image("tests-no-console", ConsoleNodes::Missing, files.clone())?;
     let mut read_only_files = files;
@@ -261,6 +264,7 @@ fn run_case(
     let disk_path = |what: &str| cmd::root().join(format!("target/vm/{}-{what}.ext4", case.name));
     let mut root_disk = None;
     let mut data_disk = None;
+    let mut vsock = None;
     for device in case.devices {
         match device {
             Device::RootDisk => {
@@ -280,6 +284,14 @@ fn run_case(
                 cmdline = cmdline.replace("{http_port}", &server.port.to_string());
                 http = Some(server);
                 devices.extend(qemu::user_net());
+            }
+            Device::Vsock { port, hold } => {
+                let dir = std::env::temp_dir();
+                let host =
+                    VsockHost::start(&dir, &format!("vminit-{}-{index}", std::process::id()))?;
+                let listener = host.listen(*port, *hold)?;
+                devices.extend(host.devices());
+                vsock = Some((host, listener));
             }
             Device::ExitPort => {
                 devices.extend([
@@ -317,6 +329,9 @@ fn run_case(
     let outside = Outside {
         http_requests: http.map(network::HttpServer::stop).unwrap_or_default(),
         port_record: std::fs::read_to_string(&port_file).unwrap_or_default(),
+        vsock_record: vsock
+            .map(|(_host, listener)| listener.stop())
+            .unwrap_or_default(),
         check: check_on_host(kit, &boot.cmdline)?,
         root_disk,
         data_disk,
