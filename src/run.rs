@@ -319,9 +319,9 @@ fn prepare_machine(
     Ok(hostname)
 }
 
-/// The app, before it starts: its user, environment and limits (checked
-/// to fit exec), its working directory; then the metadata's files, and
-/// the set-up steps, run with them.
+/// The app, before it starts: the metadata's files; its user,
+/// environment and limits (checked to fit exec), its working directory;
+/// then the set-up steps, run with them.
 fn prepare_app(
     ending: &mut Ending,
     config: &Config,
@@ -329,6 +329,12 @@ fn prepare_app(
     hostname: Option<String>,
     from_kernel: bool,
 ) -> Result<Prepared, i32> {
+    // First: a file may be the image's /etc/passwd, which the user's
+    // lookup reads.
+    if let Err(e) = steps::time("files", || machine::files::write_all(&config.files)) {
+        error!("{}", log::chain(&e));
+        return Err(ending.finish(EXIT_CONFIG, None));
+    }
     let identity = match &config.user {
         Some(spec) => match steps::time("user", || start::resolve_user(spec)) {
             Ok(identity) => Some(identity),
@@ -361,10 +367,6 @@ fn prepare_app(
     } else {
         Scope::Descendants
     };
-    if let Err(e) = steps::time("files", || machine::files::write_all(&config.files)) {
-        error!("{}", log::chain(&e));
-        return Err(ending.finish(EXIT_CONFIG, None));
-    }
     if let Err(message) = steps::time("setup", || start::run_setup(config, &env, &limits, scope)) {
         error!("{message}");
         return Err(ending.finish(EXIT_CONFIG, None));

@@ -51,23 +51,28 @@ fn is_setting(name: &str, pattern: &str) -> bool {
 fn the_reference_names_every_setting_and_no_other() {
     let text = reference();
     let names = vminit::config::settings::NAMES;
+    let named = words_after(&text, "vminit.");
     for name in names {
         assert!(
-            text.contains(&format!("vminit.{name}")),
+            named.contains(*name),
             "docs/reference.md does not name the setting vminit.{name}"
         );
     }
     // `vminit.NAME=VALUE`: any setting.
-    for word in words_after(&text, "vminit.")
-        .into_iter()
-        .filter(|w| w != "NAME")
-    {
+    for word in named.iter().filter(|w| *w != "NAME") {
+        if let Some(resource) = word.strip_prefix("rlimit.") {
+            let known = vminit::config::limits::RESOURCES;
+            assert!(
+                resource == "NAME" || known.contains(&resource),
+                "docs/reference.md names vminit.{word}, not a resource limit vminit knows ({known:?})"
+            );
+        }
         // `vminit.report.*`: a family of settings.
         let family = format!("{word}.");
         assert!(
             names
                 .iter()
-                .any(|pattern| is_setting(&word, pattern) || pattern.starts_with(&family)),
+                .any(|pattern| is_setting(word, pattern) || pattern.starts_with(&family)),
             "docs/reference.md names vminit.{word}, which vminit does not accept (settings: {names:?})"
         );
     }

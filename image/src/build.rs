@@ -716,7 +716,7 @@ pub fn check_vminit(binary: &[u8], arch: &str) -> Result<(), String> {
     // would end the boot in a kernel panic, so it is refused here.
     if let Some(loader) = interpreter(binary) {
         return Err(format!(
-            "is dynamically linked (it needs the loader {loader}); /init must be static: use the release binary (cargo xtask build)"
+            "is dynamically linked (it needs the loader {loader}); /init must be static: use the release's vminit-ARCH, or build it with cargo xtask build"
         ));
     }
     Ok(())

@@ -64,21 +64,37 @@ pub fn ratio_interval(a: &[f64], b: &[f64]) -> (f64, f64) {
 /// in rounds (`a[round]`), which drift apart more than samples in one
 /// round do: rounds are resampled with replacement (a cluster bootstrap),
 /// and each draw's median is that of the drawn rounds' samples together.
-/// With one sample per round it is [`ratio_interval`]'s.
+/// When both have the same rounds (every init ran in each, in turn), one
+/// draw of rounds serves both, so that what a round shares (the machine's
+/// load then, a baseline run subtracted from both) stays paired. Draws
+/// with no sample are passed over.
 pub fn clustered_ratio_interval(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, f64) {
     const RESAMPLES: usize = 2000;
     if a.iter().all(Vec::is_empty) || b.iter().all(Vec::is_empty) {
         return (f64::NAN, f64::NAN);
     }
+    let paired = a.len() == b.len();
     let mut rng = SplitMix64(0x5EED_B007);
-    let mut draw = |rounds: &[Vec<f64>]| -> f64 {
+    let draw = |rounds: &[Vec<f64>], picks: &[usize]| -> f64 {
         let mut drawn = Vec::new();
-        for _ in 0..rounds.len() {
-            drawn.extend_from_slice(&rounds[rng.below(rounds.len())]);
+        for pick in picks {
+            drawn.extend_from_slice(&rounds[*pick]);
         }
         median(&drawn)
     };
-    let ratios: Vec<f64> = (0..RESAMPLES).map(|_| draw(a) / draw(b)).collect();
+    let mut ratios = Vec::with_capacity(RESAMPLES);
+    for _ in 0..RESAMPLES {
+        let picks_a: Vec<usize> = (0..a.len()).map(|_| rng.below(a.len())).collect();
+        let picks_b: Vec<usize> = if paired {
+            picks_a.clone()
+        } else {
+            (0..b.len()).map(|_| rng.below(b.len())).collect()
+        };
+        let ratio = draw(a, &picks_a) / draw(b, &picks_b);
+        if ratio.is_finite() {
+            ratios.push(ratio);
+        }
+    }
     (quantile(&ratios, 0.025), quantile(&ratios, 0.975))
 }
 
@@ -139,10 +155,15 @@ mod tests {
         let b: Vec<f64> = (0..40).map(|i| 1.0 + f64::from(i % 20) / 100.0).collect();
         let a: Vec<f64> = b.iter().map(|v| v * 2.0).collect();
         let single = |v: &[f64]| v.iter().map(|x| vec![*x]).collect::<Vec<_>>();
-        assert_eq!(
-            clustered_ratio_interval(&single(&a), &single(&b)),
-            ratio_interval(&a, &b)
+        // Paired by round: a is b doubled in every round, so every draw
+        // gives exactly 2, where unpaired draws spread around it.
+        let (low, high) = clustered_ratio_interval(&single(&a), &single(&b));
+        assert!(
+            (low - 2.0).abs() < 1e-9 && (high - 2.0).abs() < 1e-9,
+            "{low} {high}"
         );
+        let unpaired = clustered_ratio_interval(&single(&a), &single(&b[1..]));
+        assert!(unpaired.1 - unpaired.0 > 0.01, "{unpaired:?}");
         // Five rounds of 100 whose levels drift by ±20%: pooled, the
         // 500 samples look precise; by round, they are five.
         let rounds = |scale: f64| -> Vec<Vec<f64>> {
@@ -155,7 +176,8 @@ mod tests {
                 })
                 .collect()
         };
-        let (a, b) = (rounds(1.0), rounds(1.0));
+        // Unpaired (b one round short), so that the drift shows.
+        let (a, b) = (rounds(1.0), rounds(1.0)[..4].to_vec());
         let pooled = ratio_interval(&a.concat(), &b.concat());
         let (low, high) = clustered_ratio_interval(&a, &b);
         assert!(low < 1.0 && 1.0 < high, "{low} {high}");

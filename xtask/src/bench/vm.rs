@@ -139,7 +139,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         disks.push(measure(&disks_boot, true)?);
     }
     let native = native_timings(&kit, boots)?;
-    let mut table = render(&vminit, &baseline, &debug, &native, accel, &kit);
+    let mut table = render(&vminit, &baseline, &debug, &native, (accel, cpus), &kit);
     table.push_str(&render_disks(&debug, &modules, &disks));
     table.push_str(&render_steps(&[
         ("plain initramfs", &debug),
@@ -258,18 +258,26 @@ fn measure(boot: &Boot, is_vminit: bool) -> Result<Sample, String> {
 /// The kernel writes to the console past the tty, so its line can land
 /// inside a line of vminit's that the serial port is still draining
 /// (`…log=14937[    2.326897] bench: app start`): the stamp is looked
-/// for anywhere in the line.
+/// for at every `[` in the line.
 fn printk_line(line: &str) -> Option<(f64, &str)> {
-    line.match_indices('[').find_map(|(at, _)| {
-        let (stamp, message) = line[at + 1..].split_once("] ")?;
-        Some((stamp.trim().parse().ok()?, message))
-    })
+    line.match_indices('[')
+        .find_map(|(at, _)| stamp_at(&line[at..]))
+}
+
+/// A printk stamp right at the start of `text`: `[` spaces, seconds with
+/// six decimals, `] `; then the message.
+fn stamp_at(text: &str) -> Option<(f64, &str)> {
+    let (stamp, message) = text.strip_prefix('[')?.split_once("] ")?;
+    let (whole, micros) = stamp.trim_start().split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(whole) && micros.len() == 6 && digits(micros)).then_some(())?;
+    Some((stamp.trim().parse().ok()?, message))
 }
 
 /// `line` without a kernel line that landed inside it (see [`printk_line`]).
 fn without_printk(line: &str) -> &str {
     line.match_indices('[')
-        .find(|(at, _)| printk_line(&line[*at..]).is_some())
+        .find(|(at, _)| stamp_at(&line[*at..]).is_some())
         .map_or(line, |(at, _)| &line[..at])
 }
 
@@ -303,6 +311,15 @@ fn vminit_steps(console: &Console) -> Result<Vec<(String, f64)>, String> {
         .iter()
         .find_map(|l| without_printk(l).split("vminit: steps: ").nth(1))
         .ok_or_else(|| format!("no vminit steps line:\n{}", console.text()))?;
+    // Its last field is `log=`: a line cut short by the kernel's is refused,
+    // not read as fewer steps.
+    if !line
+        .split_whitespace()
+        .last()
+        .is_some_and(|pair| pair.starts_with("log="))
+    {
+        return Err(format!("vminit's steps line was cut: {line:?}"));
+    }
     line.split_whitespace()
         .map(|pair| {
             let (name, us) = pair
@@ -433,7 +450,7 @@ fn render(
     baseline: &[Sample],
     debug: &[Sample],
     native: &[(f64, f64)],
-    accel: qemu::Accel,
+    (accel, cpus): (qemu::Accel, u32),
     kit: &Kit,
 ) -> String {
     let median = |samples: &[Sample], f: fn(&Sample) -> f64| {
@@ -446,7 +463,7 @@ fn render(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "VM boot timings, {} boots each, alternating; QEMU microvm ({accel:?}), kernel {}\n",
+        "VM boot timings, {} boots each, alternating; QEMU microvm ({accel:?}, {cpus} vCPU), kernel {}\n",
         vminit.len(),
         kit.kernel
             .file_name()
@@ -566,6 +583,9 @@ mod tests {
         assert_eq!(printk_line(cut), Some((2.326897, "bench: app start")));
         assert_eq!(without_printk(cut), "vminit: steps: spawn=90 log=14937");
         assert_eq!(without_printk("a [b] c"), "a [b] c");
+        assert_eq!(without_printk("a [b] c[    1.000000] x"), "a [b] c");
+        assert_eq!(printk_line("x [5] y"), None);
+        assert_eq!(printk_line("x [inf] y"), None);
         let console = Console {
             lines: vec!["vminit: timings: init_start_us=1500000 app_exec_us=1500800 app_exit_us=1600000 poweroff_us=1601000".into()],
             ..Console::default()
@@ -574,7 +594,7 @@ mod tests {
         assert_eq!(start, 1500.0);
         assert!((exec - 0.8).abs() < 1e-9 && (off - 1.0).abs() < 1e-9);
         let console = Console {
-            lines: vec!["vminit: steps: mounts=812 module:ext4=2400 spawn=90".into()],
+            lines: vec!["vminit: steps: mounts=812 module:ext4=2400 spawn=90 log=30".into()],
             ..Console::default()
         };
         assert_eq!(
@@ -582,8 +602,15 @@ mod tests {
             [
                 ("mounts".to_owned(), 0.812),
                 ("module:ext4".to_owned(), 2.4),
-                ("spawn".to_owned(), 0.09)
+                ("spawn".to_owned(), 0.09),
+                ("log".to_owned(), 0.03)
             ]
         );
+        // Cut short by a kernel line: refused, not read as fewer steps.
+        let cut = Console {
+            lines: vec!["vminit: steps: mounts=812 modu[    2.326897] bench: app start".into()],
+            ..Console::default()
+        };
+        assert!(vminit_steps(&cut).is_err());
     }
 }

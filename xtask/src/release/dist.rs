@@ -310,8 +310,7 @@ fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBu
     for doc in ["README.md"].iter().chain(&LICENCES) {
         put(&top.join(doc), &read(&root.join(doc))?, 0o644)?;
     }
-    // The README's links lead into docs/: its pages and charts go along
-    // (the benchmarks' raw CSV stays in the repository).
+    // The README's links lead into docs/: all of it goes along.
     for page in docs(&root.join("docs"))? {
         let relative = page.strip_prefix(&root).map_err(|e| e.to_string())?;
         put(&top.join(relative), &read(&page)?, 0o644)?;
@@ -335,7 +334,7 @@ fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBu
     Ok(archive)
 }
 
-/// The Markdown pages and SVG charts under `dir`, sorted.
+/// The files under `dir`, sorted.
 fn docs(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -343,7 +342,7 @@ fn docs(dir: &Path) -> Result<Vec<PathBuf>, String> {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.is_dir() {
             found.extend(docs(&path)?);
-        } else if path.extension().is_some_and(|e| e == "md" || e == "svg") {
+        } else {
             found.push(path);
         }
     }
