@@ -62,7 +62,7 @@ Commands:
                    build the static vminit (musl, std rebuilt for size); prints its path
   dist [--check-reproducible]
                    the release artifacts in target/dist/, built with the pinned Rust
-                   (dist::RELEASE_TOOLCHAIN): per architecture a tarball and a .deb
+                   (release::dist::RELEASE_TOOLCHAIN): per architecture a tarball and a .deb
                    of vminit and a tarball of vminit-image, then SHA256SUMS; checks
                    the packages; --check-reproducible: builds x86_64 again into
                    another target directory and compares the bytes
