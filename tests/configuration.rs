@@ -391,7 +391,8 @@ fn files_with_a_bad_path_or_content_are_refused_and_nothing_runs() {
         &metadata,
         r#"{"argv": ["sh", "-c", "echo ran"],
             "files": [{"path": "/etc/../root/.ssh/authorized_keys", "content": "aGk="},
-                      {"path": "etc/app.conf", "content": "not base64: s3cret"}]}"#,
+                      {"path": "etc/app.conf", "content": "not base64: s3cret"},
+                      {"path": "/etc/a\nvminit: exit_code=0", "content": ""}]}"#,
     )
     .unwrap();
     let result = run(vminit(&["--metadata", metadata.to_str().unwrap()]));
@@ -416,6 +417,12 @@ fn files_with_a_bad_path_or_content_are_refused_and_nothing_runs() {
             .any(|l| l.ends_with("files[1].content: must be base64 (RFC 4648, with padding)")),
         "{lines:?}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("files[2].path: must be a path without control characters")),
+        "{lines:?}"
+    );
     assert!(!result.stderr.contains("s3cret"), "{}", result.stderr);
     // A file that cannot be written ends the start with status 2.
     std::fs::write(
@@ -433,4 +440,57 @@ fn files_with_a_bad_path_or_content_are_refused_and_nothing_runs() {
         "{}",
         result.stderr
     );
+}
+
+#[test]
+fn files_are_written_in_place_over_a_mount_point_and_by_a_user_who_is_not_root() {
+    let dir = tempdir("files-in-place");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let (target, source) = (dir.join("hosts"), dir.join("hosts.engine"));
+    std::fs::write(&target, "old\n").unwrap();
+    std::fs::write(&source, "engine's\n").unwrap();
+    let metadata = dir.join("files.json");
+    let path = target.to_str().unwrap();
+    // "bmV3Cg==" is "new\n", given with a line break as base64(1) wraps.
+    std::fs::write(
+        &metadata,
+        format!(
+            r#"{{"argv": ["cat", "{path}"], "files": [{{"path": "{path}", "content": "bmV3\nCg=="}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &metadata,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    // A file an engine bind-mounted (as Docker's /etc/hosts) cannot be
+    // renamed over (EBUSY): it is rewritten where it is.
+    let mut bound = std::process::Command::new("unshare");
+    bound
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" "$2" && exec "$3" --metadata "$4""#)
+        .args(["sh", source.to_str().unwrap(), path, &common::binary()])
+        .arg(&metadata);
+    let result = run(bound);
+    assert_eq!(result.code(), 0, "{result:#?}");
+    assert_eq!(result.stdout, "new\n");
+    assert_eq!(std::fs::read_to_string(&source).unwrap(), "new\n");
+    // A user who is not root writes files without an owner given.
+    std::fs::remove_file(&target).unwrap();
+    // A copy the other user can reach, wherever the checkout is (a
+    // `mktemp -d` one is 0700).
+    let binary = dir.join("vminit");
+    std::fs::copy(common::binary(), &binary).unwrap();
+    let mut nobody = std::process::Command::new("setpriv");
+    nobody
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&binary)
+        .arg("--metadata")
+        .arg(&metadata);
+    let result = run(nobody);
+    assert_eq!(result.code(), 0, "{result:#?}");
+    assert_eq!(result.stdout, "new\n");
+    let meta = std::fs::metadata(&target).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
 }

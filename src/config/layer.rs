@@ -25,9 +25,15 @@ pub struct FileSpec {
     pub path: String,
     pub content: Vec<u8>,
     pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
+    /// The owner; when not given, the file is vminit's user's (root's in
+    /// a VM), so that a container run as another user can write files.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
+
+/// The most files the metadata may name: each costs a log line on the
+/// console before the app starts.
+pub const MAX_FILES: usize = 1024;
 
 /// The mode of a file given without one: what `umask 022` gives.
 pub const DEFAULT_FILE_MODE: u32 = 0o644;

@@ -15,7 +15,7 @@
 use serde_json::Value;
 
 use crate::config::error::{ConfigError, NameKind, Problem, Source};
-use crate::config::layer::{DEFAULT_FILE_MODE, FileSpec, Layer, SetupStep};
+use crate::config::layer::{DEFAULT_FILE_MODE, FileSpec, Layer, MAX_FILES, SetupStep};
 use crate::config::mounts;
 use crate::config::settings::{self, Settings};
 use crate::config::validate;
@@ -230,6 +230,10 @@ fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileS
         fail("files", SHAPE);
         return Vec::new();
     };
+    if files.len() > MAX_FILES {
+        fail("files", Problem::WrongType("at most 1024 files"));
+        return Vec::new();
+    }
     let mut parsed = Vec::new();
     for (index, file) in files.iter().enumerate() {
         let place = |field: &str| format!("files[{index}].{field}");
@@ -249,6 +253,10 @@ fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileS
                     .filter(|id| *id != u32::MAX)
             };
             match (field.as_str(), value) {
+                ("path", Value::String(path)) if path.chars().any(char::is_control) => fail(
+                    &place("path"),
+                    Problem::WrongType("a path without control characters"),
+                ),
                 ("path", Value::String(path)) => match validate::clean_absolute_path(path) {
                     Ok(()) if path != "/" => spec.path = path.clone(),
                     Ok(()) => fail(&place("path"), Problem::WrongType("a file's path, not /")),
@@ -256,6 +264,8 @@ fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileS
                 },
                 ("path", _) => fail(&place("path"), Problem::WrongType("a string")),
                 ("content", Value::String(text)) => {
+                    // Line breaks as `base64` writes them are allowed.
+                    let text: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
                     match base64::engine::general_purpose::STANDARD.decode(text) {
                         Ok(bytes) => spec.content = bytes,
                         Err(_) => fail(
@@ -274,8 +284,8 @@ fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileS
                     Problem::WrongType("an octal string, as \"0640\""),
                 ),
                 ("uid" | "gid", value) => match id(value) {
-                    Some(id) if field == "uid" => spec.uid = id,
-                    Some(id) => spec.gid = id,
+                    Some(id) if field == "uid" => spec.uid = Some(id),
+                    Some(id) => spec.gid = Some(id),
                     None => fail(
                         &place(field),
                         Problem::WrongType("a number from 0 to 4294967294"),
@@ -444,8 +454,14 @@ mod tests {
         let (layer, errors) = parse(json, &source());
         let files = layer.files.unwrap();
         assert_eq!(files[0].content, b"s3cret");
-        assert_eq!((files[0].mode, files[0].uid, files[0].gid), (0o644, 0, 0));
-        assert_eq!((files[1].mode, files[1].uid, files[1].gid), (0o4755, 1, 2));
+        assert_eq!(
+            (files[0].mode, files[0].uid, files[0].gid),
+            (0o644, None, None)
+        );
+        assert_eq!(
+            (files[1].mode, files[1].uid, files[1].gid),
+            (0o4755, Some(1), Some(2))
+        );
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
@@ -516,7 +532,7 @@ mod tests {
             "env.Z: value contains a NUL byte",
             "working_dir: must be an absolute path",
             "argv: no command given",
-            "extra: is not a known field (known: argv, env, working_dir, setup, vminit)",
+            "extra: is not a known field (known: argv, env, working_dir, setup, files, vminit)",
             "vminit.grace: must be a number of seconds",
             "vminit.colour: is not a vminit setting",
             "vminit.net.mtu: must be a number or a string",

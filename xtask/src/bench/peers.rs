@@ -605,8 +605,10 @@ fn best_peer(row: &Row) -> f64 {
 fn ratio(row: &Row) -> (f64, Option<(f64, f64)>) {
     let best = best_peer_index(row);
     let point = row.values[0] / row.values[best];
-    let interval = (!row.samples.is_empty())
-        .then(|| stats::clustered_ratio_interval(&row.samples[0], &row.samples[best]));
+    let interval = (!row.samples.is_empty()).then(|| {
+        // Every init ran in each round, in turn.
+        stats::clustered_ratio_interval(&row.samples[0], &row.samples[best], true)
+    });
     (point, interval)
 }
 

@@ -64,16 +64,16 @@ pub fn ratio_interval(a: &[f64], b: &[f64]) -> (f64, f64) {
 /// in rounds (`a[round]`), which drift apart more than samples in one
 /// round do: rounds are resampled with replacement (a cluster bootstrap),
 /// and each draw's median is that of the drawn rounds' samples together.
-/// When both have the same rounds (every init ran in each, in turn), one
-/// draw of rounds serves both, so that what a round shares (the machine's
-/// load then, a baseline run subtracted from both) stays paired. Draws
-/// with no sample are passed over.
-pub fn clustered_ratio_interval(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, f64) {
+/// `paired` when both ran in the same rounds (every init in each, in
+/// turn): one draw of rounds serves both, so that what a round shares
+/// (the machine's load then, a baseline run subtracted from both) stays
+/// paired. Draws with no sample are passed over.
+pub fn clustered_ratio_interval(a: &[Vec<f64>], b: &[Vec<f64>], paired: bool) -> (f64, f64) {
     const RESAMPLES: usize = 2000;
     if a.iter().all(Vec::is_empty) || b.iter().all(Vec::is_empty) {
         return (f64::NAN, f64::NAN);
     }
-    let paired = a.len() == b.len();
+    let paired = paired && a.len() == b.len();
     let mut rng = SplitMix64(0x5EED_B007);
     let draw = |rounds: &[Vec<f64>], picks: &[usize]| -> f64 {
         let mut drawn = Vec::new();
@@ -150,6 +150,39 @@ mod tests {
     }
 
     #[test]
+    fn pairing_by_round_takes_out_what_a_round_shares() {
+        // Five rounds whose levels drift by ±20%; within each, a and b
+        // have noise of their own, the same spread for both.
+        let levels = [0.8, 1.2, 1.0, 0.9, 1.1];
+        let noisy = |seed: u64| -> Vec<Vec<f64>> {
+            let mut rng = SplitMix64(seed);
+            levels
+                .iter()
+                .map(|level| {
+                    (0..40)
+                        .map(|_| level * (1.0 + (rng.below(100) as f64) / 1000.0))
+                        .collect()
+                })
+                .collect()
+        };
+        let (a, mut b) = (noisy(1), noisy(2));
+        let paired = clustered_ratio_interval(&a, &b, true);
+        let independent = clustered_ratio_interval(&a, &b, false);
+        assert!(paired.0 < 1.0 && 1.0 < paired.1, "{paired:?}");
+        assert!(
+            paired.1 - paired.0 < (independent.1 - independent.0) / 2.0,
+            "{paired:?} {independent:?}"
+        );
+        // A round with no sample: its draws are passed over, not NaN.
+        b[0].clear();
+        let with_empty = clustered_ratio_interval(&a, &b, true);
+        assert!(
+            with_empty.0.is_finite() && with_empty.1.is_finite(),
+            "{with_empty:?}"
+        );
+    }
+
+    #[test]
     fn rounds_that_drift_widen_the_interval() {
         // One sample per round: the plain bootstrap's interval.
         let b: Vec<f64> = (0..40).map(|i| 1.0 + f64::from(i % 20) / 100.0).collect();
@@ -157,12 +190,12 @@ mod tests {
         let single = |v: &[f64]| v.iter().map(|x| vec![*x]).collect::<Vec<_>>();
         // Paired by round: a is b doubled in every round, so every draw
         // gives exactly 2, where unpaired draws spread around it.
-        let (low, high) = clustered_ratio_interval(&single(&a), &single(&b));
+        let (low, high) = clustered_ratio_interval(&single(&a), &single(&b), true);
         assert!(
             (low - 2.0).abs() < 1e-9 && (high - 2.0).abs() < 1e-9,
             "{low} {high}"
         );
-        let unpaired = clustered_ratio_interval(&single(&a), &single(&b[1..]));
+        let unpaired = clustered_ratio_interval(&single(&a), &single(&b), false);
         assert!(unpaired.1 - unpaired.0 > 0.01, "{unpaired:?}");
         // Five rounds of 100 whose levels drift by ±20%: pooled, the
         // 500 samples look precise; by round, they are five.
@@ -176,10 +209,10 @@ mod tests {
                 })
                 .collect()
         };
-        // Unpaired (b one round short), so that the drift shows.
-        let (a, b) = (rounds(1.0), rounds(1.0)[..4].to_vec());
+        // Independent rounds, so that the drift shows.
+        let (a, b) = (rounds(1.0), rounds(1.0));
         let pooled = ratio_interval(&a.concat(), &b.concat());
-        let (low, high) = clustered_ratio_interval(&a, &b);
+        let (low, high) = clustered_ratio_interval(&a, &b, false);
         assert!(low < 1.0 && 1.0 < high, "{low} {high}");
         assert!(
             high - low > 2.0 * (pooled.1 - pooled.0),

@@ -306,11 +306,25 @@ fn vminit_timings(console: &Console) -> Result<(f64, f64, f64), String> {
 /// vminit's debug line `steps: mounts=812 module:virtio_mmio=2400 …`
 /// (microseconds), as (step, ms) in order.
 fn vminit_steps(console: &Console) -> Result<Vec<(String, f64)>, String> {
-    let line = console
+    let at = console
         .lines
         .iter()
-        .find_map(|l| without_printk(l).split("vminit: steps: ").nth(1))
+        .position(|l| without_printk(l).contains("vminit: steps: "))
         .ok_or_else(|| format!("no vminit steps line:\n{}", console.text()))?;
+    let mut line = without_printk(&console.lines[at]).to_owned();
+    // A kernel line that landed inside it pushed the rest of it onto the
+    // next console line.
+    if line.len() < console.lines[at].len()
+        && let Some(rest) = console.lines.get(at + 1)
+        && printk_line(rest).is_none()
+        && !rest.starts_with("vminit:")
+    {
+        line.push_str(rest);
+    }
+    let line = line
+        .split("vminit: steps: ")
+        .nth(1)
+        .ok_or("no vminit steps line")?;
     // Its last field is `log=`: a line cut short by the kernel's is refused,
     // not read as fewer steps.
     if !line
@@ -605,6 +619,18 @@ mod tests {
                 ("spawn".to_owned(), 0.09),
                 ("log".to_owned(), 0.03)
             ]
+        );
+        // A kernel line inside it: the rest, on the next line, is joined.
+        let joined = Console {
+            lines: vec![
+                "vminit: steps: mounts=812 log=14[    2.326897] bench: app start".into(),
+                "937".into(),
+            ],
+            ..Console::default()
+        };
+        assert_eq!(
+            vminit_steps(&joined).unwrap()[1],
+            ("log".to_owned(), 14.937)
         );
         // Cut short by a kernel line: refused, not read as fewer steps.
         let cut = Console {

@@ -311,7 +311,7 @@ fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBu
         put(&top.join(doc), &read(&root.join(doc))?, 0o644)?;
     }
     // The README's links lead into docs/: all of it goes along.
-    for page in docs(&root.join("docs"))? {
+    for page in docs("docs")? {
         let relative = page.strip_prefix(&root).map_err(|e| e.to_string())?;
         put(&top.join(relative), &read(&page)?, 0o644)?;
     }
@@ -334,18 +334,20 @@ fn tarball(dist: &Dist, name: &str, programs: &[(&str, &Path)]) -> Result<PathBu
     Ok(archive)
 }
 
-/// The files under `dir`, sorted.
-fn docs(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut found = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        if path.is_dir() {
-            found.extend(docs(&path)?);
-        } else {
-            found.push(path);
-        }
-    }
+/// The files git tracks under `dir` (`docs`), sorted: no editor backup
+/// or untracked file makes two clones' tarballs differ.
+fn docs(dir: &str) -> Result<Vec<PathBuf>, String> {
+    let listed = cmd::output(
+        Command::new("git")
+            .arg("-C")
+            .arg(cmd::root())
+            .args(["ls-files", "-z", "--", dir]),
+    )?;
+    let mut found: Vec<PathBuf> = listed
+        .split('\0')
+        .filter(|name| !name.is_empty())
+        .map(|name| cmd::root().join(name))
+        .collect();
     found.sort();
     Ok(found)
 }

@@ -217,7 +217,7 @@ impl Boot {
             match args.as_slice().first() {
                 Some(device) if arg == "-device" => {
                     let pair = [arg.clone(), device.clone()];
-                    if device.starts_with("virtio-") {
+                    if device.starts_with("virtio-") || device.starts_with("vhost-user-") {
                         virtio.push(pair);
                     } else {
                         plugged.push(pair);

@@ -7,6 +7,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,10 +15,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::setup;
+use crate::{cmd, setup};
 
 /// The guest's CID.
 pub const GUEST_CID: u32 = 3;
+
+const PROGRAM: &str = "vhost-device-vsock";
+
+/// The back-end: on PATH, else where `cargo install` put it.
+fn program() -> std::path::PathBuf {
+    if cmd::exists(PROGRAM) {
+        return PROGRAM.into();
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_default();
+    cargo_home.join("bin").join(PROGRAM)
+}
 
 /// A running `vhost-device-vsock` for one VM; stopped when dropped.
 pub struct VsockHost {
@@ -29,16 +44,24 @@ pub struct VsockHost {
 }
 
 impl VsockHost {
+    /// Installs the back-end when missing (`cargo install`, once, before
+    /// any VM starts: a build beside a TCG boot would slow it).
+    pub fn install() -> Result<(), String> {
+        setup::cargo_tool(PROGRAM, "vhost-device-vsock", "0.3.0")
+    }
+
     /// Starts the back-end with its sockets in `dir`, named after `name`,
-    /// once it is installed (`cargo install vhost-device-vsock`), and waits
-    /// for its vhost-user socket.
+    /// and waits for its vhost-user socket. It dies with xtask.
     pub fn start(dir: &Path, name: &str) -> Result<VsockHost, String> {
-        setup::cargo_tool("vhost-device-vsock", "vhost-device-vsock", "0.3.0")?;
+        Self::install()?;
         let socket = dir.join(format!("{name}.vhost.sock"));
         let uds = dir.join(format!("{name}.vsock"));
+        let log = dir.join(format!("{name}.vhost.log"));
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&uds);
-        let process = Command::new("vhost-device-vsock")
+        let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut command = Command::new(program());
+        command
             .arg("--vm")
             .arg(format!(
                 "guest-cid={GUEST_CID},socket={},uds-path={}",
@@ -47,21 +70,33 @@ impl VsockHost {
             ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("vhost-device-vsock: {e}"))?;
-        let host = VsockHost {
+            .stderr(stderr);
+        // SAFETY: prctl is async-signal-safe. A killed xtask takes the
+        // back-end down with it.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let process = command.spawn().map_err(|e| format!("{PROGRAM}: {e}"))?;
+        let mut host = VsockHost {
             process,
             socket,
             uds,
         };
         let start = Instant::now();
         while !host.socket.exists() {
+            let said = || std::fs::read_to_string(&log).unwrap_or_default();
+            if let Ok(Some(status)) = host.process.try_wait() {
+                return Err(format!("{PROGRAM} ended ({status}): {}", said()));
+            }
             if start.elapsed() > Duration::from_secs(10) {
-                return Err("vhost-device-vsock made no socket within 10 s".into());
+                return Err(format!("{PROGRAM} made no socket within 10 s: {}", said()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = std::fs::remove_file(&log);
         Ok(host)
     }
 
@@ -98,7 +133,7 @@ impl Drop for VsockHost {
 pub struct LineListener {
     path: PathBuf,
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<String>,
+    thread: Option<JoinHandle<String>>,
 }
 
 impl LineListener {
@@ -131,15 +166,31 @@ impl LineListener {
         Ok(LineListener {
             path: path.to_path_buf(),
             stop,
-            thread,
+            thread: Some(thread),
         })
     }
 
     /// Stops listening; returns the line read, if any.
-    pub fn stop(self) -> String {
+    pub fn stop(mut self) -> String {
         self.stop.store(true, Ordering::Relaxed);
-        let line = self.thread.join().unwrap_or_default();
+        let line = self
+            .thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
         let _ = std::fs::remove_file(&self.path);
         line
+    }
+}
+
+impl Drop for LineListener {
+    /// Dropped without [`LineListener::stop`] (a case that failed to
+    /// start): the thread ends and the socket goes.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }

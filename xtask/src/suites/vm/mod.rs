@@ -157,6 +157,7 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
         crate::setup::binfmt(arch)?;
     }
     let kit = Kit::prepare_for(None, arch)?;
+    VsockHost::install()?;
     let mut files: Vec<(String, Vec<u8>, u32)> = image::FILES
         .iter()
         .map(|(path, text)| ((*path).to_owned(), text.as_bytes().to_vec(), 0o755))
