@@ -17,6 +17,7 @@
 //! path of it ends (the exit record, then the exit code or the machine's
 //! end); `main.rs` only hands over `argv`; [`log`] is the `vminit:` log.
 
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod end;

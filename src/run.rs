@@ -304,8 +304,9 @@ fn prepare_machine(
             || !config.mounts.is_empty()
             || config.report_port.is_some()
             || config.report_vsock.is_some()
+            || config.api.is_some()
         {
-            warn!("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored");
+            warn!("modules, root, mount.*, net.*, report.* and api apply in VM mode only: ignored");
         }
         return Ok(hostname);
     }
@@ -418,6 +419,10 @@ fn start_app(
     ending.timings.app_exec = Some(clock::since_boot());
     // Before any line logged after the start adds to the log's time.
     let steps_line = steps::line();
+    // After the app's start, which it must not delay; in a VM only.
+    if let (true, Some(api)) = (ending.vm, &config.api) {
+        crate::api::start(api, app);
+    }
     // Logged after the start, so that writing to a slow console does not
     // delay the app.
     debug!("started pid {app} with configuration {}", config.redacted());

@@ -342,9 +342,9 @@ fn machine_settings_are_ignored_with_a_warning_in_a_container() {
     ]));
     assert_eq!(result.code(), 4, "{result:#?}");
     assert!(
-        result
-            .stderr
-            .contains("modules, root, mount.*, net.* and report.* apply in VM mode only: ignored"),
+        result.stderr.contains(
+            "modules, root, mount.*, net.*, report.* and api apply in VM mode only: ignored"
+        ),
         "{result:#?}"
     );
 }

@@ -449,3 +449,22 @@ fn set_up_steps_run_in_order_before_the_app_and_a_failed_one_stops_it() {
     assert!(result.stderr.contains("setup[0].what"), "{result:#?}");
     assert!(!result.stderr.contains("s3cret"), "{result:#?}");
 }
+
+#[test]
+fn the_api_stays_off_without_a_token_and_the_app_runs() {
+    let (result, _) = vm(
+        "api-no-token",
+        &["--cmdline", "vminit.api=vsock:10000 -- sh -c \"exit 3\""],
+    );
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=3"], "{result:#?}");
+    let warnings: Vec<&str> = result
+        .stderr
+        .lines()
+        .filter(|l| l.contains("vminit.api"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{result:#?}");
+    assert!(
+        warnings[0].contains("the API stays off (vminit.api.insecure=1 starts it without one)"),
+        "{warnings:?}"
+    );
+}

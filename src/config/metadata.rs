@@ -376,9 +376,15 @@ fn set_mount(settings: &mut Settings, volume: &str, spec: &Value) -> Result<(), 
 }
 
 /// The settings that take `true`/`false`.
-const FLAGS: &[&str] = &["no_new_privs", "delete_metadata", "power_button", "root.rw"];
+const FLAGS: &[&str] = &[
+    "no_new_privs",
+    "delete_metadata",
+    "power_button",
+    "root.rw",
+    "api.insecure",
+];
 /// The settings that take numbers as well as strings.
-const NUMBERS: &[&str] = &["grace", "stop_signal", "net.mtu", "root.wait"];
+const NUMBERS: &[&str] = &["grace", "stop_signal", "net.mtu", "root.wait", "api.vsock"];
 /// The settings that take lists: an array of strings, or one string with ','.
 const LISTS: &[&str] = &[
     "modules",
@@ -388,7 +394,7 @@ const LISTS: &[&str] = &[
     "net.hosts",
 ];
 /// The groups written as nested objects: `"rlimit": {"nofile": "1024:4096"}`.
-const GROUPS: &[&str] = &["rlimit", "net", "report", "root"];
+const GROUPS: &[&str] = &["rlimit", "net", "report", "root", "api"];
 
 /// Applies one `"vminit"` entry, in the JSON types natural to it.
 fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(), Problem> {
@@ -405,6 +411,11 @@ fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(),
     }
     let numeric = NUMBERS.contains(&name) || name.starts_with("rlimit.");
     match value {
+        // The one setting the metadata file alone may hold.
+        Value::String(token) if name == "api.token" => {
+            settings.api_token = Some(settings::Token(token.clone()));
+            Ok(())
+        }
         Value::String(text) => settings.set(name, text),
         // `Number`'s Display writes the shortest form that reads back the same.
         Value::Number(number) if numeric => settings.set(name, &number.to_string()),

@@ -74,6 +74,7 @@ pub struct Config {
     pub report_vsock: Option<VsockAddr>,
     pub root: RootSettings,
     pub mounts: Volumes,
+    pub api: Option<Api>,
 }
 
 /// A command line to read configuration from, and where it came from.
@@ -131,7 +132,21 @@ pub fn merge(layers: &[&Layer]) -> Config {
         report_vsock: settings.report_vsock,
         root: settings.root,
         mounts: settings.mounts,
+        api: settings.api_vsock.map(|port| Api {
+            port,
+            token: settings.api_token,
+            insecure: settings.api_insecure.unwrap_or(false),
+        }),
     }
+}
+
+/// The host API (`vminit.api`): where it listens and who may call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    pub port: u32,
+    pub token: Option<settings::Token>,
+    /// Start without a token (`vminit.api.insecure`).
+    pub insecure: bool,
 }
 
 /// Loads the whole configuration: parses the command line, reads the
@@ -436,6 +451,12 @@ impl Config {
                     "port": self.report_port,
                     "vsock": self.report_vsock.map(|a| a.to_string()),
                 },
+                // The token is never shown: only whether there is one.
+                "api": self.api.as_ref().map(|api| json!({
+                    "vsock": api.port,
+                    "token": api.token.as_ref().map(|_| "<redacted>"),
+                    "insecure": api.insecure,
+                })),
                 "root": {
                     "source": self.root.source,
                     "fstype": self.root.fstype,

@@ -49,7 +49,32 @@ pub const NAMES: &[&str] = &[
     "mount.NAME",
     "mount.NAME.owner",
     "mount.NAME.mode",
+    "api",
+    "api.vsock",
+    "api.token",
+    "api.insecure",
 ];
+
+/// The API's bearer token: never shown, by `Debug` or in a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// `vsock:PORT` (`vminit.api`), or the port alone (`"api": {"vsock": PORT}`).
+fn parse_api_port(value: &str) -> Result<u32, Problem> {
+    const RULE: Problem =
+        Problem::BadSetting("must be vsock:PORT, PORT from 1 to 4294967294 (e.g. vsock:10000)");
+    let port = value.strip_prefix("vsock:").unwrap_or(value);
+    port.parse::<u32>()
+        .ok()
+        .filter(|port| (1..u32::MAX).contains(port))
+        .ok_or(RULE)
+}
 
 /// Default time between SIGTERM and SIGKILL: `docker stop`'s default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -116,6 +141,12 @@ pub struct Settings {
     pub root: RootSettings,
     /// Volumes by name; a higher layer replaces a volume whole.
     pub mounts: Volumes,
+    /// The vsock port the host API listens on (`vminit.api=vsock:PORT`).
+    pub api_vsock: Option<u32>,
+    /// Its bearer token: from the metadata file only.
+    pub api_token: Option<Token>,
+    /// Start the API without a token.
+    pub api_insecure: Option<bool>,
 }
 
 impl Settings {
@@ -148,6 +179,13 @@ impl Settings {
             "root" => self.root.set("", value)?,
             "report.port" => self.report_port = Some(channels::parse_port_name(value)?),
             "report.vsock" => self.report_vsock = Some(channels::parse_vsock(value)?),
+            "api" | "api.vsock" => self.api_vsock = Some(parse_api_port(value)?),
+            "api.insecure" => self.api_insecure = Some(parse_flag(value)?),
+            "api.token" => {
+                return Err(Problem::BadSetting(
+                    "is read from the metadata file only: every process can read the kernel command line",
+                ));
+            }
             _ => {
                 if let Some(resource) = name.strip_prefix("rlimit.") {
                     let resource = limits::resource(resource)?;
@@ -195,6 +233,9 @@ impl Settings {
         self.report_vsock = other.report_vsock.or(self.report_vsock);
         self.root.overlay(&other.root);
         self.mounts.overlay(&other.mounts);
+        self.api_vsock = other.api_vsock.or(self.api_vsock);
+        self.api_token = other.api_token.clone().or(self.api_token.take());
+        self.api_insecure = other.api_insecure.or(self.api_insecure);
     }
 }
 

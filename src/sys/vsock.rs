@@ -1,7 +1,7 @@
 //! AF_VSOCK stream sockets, the host channel of Firecracker, cloud-hypervisor
 //! and QEMU's vhost-vsock, with timeouts on connecting, sending and
-//! receiving so that a host that never answers cannot hang PID 1.
-//! See vsock(7).
+//! receiving so that a host that never answers cannot hang PID 1; and a
+//! listening socket, for the API the host calls. See vsock(7).
 
 use std::fs::File;
 use std::io;
@@ -86,4 +86,55 @@ pub fn shutdown_write(stream: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A socket listening on `port` for any context's connections (the host's
+/// through Firecracker's hybrid socket, `CONNECT PORT`).
+pub fn listen(port: u32) -> io::Result<OwnedFd> {
+    // SAFETY: socket has no memory-safety preconditions.
+    let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_vm is plain old data for which all zeroes is valid.
+    let mut address: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+    address.svm_family = libc::AF_VSOCK as libc::sa_family_t;
+    address.svm_cid = libc::VMADDR_CID_ANY;
+    address.svm_port = port;
+    // SAFETY: `address` is a valid sockaddr_vm of the length given.
+    let bound = unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            (&raw const address).cast(),
+            std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
+        )
+    };
+    // SAFETY: listen has no memory-safety preconditions.
+    if bound < 0 || unsafe { libc::listen(socket.as_raw_fd(), 64) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(socket)
+}
+
+/// The next connection on `listener`, with sends and receives giving up
+/// after `timeout`.
+pub fn accept(listener: &OwnedFd, timeout: Duration) -> io::Result<File> {
+    // SAFETY: null address pointers are allowed: the peer is not asked for.
+    let raw = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let stream = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    set_timeout(&stream, timeout)?;
+    Ok(stream)
 }

@@ -5,8 +5,8 @@
 //! the guest's connections to CID 2, port P, arrive on the Unix socket
 //! `uds_P`, where the host listens.
 
-use std::io::{BufRead as _, BufReader};
-use std::os::unix::net::UnixListener;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -108,6 +108,29 @@ impl VsockHost {
             "-device".into(),
             "vhost-user-vsock-device,chardev=vsock".into(),
         ]
+    }
+
+    /// Sends `request` to the guest's listener on `port` (`CONNECT PORT`
+    /// on the hybrid socket, as a Firecracker host does) and returns what
+    /// it answers until it closes. `None` while nothing listens there.
+    pub fn request(&self, port: u32, request: &[u8]) -> Option<String> {
+        let mut stream = UnixStream::connect(&self.uds).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .ok()?;
+        stream
+            .write_all(format!("CONNECT {port}\n").as_bytes())
+            .ok()?;
+        let mut reader = BufReader::new(stream);
+        let mut ok = String::new();
+        reader.read_line(&mut ok).ok()?;
+        if !ok.starts_with("OK ") {
+            return None;
+        }
+        reader.get_mut().write_all(request).ok()?;
+        let mut answer = String::new();
+        reader.read_to_string(&mut answer).ok()?;
+        Some(answer)
     }
 
     /// Listens for the guest's connections to CID 2, `port`.

@@ -42,6 +42,10 @@ while :; do sleep 1; done
     ),
     ("/tests/broken.json", r#"{"env": {"K": "s3cret-in-json""#),
     (
+        "/tests/api.json",
+        r#"{"vminit": {"api": {"vsock": 10000, "token": "test-t0ken-9f3"}}}"#,
+    ),
+    (
         "/etc/passwd",
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n",
     ),

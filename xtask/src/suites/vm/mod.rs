@@ -5,10 +5,12 @@
 //! Prints one line per case and a closing `N passed, N failed` line.
 //!
 //! The cases are in one file per concern, each with its table: [`boot`],
-//! [`signals`], [`power`], [`network`], [`report`], [`hostile`] and
-//! [`disks`], which the runner here takes in that order; [`checks`] holds what the cases check of a boot, [`image`]
-//! the test images' contents.
+//! [`signals`], [`power`], [`network`], [`report`], [`hostile`], [`disks`]
+//! and [`api`], which the runner here takes in that order; [`checks`]
+//! holds what the cases check of a boot, [`image`] the test images'
+//! contents.
 
+mod api;
 mod boot;
 mod checks;
 mod disks;
@@ -74,6 +76,9 @@ enum Device {
     /// the guest's CID 3, and a host listener on CID 2, `port`, that reads
     /// one line, then closes, or with `hold` keeps the connection open.
     Vsock { port: u32, hold: bool },
+    /// vsock as above, and a host client of the API on `port`: once it
+    /// answers, each of [`API_REQUESTS`] in turn, on a connection each.
+    Api { port: u32 },
     /// `/dev/vda`: a fresh copy of the root disk (ext4 with busybox, see
     /// [`disks::ROOT_FILES`]).
     RootDisk,
@@ -90,6 +95,8 @@ struct Outside {
     port_record: String,
     /// The line the host's vsock listener read.
     vsock_record: String,
+    /// The API's answers to [`API_REQUESTS`], in order.
+    api_answers: Vec<String>,
     /// `vminit --check --cmdline` on the host, of the boot's whole line:
     /// its exit status and standard error.
     check: (i32, String),
@@ -138,6 +145,7 @@ fn cases(arch: Arch) -> Vec<Case> {
         report::cases(),
         hostile::cases(),
         disks::cases(),
+        api::cases(),
     ]
     .into_iter()
     .flatten()
@@ -266,6 +274,7 @@ fn run_case(
     let mut root_disk = None;
     let mut data_disk = None;
     let mut vsock = None;
+    let mut api = None;
     for device in case.devices {
         match device {
             Device::RootDisk => {
@@ -293,6 +302,14 @@ fn run_case(
                 let listener = host.listen(*port, *hold)?;
                 devices.extend(host.devices());
                 vsock = Some((host, listener));
+            }
+            Device::Api { port } => {
+                let dir = std::env::temp_dir();
+                let name = format!("vminit-api-{}-{index}", std::process::id());
+                let host = std::sync::Arc::new(VsockHost::start(&dir, &name)?);
+                devices.extend(host.devices());
+                // Kept until QEMU has ended: QEMU needs its back-end.
+                api = Some((std::sync::Arc::clone(&host), ask_the_api(host, *port)));
             }
             Device::ExitPort => {
                 devices.extend([
@@ -333,6 +350,9 @@ fn run_case(
         vsock_record: vsock
             .map(|(_host, listener)| listener.stop())
             .unwrap_or_default(),
+        api_answers: api
+            .map(|(_host, client)| client.join().unwrap_or_default())
+            .unwrap_or_default(),
         check: check_on_host(kit, &boot.cmdline)?,
         root_disk,
         data_disk,
@@ -359,6 +379,40 @@ fn run_case(
         Err(e) => println!("test vm::{} ... FAILED\n{e}", case.name),
     }
     outcome.map(|_| ())
+}
+
+/// The token the test image's `/tests/api.json` gives the API.
+pub(super) const API_TOKEN: &str = "test-t0ken-9f3";
+
+/// What the host asks the API, in order: with the token, without it, with
+/// a wrong one, and for an endpoint that does not exist.
+pub(super) const API_REQUESTS: &[&str] = &[
+    "GET /v1/status HTTP/1.1\r\nHost: vm\r\nAuthorization: Bearer test-t0ken-9f3\r\n\r\n",
+    "GET /v1/status HTTP/1.1\r\nHost: vm\r\n\r\n",
+    "GET /v1/status HTTP/1.1\r\nHost: vm\r\nAuthorization: Bearer test-t0ken-9f4\r\n\r\n",
+    "GET /v1/nothing HTTP/1.1\r\nHost: vm\r\nAuthorization: Bearer test-t0ken-9f3\r\n\r\n",
+];
+
+/// A host client of the API: waits (up to 60 s) for the guest to listen,
+/// then sends [`API_REQUESTS`]; the answers, as the guest gave them.
+fn ask_the_api(host: std::sync::Arc<VsockHost>, port: u32) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let first = loop {
+            if let Some(answer) = host.request(port, API_REQUESTS[0].as_bytes()) {
+                break answer;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Vec::new();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let mut answers = vec![first];
+        for request in &API_REQUESTS[1..] {
+            answers.push(host.request(port, request.as_bytes()).unwrap_or_default());
+        }
+        answers
+    })
 }
 
 /// `vminit --check --cmdline` on the host with the boot's whole line.
