@@ -223,7 +223,6 @@ fn parse_setup(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<Setup
 /// "uid": 0, "gid": 0}, ...]`: written in order before the set-up steps.
 /// A content that is not base64 is named, never shown.
 fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileSpec> {
-    use base64::Engine as _;
     const SHAPE: Problem =
         Problem::WrongType("an array of objects with path and content, and mode, uid and gid");
     let Some(files) = value.as_array() else {
@@ -236,7 +235,6 @@ fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileS
     }
     let mut parsed = Vec::new();
     for (index, file) in files.iter().enumerate() {
-        let place = |field: &str| format!("files[{index}].{field}");
         let Some(fields) = file.as_object() else {
             fail(&format!("files[{index}]"), SHAPE);
             continue;
@@ -246,68 +244,81 @@ fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileS
             ..FileSpec::default()
         };
         for (field, value) in fields {
-            let id = |value: &Value| {
-                value
-                    .as_u64()
-                    .and_then(|id| u32::try_from(id).ok())
-                    .filter(|id| *id != u32::MAX)
-            };
-            match (field.as_str(), value) {
-                ("path", Value::String(path)) if path.chars().any(char::is_control) => fail(
-                    &place("path"),
-                    Problem::WrongType("a path without control characters"),
-                ),
-                ("path", Value::String(path)) => match validate::clean_absolute_path(path) {
-                    Ok(()) if path != "/" => spec.path = path.clone(),
-                    Ok(()) => fail(&place("path"), Problem::WrongType("a file's path, not /")),
-                    Err(problem) => fail(&place("path"), problem),
-                },
-                ("path", _) => fail(&place("path"), Problem::WrongType("a string")),
-                ("content", Value::String(text)) => {
-                    // Line breaks as `base64` writes them are allowed.
-                    let text: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-                    match base64::engine::general_purpose::STANDARD.decode(text) {
-                        Ok(bytes) => spec.content = bytes,
-                        Err(_) => fail(
-                            &place("content"),
-                            Problem::WrongType("base64 (RFC 4648, with padding)"),
-                        ),
-                    }
-                }
-                ("content", _) => fail(&place("content"), Problem::WrongType("a base64 string")),
-                ("mode", Value::String(mode)) => match mounts::parse_mode(mode) {
-                    Ok(mode) => spec.mode = mode,
-                    Err(problem) => fail(&place("mode"), problem),
-                },
-                ("mode", _) => fail(
-                    &place("mode"),
-                    Problem::WrongType("an octal string, as \"0640\""),
-                ),
-                ("uid" | "gid", value) => match id(value) {
-                    Some(id) if field == "uid" => spec.uid = Some(id),
-                    Some(id) => spec.gid = Some(id),
-                    None => fail(
-                        &place(field),
-                        Problem::WrongType("a number from 0 to 4294967294"),
-                    ),
-                },
-                _ => match setting_name(field) {
-                    Ok(()) => fail(
-                        &place(field),
-                        Problem::UnknownField("path, content, mode, uid, gid"),
-                    ),
-                    Err((shown, problem)) => fail(&place(&shown), problem),
-                },
+            if let Err((shown, problem)) = set_file_field(&mut spec, field, value) {
+                fail(&format!("files[{index}].{shown}"), problem);
             }
         }
         for required in ["path", "content"] {
             if !fields.contains_key(required) {
-                fail(&place(required), Problem::WrongType("given"));
+                fail(
+                    &format!("files[{index}].{required}"),
+                    Problem::WrongType("given"),
+                );
             }
         }
         parsed.push(spec);
     }
     parsed
+}
+
+/// One field of a `files` entry; the error names the field (as shown).
+fn set_file_field(
+    spec: &mut FileSpec,
+    field: &str,
+    value: &Value,
+) -> Result<(), (String, Problem)> {
+    use base64::Engine as _;
+    let wrong = |what| Err((field.to_owned(), Problem::WrongType(what)));
+    match (field, value) {
+        ("path", Value::String(path)) if path.chars().any(char::is_control) => {
+            wrong("a path without control characters")
+        }
+        ("path", Value::String(path)) => match validate::clean_absolute_path(path) {
+            Ok(()) if path != "/" => {
+                spec.path = path.clone();
+                Ok(())
+            }
+            Ok(()) => wrong("a file's path, not /"),
+            Err(problem) => Err((field.to_owned(), problem)),
+        },
+        ("path", _) => wrong("a string"),
+        ("content", Value::String(text)) => {
+            // Line breaks as `base64` writes them are allowed.
+            let text: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            match base64::engine::general_purpose::STANDARD.decode(text) {
+                Ok(bytes) => {
+                    spec.content = bytes;
+                    Ok(())
+                }
+                Err(_) => wrong("base64 (RFC 4648, with padding)"),
+            }
+        }
+        ("content", _) => wrong("a base64 string"),
+        ("mode", Value::String(mode)) => {
+            spec.mode = mounts::parse_mode(mode).map_err(|problem| (field.to_owned(), problem))?;
+            Ok(())
+        }
+        ("mode", _) => wrong("an octal string, as \"0640\""),
+        ("uid" | "gid", value) => {
+            let id = value
+                .as_u64()
+                .and_then(|id| u32::try_from(id).ok())
+                .filter(|id| *id != u32::MAX);
+            match id {
+                Some(id) if field == "uid" => spec.uid = Some(id),
+                Some(id) => spec.gid = Some(id),
+                None => return wrong("a number from 0 to 4294967294"),
+            }
+            Ok(())
+        }
+        _ => match setting_name(field) {
+            Ok(()) => Err((
+                field.to_owned(),
+                Problem::UnknownField("path, content, mode, uid, gid"),
+            )),
+            Err(shown) => Err(shown),
+        },
+    }
 }
 
 /// Checks a field or setting name for a byte that cannot be in one, which
@@ -413,6 +424,12 @@ fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(),
     match value {
         // The one setting the metadata file alone may hold.
         Value::String(token) if name == "api.token" => {
+            // It travels in a header: visible ASCII, no space.
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Problem::WrongType(
+                    "a token of visible ASCII characters, without spaces",
+                ));
+            }
             settings.api_token = Some(settings::Token(token.clone()));
             Ok(())
         }
@@ -455,6 +472,28 @@ mod tests {
 
     fn source() -> Source {
         Source::Metadata("/meta.json".into())
+    }
+
+    #[test]
+    fn the_api_token_is_taken_from_the_file_and_never_shown() {
+        let (layer, errors) = parse(
+            br#"{"vminit": {"api": {"vsock": 10000, "token": "t0k3n"}}}"#,
+            &source(),
+        );
+        assert_eq!(errors, []);
+        assert_eq!(layer.settings.api_vsock, Some(10000));
+        assert!(!format!("{:?}", layer.settings).contains("t0k3n"));
+        let (_, errors) = parse(
+            br#"{"vminit": {"api": {"token": "has space s3cret"}}}"#,
+            &source(),
+        );
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "metadata file /meta.json: vminit.api.token: must be a token of visible ASCII characters, without spaces"
+            ]
+        );
     }
 
     #[test]
