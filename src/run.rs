@@ -52,12 +52,20 @@ pub fn run(args: Vec<OsString>) -> i32 {
         let line = kernel_line.as_deref().unwrap_or_default();
         let hostname = prepare_machine(ending, &config, pid1, line)?;
         let prepared = prepare_app(ending, &config, pid1, hostname, from_kernel)?;
-        let (app, button) = start_app(ending, &config, &prepared)?;
-        Ok(supervise(ending, &config, prepared.scope, app, button))
+        let started = start_app(ending, &config, &prepared)?;
+        Ok(supervise(ending, &config, prepared.scope, started))
     };
     match phases(&mut ending) {
         Ok(code) | Err(code) => code,
     }
+}
+
+/// What runs once the app has started: the app, the power button, the
+/// API's child.
+struct Started {
+    app: i32,
+    power_button: Option<PowerButton>,
+    api: Option<i32>,
 }
 
 /// What starting the app needs, made before it starts.
@@ -383,11 +391,7 @@ fn prepare_app(
 /// The app's start: the OOM watch and the power button first, then the
 /// spawn. Returns the app's pid and the power button, for the supervisor;
 /// `Err` with the exit status once ended when the app could not start.
-fn start_app(
-    ending: &mut Ending,
-    config: &Config,
-    prepared: &Prepared,
-) -> Result<(i32, Option<PowerButton>), i32> {
+fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Result<Started, i32> {
     if ending.real_machine {
         // From here on: only kills during the app's run count.
         match oom::Watch::start() {
@@ -419,27 +423,31 @@ fn start_app(
     ending.timings.app_exec = Some(clock::since_boot());
     // Before any line logged after the start adds to the log's time.
     let steps_line = steps::line();
-    // After the app's start, which it must not delay; in a VM only.
-    if let (true, Some(api)) = (ending.vm, &config.api) {
-        crate::api::start(api, app);
-    }
+    // After the app's start, which it must not delay.
+    let api = config
+        .api
+        .as_ref()
+        .and_then(|api| crate::api::start(api, app, ending.real_machine));
     // Logged after the start, so that writing to a slow console does not
     // delay the app.
     debug!("started pid {app} with configuration {}", config.redacted());
     debug!("steps: {steps_line}");
-    Ok((app, power_button))
+    Ok(Started {
+        app,
+        power_button,
+        api,
+    })
 }
 
 /// The supervision: waits for the app (signals forwarded, zombies
 /// reaped), then ends: the record made and sent at once, what is left
 /// stopped. Returns the app's status.
-fn supervise(
-    ending: &mut Ending,
-    config: &Config,
-    scope: Scope,
-    app: i32,
-    power_button: Option<PowerButton>,
-) -> i32 {
+fn supervise(ending: &mut Ending, config: &Config, scope: Scope, started: Started) -> i32 {
+    let Started {
+        app,
+        power_button,
+        api,
+    } = started;
     let mut supervisor = Supervisor::new(app, config.grace, scope, tty::stdin_is_terminal())
         .with_stop_signal(config.stop_signal, ending.vm);
     if let Some(button) = power_button {
@@ -447,6 +455,10 @@ fn supervise(
     }
     let outcome = supervisor.wait_for_app();
     ending.timings.app_exit = Some(clock::since_boot());
+    // It would answer that the app still runs: it ends with the app.
+    if let Some(child) = api {
+        crate::api::stop(child);
+    }
     // From here to the end, no log line may hold PID 1 up.
     log::bound_console();
     if tty::foreground_group() == Some(app) {

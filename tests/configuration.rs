@@ -494,3 +494,33 @@ fn files_are_written_in_place_over_a_mount_point_and_by_a_user_who_is_not_root()
     let meta = std::fs::metadata(&target).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
 }
+
+#[test]
+fn the_api_token_is_refused_on_the_kernel_line_and_ports_are_checked() {
+    let (code, _, stderr) = check(&[
+        "--cmdline",
+        "vminit.api=vsock:10000 vminit.api.token=s3cret -- true",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("vminit.api.token: is read from the metadata file only: every process can read the kernel command line"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    for bad in ["vsock:0", "vsock:", "tcp:80", "vsock:4294967295"] {
+        let (code, _, stderr) = check(&["--cmdline", &format!("vminit.api={bad} -- true")]);
+        assert_eq!(code, 2, "{bad}");
+        assert!(
+            stderr.contains("vminit.api: must be vsock:PORT"),
+            "{bad}: {stderr}"
+        );
+    }
+    let (code, json, _) = check(&[
+        "--cmdline",
+        "vminit.api=vsock:10000 vminit.api.insecure=1 -- true",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(json["vminit"]["api"]["vsock"], 10000);
+    assert_eq!(json["vminit"]["api"]["insecure"], true);
+    assert_eq!(json["vminit"]["api"]["token"], serde_json::Value::Null);
+}

@@ -467,4 +467,25 @@ fn the_api_stays_off_without_a_token_and_the_app_runs() {
         warnings[0].contains("the API stays off (vminit.api.insecure=1 starts it without one)"),
         "{warnings:?}"
     );
+    // With one, still not in a PID namespace: vsock is the host's there.
+    let dir = common::tempdir("api-namespace");
+    let metadata = dir.join("api.json");
+    std::fs::write(
+        &metadata,
+        r#"{"vminit": {"api": {"vsock": 10000, "token": "t0ken"}}}"#,
+    )
+    .unwrap();
+    let line = format!(
+        "metadata={} -- sh -c \"exit 4\"",
+        metadata.to_str().unwrap()
+    );
+    let (result, _) = vm("api-namespace", &["--cmdline", &line]);
+    assert_eq!(exit_lines(&result), ["vminit: exit_code=4"], "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("vminit.api is a machine's: skipped in a PID namespace"),
+        "{result:#?}"
+    );
+    assert!(!result.stderr.contains("t0ken"), "{result:#?}");
 }

@@ -44,8 +44,13 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("authorization"))
-        .and_then(|h| h.value.strip_prefix(b"Bearer "))
-        .map(<[u8]>::to_vec);
+        .and_then(|h| {
+            // The scheme's name is case-insensitive (RFC 7235).
+            let (scheme, token) = h.value.split_at_checked(7)?;
+            scheme
+                .eq_ignore_ascii_case(b"bearer ")
+                .then(|| token.to_vec())
+        });
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     Parsed::Complete(Request {
         method: method.to_owned(),
@@ -60,6 +65,8 @@ pub fn same_token(given: &[u8], token: &[u8]) -> bool {
     let mut difference = given.len() ^ token.len();
     for (i, byte) in token.iter().enumerate() {
         difference |= usize::from(byte ^ given.get(i).copied().unwrap_or(!byte));
+        // Kept from the optimiser, which could end the loop early.
+        difference = std::hint::black_box(difference);
     }
     difference == 0
 }
@@ -164,6 +171,8 @@ mod tests {
         assert_eq!(parse(&long), Parsed::Bad);
         let basic = request(b"GET / HTTP/1.1\r\nauthorization: Basic eDp5\r\n\r\n");
         assert_eq!(basic.bearer, None);
+        let lower = request(b"GET / HTTP/1.1\r\nAuthorization: bearer t0k\r\n\r\n");
+        assert_eq!(lower.bearer.as_deref(), Some(&b"t0k"[..]));
     }
 
     #[test]

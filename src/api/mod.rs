@@ -6,9 +6,9 @@
 //! It runs in a child process of PID 1, forked once the app has started:
 //! nothing it reads from a client can block, panic or grow PID 1, and its
 //! own end (a panic ends only the child) never reaches the app's status.
-//! The child answers one connection at a time, each given 10 s to send its
-//! head (at most 16 KiB) and take its answer. At the end, the child is one
-//! of the processes the stop signal ends.
+//! The child answers one connection at a time, each given 10 s in all to
+//! send its head (at most 16 KiB) and take its answer. It ends with the
+//! app: PID 1 kills it once the app is reaped, before the exit record.
 //!
 //! This first step answers `GET /v1/status`; [`http`] parses and answers.
 
@@ -52,12 +52,17 @@ impl AppStatus {
 /// Starts the API for the app `app`, as `api` asks: listens on its port
 /// (in PID 1, so a failure is logged with the rest), then forks the child
 /// that serves it. Returns the child's pid; on any failure the app runs
-/// on without the API, and one warning says why.
-pub fn start(api: &Api, app: i32) -> Option<i32> {
+/// on without the API, and one warning says why. Only on a machine
+/// (`machine`): vsock is not a PID namespace's.
+pub fn start(api: &Api, app: i32, machine: bool) -> Option<i32> {
     if api.token.is_none() && !api.insecure {
         warn!(
             "vminit.api is set but the metadata file gives no token (\"api\": {{\"token\": …}}): the API stays off (vminit.api.insecure=1 starts it without one)"
         );
+        return None;
+    }
+    if !machine {
+        warn!("vminit.api is a machine's: skipped in a PID namespace");
         return None;
     }
     if api.token.is_none() {
@@ -92,22 +97,43 @@ pub fn start(api: &Api, app: i32) -> Option<i32> {
     }
 }
 
+/// Ends the API's child and reaps it: once the app has ended, before its
+/// record is made, so that no caller is told it still runs.
+pub fn stop(child: i32) {
+    let _ = signal::send(child, libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while process::running(child) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// The child: answers connections until it is ended. Signals are a
 /// program's again (the stop signal ends it), but for SIGPIPE, which stays
 /// blocked: a client that leaves early is an error on the write, not the
 /// child's death.
 fn serve(listener: &std::os::fd::OwnedFd, token: Option<&[u8]>, status: &AppStatus) {
-    let _ = signal::reset_for_exec(signal::ignored().unwrap_or(0));
-    let _ = signal::block(nix::sys::signal::Signal::SIGPIPE);
-    loop {
-        match vsock::accept(listener, CLIENT_TIME) {
-            Ok(mut stream) => {
-                if let Some(answer) = read_and_answer(&mut stream, token, status) {
-                    let _ = stream.write_all(&answer);
-                }
+    // With PID 1's mask kept, the stop's SIGTERM could not end it.
+    if signal::reset_for_exec(signal::ignored().unwrap_or(0)).is_err()
+        || signal::block(nix::sys::signal::Signal::SIGPIPE).is_err()
+    {
+        return;
+    }
+    let mut failures = 0;
+    while failures < 100 {
+        let Ok(mut stream) = vsock::accept(listener, CLIENT_TIME) else {
+            // A connection reset before it was taken: the next one; but
+            // not forever.
+            failures += 1;
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        failures = 0;
+        let deadline = Instant::now() + CLIENT_TIME;
+        if let Some(answer) = read_and_answer(&mut stream, token, status, deadline) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if vsock::set_timeout(&stream, left).is_ok() {
+                let _ = stream.write_all(&answer);
             }
-            // A connection reset before it was taken: the next one.
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
 }
@@ -118,11 +144,16 @@ fn read_and_answer(
     stream: &mut std::fs::File,
     token: Option<&[u8]>,
     status: &AppStatus,
+    deadline: Instant,
 ) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let deadline = Instant::now() + CLIENT_TIME;
     loop {
+        // Each read gets what is left of the client's time, no more.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || vsock::set_timeout(stream, left).is_err() {
+            return None;
+        }
         let read = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
         head.extend_from_slice(&chunk[..read]);
         match http::parse(&head) {
@@ -130,9 +161,9 @@ fn read_and_answer(
                 return Some(http::answer(&request, token, || status.to_json()).to_bytes());
             }
             http::Parsed::Bad => {
-                return Some(http::Answer::error(400, "not an HTTP/1.1 request").to_bytes());
+                let why = "not an HTTP/1.1 request head of at most 16 KiB and 32 headers";
+                return Some(http::Answer::error(400, why).to_bytes());
             }
-            http::Parsed::Partial if Instant::now() >= deadline => return None,
             http::Parsed::Partial => {}
         }
     }

@@ -425,9 +425,12 @@ fn set_setting(settings: &mut Settings, name: &str, value: &Value) -> Result<(),
         // The one setting the metadata file alone may hold.
         Value::String(token) if name == "api.token" => {
             // It travels in a header: visible ASCII, no space.
-            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            if token.is_empty()
+                || token.len() > 4096
+                || !token.bytes().all(|b| b.is_ascii_graphic())
+            {
                 return Err(Problem::WrongType(
-                    "a token of visible ASCII characters, without spaces",
+                    "a token of 1 to 4096 visible ASCII characters, without spaces",
                 ));
             }
             settings.api_token = Some(settings::Token(token.clone()));
@@ -491,7 +494,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "metadata file /meta.json: vminit.api.token: must be a token of visible ASCII characters, without spaces"
+                "metadata file /meta.json: vminit.api.token: must be a token of 1 to 4096 visible ASCII characters, without spaces"
             ]
         );
     }

@@ -10,7 +10,7 @@ pub(super) fn cases() -> Vec<Case> {
         name: "the_api_answers_its_status_to_the_token_alone",
         image: Image::Normal,
         cmdline: "metadata=/tests/api.json vminit.modules=virtio_mmio,vmw_vsock_virtio_transport \
-                  -- sh -c \"echo app-running; sleep 10; exit 5\"",
+                  -- sh -c \"echo app-running; sleep 20; exit 5\"",
         qmp_after: &[],
         devices: &[Device::Api { port: 10000 }],
         check: |c, outside| {
