@@ -44,21 +44,32 @@ fn set_option(
     Ok(())
 }
 
-/// Connects to `port` on context `cid`, giving up after `timeout`.
-pub fn connect(cid: u32, port: u32, timeout: Duration) -> io::Result<File> {
+/// A new vsock stream socket, closed on exec.
+fn stream_socket() -> io::Result<OwnedFd> {
     // SAFETY: socket has no memory-safety preconditions.
     let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    set_option(&socket, libc::AF_VSOCK, CONNECT_TIMEOUT, timeout)?;
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The address of `port` on context `cid`.
+fn address(cid: u32, port: u32) -> libc::sockaddr_vm {
     // SAFETY: sockaddr_vm is plain old data for which all zeroes is valid.
     let mut address: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
     address.svm_family = libc::AF_VSOCK as libc::sa_family_t;
     address.svm_cid = cid;
     address.svm_port = port;
+    address
+}
+
+/// Connects to `port` on context `cid`, giving up after `timeout`.
+pub fn connect(cid: u32, port: u32, timeout: Duration) -> io::Result<File> {
+    let socket = stream_socket()?;
+    set_option(&socket, libc::AF_VSOCK, CONNECT_TIMEOUT, timeout)?;
+    let address = address(cid, port);
     // SAFETY: `address` is a valid sockaddr_vm of the length given.
     let result = unsafe {
         libc::connect(
@@ -91,18 +102,8 @@ pub fn shutdown_write(stream: &File) -> io::Result<()> {
 /// A socket listening on `port` for any context's connections (the host's
 /// through Firecracker's hybrid socket, `CONNECT PORT`).
 pub fn listen(port: u32) -> io::Result<OwnedFd> {
-    // SAFETY: socket has no memory-safety preconditions.
-    let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_vm is plain old data for which all zeroes is valid.
-    let mut address: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
-    address.svm_family = libc::AF_VSOCK as libc::sa_family_t;
-    address.svm_cid = libc::VMADDR_CID_ANY;
-    address.svm_port = port;
+    let socket = stream_socket()?;
+    let address = address(libc::VMADDR_CID_ANY, port);
     // SAFETY: `address` is a valid sockaddr_vm of the length given.
     let bound = unsafe {
         libc::bind(
