@@ -65,7 +65,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
 struct Started {
     app: i32,
     power_button: Option<PowerButton>,
-    api: Option<i32>,
+    api: Option<crate::api::Service>,
 }
 
 /// What starting the app needs, made before it starts.
@@ -412,6 +412,8 @@ fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Resul
         limits: &prepared.limits,
         user: identity.map(|i| (i.uid, i.gid, i.groups.as_slice())),
         no_new_privs: config.no_new_privs,
+        stdio: None,
+        new_session: false,
     };
     let app = match steps::time("spawn", || process::spawn(&request)) {
         Ok(pid) => pid,
@@ -424,10 +426,15 @@ fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Resul
     // Before any line logged after the start adds to the log's time.
     let steps_line = steps::line();
     // After the app's start, which it must not delay.
-    let api = config
-        .api
-        .as_ref()
-        .and_then(|api| crate::api::start(api, app, ending.real_machine));
+    let api = config.api.as_ref().and_then(|api| {
+        let exec = crate::api::exec::ExecDefaults {
+            env: prepared.env.clone(),
+            workdir: config.workdir.clone(),
+            user: prepared.identity.clone(),
+            no_new_privs: config.no_new_privs,
+        };
+        crate::api::start(api, app, ending.real_machine, exec)
+    });
     // Logged after the start, so that writing to a slow console does not
     // delay the app.
     debug!("started pid {app} with configuration {}", config.redacted());
@@ -453,12 +460,11 @@ fn supervise(ending: &mut Ending, config: &Config, scope: Scope, started: Starte
     if let Some(button) = power_button {
         supervisor = supervisor.with_power_button(button);
     }
+    if let Some(api) = api {
+        supervisor = supervisor.with_helper(Box::new(api));
+    }
     let outcome = supervisor.wait_for_app();
     ending.timings.app_exit = Some(clock::since_boot());
-    // It would answer that the app still runs: it ends with the app.
-    if let Some(child) = api {
-        crate::api::stop(child);
-    }
     // From here to the end, no log line may hold PID 1 up.
     log::bound_console();
     if tty::foreground_group() == Some(app) {
@@ -469,9 +475,13 @@ fn supervise(ending: &mut Ending, config: &Config, scope: Scope, started: Starte
     if let Some(s) = outcome.signal() {
         info!("the application was killed by {}", signals::name(s));
     }
-    steps::time("end:record", || {
-        ending.record(outcome.exit_code(), outcome.signal());
+    let record = steps::time("end:record", || {
+        ending.record(outcome.exit_code(), outcome.signal())
     });
+    // Its waiters get the record; it ends with what is left, below.
+    if let Some(api) = supervisor.helper() {
+        api.exited(&record.to_json());
+    }
     steps::time("end:stop_everything", || supervisor.stop_everything());
     ending.finish(outcome.exit_code(), outcome.signal())
 }

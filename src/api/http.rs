@@ -1,12 +1,17 @@
 //! The API's HTTP/1.1 as plain functions over bytes: a request's head
 //! parsed with httparse, the bearer token checked in constant time, the
-//! route chosen, and the answer written. One request per connection
-//! (`Connection: close`), JSON bodies.
+//! endpoint chosen, and the answer written. One request per connection
+//! (`Connection: close`), JSON bodies of a known length (no chunks).
 
 use serde_json::{Value, json};
 
 /// The most a request's head may take.
 pub const MAX_HEAD: usize = 16 * 1024;
+/// The most a request's body may take, but for [`Endpoint::takes_bulk`]'s.
+pub const MAX_BODY: usize = 64 * 1024;
+/// The most a body with a file's or stdin's content may take: a MiB of
+/// content in base64, with room for the rest of the JSON.
+pub const MAX_BULK_BODY: usize = 1_500_000;
 
 /// What the API needs of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +19,18 @@ pub struct Request {
     pub method: String,
     /// Without the query.
     pub path: String,
+    /// After the `?`, as sent.
+    pub query: String,
     /// `Authorization: Bearer TOKEN`'s token, if given so.
     pub bearer: Option<Vec<u8>>,
+    /// `Content-Length`, when given (and valid).
+    pub content_length: Option<u64>,
+    /// A `Transfer-Encoding` was given: a body of unknown length.
+    pub chunked: bool,
+    /// `Upgrade: tcp`, Docker's attach convention.
+    pub upgrade: bool,
+    /// How many bytes the head took: the body follows.
+    pub head_len: usize,
 }
 
 /// How far a request's head has come.
@@ -32,30 +47,48 @@ pub enum Parsed {
 pub fn parse(bytes: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
-    match request.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => {}
+    let head_len = match request.parse(bytes) {
+        Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) if bytes.len() < MAX_HEAD => return Parsed::Partial,
         Ok(httparse::Status::Partial) | Err(_) => return Parsed::Bad,
-    }
+    };
     let (Some(method), Some(target)) = (request.method, request.path) else {
         return Parsed::Bad;
     };
-    let bearer = request
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("authorization"))
-        .and_then(|h| {
-            // The scheme's name is case-insensitive (RFC 7235).
-            let (scheme, token) = h.value.split_at_checked(7)?;
-            scheme
-                .eq_ignore_ascii_case(b"bearer ")
-                .then(|| token.to_vec())
-        });
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let content_length = match header("content-length") {
+        Some(value) => match std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            Some(length) => Some(length),
+            None => return Parsed::Bad,
+        },
+        None => None,
+    };
+    let bearer = header("authorization").and_then(|value| {
+        // The scheme's name is case-insensitive (RFC 7235).
+        let (scheme, token) = value.split_at_checked(7)?;
+        scheme
+            .eq_ignore_ascii_case(b"bearer ")
+            .then(|| token.to_vec())
+    });
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     Parsed::Complete(Request {
         method: method.to_owned(),
         path: path.to_owned(),
+        query: query.to_owned(),
         bearer,
+        content_length,
+        chunked: header("transfer-encoding").is_some(),
+        upgrade: header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case(b"tcp")),
+        head_len,
     })
 }
 
@@ -93,8 +126,16 @@ impl Answer {
             200 => "OK",
             400 => "Bad Request",
             401 => "Unauthorized",
+            403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            409 => "Conflict",
+            411 => "Length Required",
+            413 => "Content Too Large",
+            429 => "Too Many Requests",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
             _ => "Error",
         };
         let mut out = format!(
@@ -112,29 +153,155 @@ impl Answer {
     }
 }
 
-/// The answer to `request`: 401 before anything else when the token does
+impl Answer {
+    pub fn ok(body: Value) -> Answer {
+        Answer { status: 200, body }
+    }
+}
+
+/// What a request asks for, once its token and route are known good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Status,
+    /// `GET /v1/wait`, with `?timeout=S` when given.
+    Wait(Option<std::time::Duration>),
+    Signal,
+    Stop,
+    Sysinfo,
+    Clock,
+    Entropy,
+    PutFile,
+    /// `GET /v1/files?path=`, the path decoded.
+    GetFile(String),
+    /// `POST /v1/exec`; `true` with `Upgrade: tcp`.
+    Exec(bool),
+    /// `POST /v1/exec/{id}/resize`.
+    Resize(u64),
+    /// `POST /v1/exec/{id}/close-stdin`.
+    CloseStdin(u64),
+    /// `GET /v1/logs`; `true` with `?follow=1`.
+    Logs(bool),
+}
+
+impl Endpoint {
+    /// Whether its body may carry a file's or stdin's content.
+    pub fn takes_bulk(&self) -> bool {
+        matches!(self, Endpoint::PutFile | Endpoint::Exec(_))
+    }
+
+    /// The most its body may take.
+    pub fn max_body(&self) -> usize {
+        if self.takes_bulk() {
+            MAX_BULK_BODY
+        } else {
+            MAX_BODY
+        }
+    }
+}
+
+/// The query's value of `key`, percent-decoded.
+fn query_value(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// What `request` asks for: 401 before anything else when the token does
 /// not match (`token` `None`: the API runs without one, as asked), then
-/// the route.
-pub fn answer(request: &Request, token: Option<&[u8]>, status: impl FnOnce() -> Value) -> Answer {
+/// the route, then what the head says of the body.
+pub fn route(request: &Request, token: Option<&[u8]>) -> Result<Endpoint, Answer> {
     if let Some(token) = token
         && !request
             .bearer
             .as_deref()
             .is_some_and(|given| same_token(given, token))
     {
-        return Answer::error(
+        return Err(Answer::error(
             401,
             "a bearer token is needed (Authorization: Bearer TOKEN)",
-        );
+        ));
     }
-    match (request.method.as_str(), request.path.as_str()) {
-        ("GET", "/v1/status") => Answer {
-            status: 200,
-            body: status(),
-        },
-        (_, "/v1/status") => Answer::error(405, "use GET"),
-        _ => Answer::error(404, "no such endpoint"),
+    let endpoint = endpoint(request)?;
+    if request.chunked {
+        return Err(Answer::error(
+            411,
+            "send the body with a Content-Length, not in chunks",
+        ));
     }
+    if request
+        .content_length
+        .is_some_and(|length| length > endpoint.max_body() as u64)
+    {
+        let most = endpoint.max_body();
+        return Err(Answer::error(
+            413,
+            &format!("the body is over the {most} bytes this endpoint takes"),
+        ));
+    }
+    Ok(endpoint)
+}
+
+fn endpoint(request: &Request) -> Result<Endpoint, Answer> {
+    let method = request.method.as_str();
+    let path = request.path.as_str();
+    let only = |wanted: &str, endpoint: Endpoint| {
+        if method == wanted {
+            Ok(endpoint)
+        } else {
+            Err(Answer::error(405, &format!("use {wanted}")))
+        }
+    };
+    let query = |key| query_value(&request.query, key);
+    match path {
+        "/v1/status" => only("GET", Endpoint::Status),
+        "/v1/wait" => {
+            let timeout = match query("timeout") {
+                Some(text) => Some(
+                    seconds(&text)
+                        .ok_or_else(|| Answer::error(400, "timeout must be a number of seconds"))?,
+                ),
+                None => None,
+            };
+            only("GET", Endpoint::Wait(timeout))
+        }
+        "/v1/signal" => only("POST", Endpoint::Signal),
+        "/v1/stop" => only("POST", Endpoint::Stop),
+        "/v1/sysinfo" => only("GET", Endpoint::Sysinfo),
+        "/v1/clock" => only("POST", Endpoint::Clock),
+        "/v1/entropy" => only("POST", Endpoint::Entropy),
+        "/v1/files" if method == "PUT" => Ok(Endpoint::PutFile),
+        "/v1/files" if method == "GET" => query("path")
+            .map(Endpoint::GetFile)
+            .ok_or_else(|| Answer::error(400, "give the file as ?path=/absolute/path")),
+        "/v1/files" => Err(Answer::error(405, "use GET or PUT")),
+        "/v1/exec" => only("POST", Endpoint::Exec(request.upgrade)),
+        "/v1/logs" => only(
+            "GET",
+            Endpoint::Logs(query("follow").is_some_and(|v| v == "1" || v == "true")),
+        ),
+        _ => {
+            let session = path
+                .strip_prefix("/v1/exec/")
+                .and_then(|rest| rest.split_once('/'));
+            match session.and_then(|(id, what)| Some((id.parse().ok()?, what))) {
+                Some((id, "resize")) => only("POST", Endpoint::Resize(id)),
+                Some((id, "close-stdin")) => only("POST", Endpoint::CloseStdin(id)),
+                _ => Err(Answer::error(404, "no such endpoint")),
+            }
+        }
+    }
+}
+
+/// Seconds as a non-negative number, whole or not, of at most a day.
+fn seconds(text: &str) -> Option<std::time::Duration> {
+    // serde_json's number parser, as the binary has it already: core's
+    // own (`str::parse::<f64>`) would add 14 KB of tables.
+    let seconds = serde_json::from_slice::<Value>(text.as_bytes())
+        .ok()?
+        .as_f64()?;
+    (0.0..=86_400.0)
+        .contains(&seconds)
+        .then(|| std::time::Duration::from_secs_f64(seconds))
 }
 
 #[cfg(test)]
@@ -186,29 +353,81 @@ mod tests {
 
     #[test]
     fn the_token_comes_before_the_route() {
-        let status = || json!({"app": {"state": "running"}});
         let get = |head: &str| request(format!("{head}\r\n\r\n").as_bytes());
+        let status = |r: Result<Endpoint, Answer>| r.map_or_else(|a| a.status, |_| 200);
         let asked = get("GET /v1/status HTTP/1.1\r\nAuthorization: Bearer t");
-        assert_eq!(answer(&asked, Some(b"t"), status).status, 200);
-        assert_eq!(answer(&asked, Some(b"u"), status).status, 401);
+        assert_eq!(route(&asked, Some(b"t")), Ok(Endpoint::Status));
+        assert_eq!(status(route(&asked, Some(b"u"))), 401);
         let anonymous = get("GET /v1/status HTTP/1.1");
-        assert_eq!(answer(&anonymous, Some(b"t"), status).status, 401);
-        assert_eq!(answer(&anonymous, None, status).status, 200);
+        assert_eq!(status(route(&anonymous, Some(b"t"))), 401);
+        assert_eq!(route(&anonymous, None), Ok(Endpoint::Status));
         // Nothing about the guest before the token: not even what exists.
         assert_eq!(
-            answer(&get("GET /v1/nothing HTTP/1.1"), Some(b"t"), status).status,
+            status(route(&get("GET /v1/nothing HTTP/1.1"), Some(b"t"))),
             401
         );
         let bad_path = get("GET /v1/nothing HTTP/1.1\r\nAuthorization: Bearer t");
-        assert_eq!(answer(&bad_path, Some(b"t"), status).status, 404);
+        assert_eq!(status(route(&bad_path, Some(b"t"))), 404);
         let post = get("POST /v1/status HTTP/1.1\r\nAuthorization: Bearer t");
-        assert_eq!(answer(&post, Some(b"t"), status).status, 405);
-        let bytes = answer(&asked, Some(b"t"), status).to_bytes();
-        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(status(route(&post, Some(b"t"))), 405);
+        let answer = Answer::ok(json!({"app": {"state": "running"}}));
+        let text = String::from_utf8(answer.to_bytes()).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(
             text.ends_with("\r\n\r\n{\"app\":{\"state\":\"running\"}}\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn endpoints_take_their_queries_and_bounded_bodies() {
+        let get = |head: &str| request(format!("{head}\r\n\r\n").as_bytes());
+        let status = |r: Result<Endpoint, Answer>| r.map_or_else(|a| a.status, |_| 200);
+        use std::time::Duration;
+        assert_eq!(
+            route(&get("GET /v1/wait?timeout=2.5 HTTP/1.1"), None),
+            Ok(Endpoint::Wait(Some(Duration::from_millis(2500))))
+        );
+        assert_eq!(
+            route(&get("GET /v1/wait HTTP/1.1"), None),
+            Ok(Endpoint::Wait(None))
+        );
+        assert_eq!(
+            status(route(&get("GET /v1/wait?timeout=-1 HTTP/1.1"), None)),
+            400
+        );
+        assert_eq!(
+            route(&get("GET /v1/files?path=%2Fetc%2Fa%20b HTTP/1.1"), None),
+            Ok(Endpoint::GetFile("/etc/a b".into()))
+        );
+        assert_eq!(status(route(&get("GET /v1/files HTTP/1.1"), None)), 400);
+        assert_eq!(status(route(&get("DELETE /v1/files HTTP/1.1"), None)), 405);
+        assert_eq!(
+            route(&get("POST /v1/exec HTTP/1.1\r\nUpgrade: tcp"), None),
+            Ok(Endpoint::Exec(true))
+        );
+        assert_eq!(
+            route(&get("POST /v1/exec/7/resize HTTP/1.1"), None),
+            Ok(Endpoint::Resize(7))
+        );
+        assert_eq!(
+            status(route(&get("POST /v1/exec/x/resize HTTP/1.1"), None)),
+            404
+        );
+        assert_eq!(
+            route(&get("GET /v1/logs?follow=1 HTTP/1.1"), None),
+            Ok(Endpoint::Logs(true))
+        );
+        // A gigabyte is refused from its head, before a byte is read.
+        let huge = get("POST /v1/signal HTTP/1.1\r\nContent-Length: 1000000000");
+        assert_eq!(status(route(&huge, None)), 413);
+        let file = get("PUT /v1/files HTTP/1.1\r\nContent-Length: 1000000");
+        assert_eq!(route(&file, None), Ok(Endpoint::PutFile));
+        let chunked = get("POST /v1/signal HTTP/1.1\r\nTransfer-Encoding: chunked");
+        assert_eq!(status(route(&chunked, None)), 411);
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Parsed::Bad
         );
     }
 }

@@ -3,59 +3,78 @@
 //! the hybrid Unix socket). Off unless configured; with no token in the
 //! metadata file it stays off unless `vminit.api.insecure` says otherwise.
 //!
-//! It runs in a child process of PID 1, forked once the app has started:
-//! nothing it reads from a client can block, panic or grow PID 1, and its
-//! own end (a panic ends only the child) never reaches the app's status.
-//! The child answers one connection at a time, each given 10 s in all to
-//! send its head (at most 16 KiB) and take its answer. It ends with the
-//! app: PID 1 kills it once the app is reaped, before the exit record.
+//! **Why a child process.** The server runs in a child of PID 1, forked
+//! once the app has started ([`server`]). Nothing a client sends can then
+//! block, panic or grow PID 1: a panic, a leak or a stuck thread ends or
+//! bloats the child alone, and PID 1, which reaps it like any child,
+//! starts a new one ([`RESTART_FIRST`], doubling to [`RESTART_MOST`]). The
+//! app's status never passes through it. PID 1 keeps the listening
+//! socket, so connections queue while a new child starts. The other
+//! design, serving in PID 1's own loop, would need every read, write and
+//! parse proven never to block or panic, and threads could not be used.
 //!
-//! This first step answers `GET /v1/status`; [`http`] parses and answers.
+//! PID 1 and the child talk over a [`crate::sys::channel`] pair: the child
+//! asks for signals and stops ([`link`]), which the supervisor acts on when
+//! the channel raises SIGIO; PID 1 tells the child when a stop begins and,
+//! once the app has ended, its exit record, which answers `/v1/wait`. Then
+//! PID 1's end of run stops everything left, the child among it.
 
+pub mod exec;
 pub mod http;
+pub mod link;
+pub mod routes;
+pub mod server;
+pub mod sysinfo;
 
-use std::io::{Read as _, Write as _};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{Value, json};
-
-use crate::config::Api;
-use crate::sys::{process, signal, vsock};
+use crate::app::supervisor::{Helper, Request};
+use crate::config::Api as ApiConfig;
+use crate::sys::{channel, fd, process, vsock};
 use crate::{info, warn};
+use link::Notice;
+use server::{AppState, Context};
 
-/// How long a client has to send its request and take its answer.
-const CLIENT_TIME: Duration = Duration::from_secs(10);
+/// How soon a server that died is started again, at first.
+pub const RESTART_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait before a restart, after repeated deaths.
+pub const RESTART_MOST: Duration = Duration::from_secs(30);
+/// A server that lived this long has its backoff forgotten.
+const HEALTHY: Duration = Duration::from_secs(60);
 
-/// What the API says of the app.
-#[derive(Debug, Clone)]
-struct AppStatus {
-    pid: i32,
+/// PID 1's side of the API: the listener, what each server child is
+/// given, and the child of the moment.
+#[derive(Debug)]
+pub struct Service {
+    listener: OwnedFd,
+    port: u32,
+    token: Option<Vec<u8>>,
+    app_pid: i32,
     started_at: SystemTime,
     started: Instant,
+    exec: exec::ExecDefaults,
+    state: AppState,
+    /// The running child and PID 1's end of its channel.
+    child: Option<(i32, OwnedFd)>,
+    child_started: Instant,
+    /// Deaths in a row, for the backoff.
+    deaths: u32,
+    restart_at: Option<Instant>,
 }
 
-impl AppStatus {
-    fn to_json(&self) -> Value {
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "app": {
-                "pid": self.pid,
-                "state": "running",
-                "started_at": humantime::format_rfc3339_seconds(self.started_at).to_string(),
-                "uptime_s": self.started.elapsed().as_secs(),
-            },
-            "exit": Value::Null,
-        })
-    }
-}
-
-/// Starts the API for the app `app`, as `api` asks: listens on its port
-/// (in PID 1, so a failure is logged with the rest), then forks the child
-/// that serves it. Returns the child's pid; on any failure the app runs
-/// on without the API, and one warning says why. Only on a machine
-/// (`machine`): vsock is not a PID namespace's.
-pub fn start(api: &Api, app: i32, machine: bool) -> Option<i32> {
-    if api.token.is_none() && !api.insecure {
+/// Starts the API for the app `app`, as `config` asks: listens on its
+/// port (in PID 1, so a failure is logged with the rest), then forks the
+/// child that serves it. On any failure the app runs on without the API,
+/// and one warning says why. Only on a machine (`machine`): vsock is not
+/// a PID namespace's.
+pub fn start(
+    config: &ApiConfig,
+    app: i32,
+    machine: bool,
+    exec: exec::ExecDefaults,
+) -> Option<Service> {
+    if config.token.is_none() && !config.insecure {
         warn!(
             "vminit.api is set but the metadata file gives no token (\"api\": {{\"token\": …}}): the API stays off (vminit.api.insecure=1 starts it without one)"
         );
@@ -65,106 +84,136 @@ pub fn start(api: &Api, app: i32, machine: bool) -> Option<i32> {
         warn!("vminit.api is a machine's: skipped in a PID namespace");
         return None;
     }
-    if api.token.is_none() {
+    if config.token.is_none() {
         warn!(
             "vminit.api.insecure: the API on vsock port {} answers anyone",
-            api.port
+            config.port
         );
     }
-    let listener = match vsock::listen(api.port) {
+    let listener = match vsock::listen(config.port) {
         Ok(listener) => listener,
         Err(e) => {
-            warn!("cannot listen on vsock port {} for the API: {e}", api.port);
+            warn!(
+                "cannot listen on vsock port {} for the API: {e}",
+                config.port
+            );
             return None;
         }
     };
-    let token = api.token.as_ref().map(|t| t.0.clone().into_bytes());
-    let status = AppStatus {
-        pid: app,
+    let mut api = Service {
+        listener,
+        port: config.port,
+        token: config.token.as_ref().map(|t| t.0.clone().into_bytes()),
+        app_pid: app,
         started_at: SystemTime::now(),
         started: Instant::now(),
+        exec,
+        state: AppState::Running,
+        child: None,
+        child_started: Instant::now(),
+        deaths: 0,
+        restart_at: None,
     };
-    // SAFETY: vminit is single-threaded.
-    match unsafe { process::fork_and_run(|| serve(&listener, token.as_deref(), &status)) } {
-        Ok(child) => {
-            info!("API listening on vsock port {} (pid {child})", api.port);
-            Some(child)
-        }
-        Err(e) => {
-            warn!("cannot start the API: {e}");
-            None
-        }
-    }
+    api.fork().then_some(api)
 }
 
-/// Ends the API's child and reaps it: once the app has ended, before its
-/// record is made, so that no caller is told it still runs.
-pub fn stop(child: i32) {
-    let _ = signal::send(child, libc::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while process::running(child) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The child: answers connections until it is ended. Signals are a
-/// program's again (the stop signal ends it), but for SIGPIPE, which stays
-/// blocked: a client that leaves early is an error on the write, not the
-/// child's death.
-fn serve(listener: &std::os::fd::OwnedFd, token: Option<&[u8]>, status: &AppStatus) {
-    // With PID 1's mask kept, the stop's SIGTERM could not end it.
-    if signal::reset_for_exec(signal::ignored().unwrap_or(0)).is_err()
-        || signal::block(nix::sys::signal::Signal::SIGPIPE).is_err()
-    {
-        return;
-    }
-    let mut failures = 0;
-    while failures < 100 {
-        let Ok(mut stream) = vsock::accept(listener, CLIENT_TIME) else {
-            // A connection reset before it was taken: the next one; but
-            // not forever.
-            failures += 1;
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
+impl Service {
+    /// Forks a server child; false (with a warning) when it cannot.
+    fn fork(&mut self) -> bool {
+        let (ours, theirs) = match channel::pair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!("cannot start the API: no channel to it: {e}");
+                return false;
+            }
         };
-        failures = 0;
-        let deadline = Instant::now() + CLIENT_TIME;
-        if let Some(answer) = read_and_answer(&mut stream, token, status, deadline) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if vsock::set_timeout(&stream, left).is_ok() {
-                let _ = stream.write_all(&answer);
+        if let Err(e) = fd::signal_when_ready(&ours) {
+            warn!("cannot start the API: its channel cannot signal: {e}");
+            return false;
+        }
+        let context = Context {
+            token: self.token.clone(),
+            app_pid: self.app_pid,
+            started_at: self.started_at,
+            started: self.started,
+            channel: theirs,
+            exec: self.exec.clone(),
+        };
+        let (listener, state) = (&self.listener, self.state);
+        // SAFETY: PID 1 is single-threaded.
+        match unsafe { process::fork_and_run(move || server::serve(listener, context, state)) } {
+            Ok(child) => {
+                info!("API listening on vsock port {} (pid {child})", self.port);
+                self.child = Some((child, ours));
+                self.child_started = Instant::now();
+                true
             }
+            Err(e) => {
+                warn!("cannot start the API: {e}");
+                false
+            }
+        }
+    }
+
+    fn tell(&self, notice: &Notice) {
+        if let Some((_, channel)) = &self.child {
+            let _ = channel::send(channel, &link::encode_notice(notice));
         }
     }
 }
 
-/// Reads one request's head (at most [`http::MAX_HEAD`]) and answers it;
-/// `None` when the client left or stalled first.
-fn read_and_answer(
-    stream: &mut std::fs::File,
-    token: Option<&[u8]>,
-    status: &AppStatus,
-    deadline: Instant,
-) -> Option<Vec<u8>> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        // Each read gets what is left of the client's time, no more.
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || vsock::set_timeout(stream, left).is_err() {
-            return None;
+impl Helper for Service {
+    fn owns(&self, pid: i32) -> bool {
+        self.child.as_ref().is_some_and(|(child, _)| *child == pid)
+    }
+
+    fn ended(&mut self, status: &str) {
+        self.child = None;
+        if self.child_started.elapsed() >= HEALTHY {
+            self.deaths = 0;
         }
-        let read = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
-        head.extend_from_slice(&chunk[..read]);
-        match http::parse(&head) {
-            http::Parsed::Complete(request) => {
-                return Some(http::answer(&request, token, || status.to_json()).to_bytes());
-            }
-            http::Parsed::Bad => {
-                let why = "not an HTTP/1.1 request head of at most 16 KiB and 32 headers";
-                return Some(http::Answer::error(400, why).to_bytes());
-            }
-            http::Parsed::Partial => {}
+        let delay = RESTART_FIRST
+            .saturating_mul(1 << self.deaths.min(16))
+            .min(RESTART_MOST);
+        self.deaths += 1;
+        warn!("the API's server {status}: starting another in {delay:?}");
+        self.restart_at = Some(Instant::now() + delay);
+    }
+
+    fn restart_due(&self) -> Option<Instant> {
+        self.restart_at
+    }
+
+    fn restart(&mut self) {
+        self.restart_at = None;
+        if !self.fork() {
+            self.restart_at = Some(Instant::now() + RESTART_MOST);
         }
+    }
+
+    fn requests(&mut self) -> Vec<Request> {
+        let mut requests = Vec::new();
+        let Some((_, channel)) = &self.child else {
+            return requests;
+        };
+        // Bounded: a child that floods the channel is read no further.
+        while requests.len() < 64 {
+            match channel::receive(channel, false) {
+                Ok(Some(message)) => requests.extend(link::decode_request(&message)),
+                _ => break,
+            }
+        }
+        requests
+    }
+
+    fn stopping(&mut self) {
+        self.state = AppState::Stopping;
+        self.tell(&Notice::Stopping);
+    }
+
+    fn exited(&mut self, record: &serde_json::Value) {
+        self.state = AppState::Exited;
+        self.restart_at = None;
+        self.tell(&Notice::Exited(record.to_string()));
     }
 }

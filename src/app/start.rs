@@ -162,6 +162,8 @@ pub fn run_setup(
                 .as_ref()
                 .map(|i| (i.uid, i.gid, i.groups.as_slice())),
             no_new_privs: config.no_new_privs,
+            stdio: None,
+            new_session: false,
         };
         info!("{what}");
         let pid =
@@ -225,6 +227,8 @@ pub fn spawn_failed(
         ),
         Step::NoNewPrivs => error!("cannot set no_new_privs for {program}: {e}"),
         Step::Signals => error!("cannot clear the signal mask for {program}: {e}"),
+        // The app keeps vminit's standard streams.
+        Step::Stdio => error!("cannot give {program} its standard streams: {e}"),
     }
     EXIT_CANNOT_RUN
 }

@@ -55,6 +55,35 @@ pub enum Scope {
     Descendants,
 }
 
+/// What a helper process of PID 1 (the host API's server) asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Send this signal to the app's group, as forwarding does.
+    Signal(i32),
+    /// The graceful stop a power-button press starts, with this grace
+    /// period instead of the configured one when given.
+    Stop(Option<Duration>),
+}
+
+/// A process PID 1 forked to serve beside the app (the host API): the
+/// supervisor reaps it, restarts it when it dies, takes its requests
+/// when its channel raises SIGIO, and tells it how the app fares.
+pub trait Helper: std::fmt::Debug {
+    /// Whether `pid` is the helper (never the app).
+    fn owns(&self, pid: i32) -> bool;
+    /// It was reaped, with `status` as words for the log.
+    fn ended(&mut self, status: &str);
+    /// When it is due to start again, after it ended.
+    fn restart_due(&self) -> Option<Instant>;
+    fn restart(&mut self);
+    /// What it asked for since last time.
+    fn requests(&mut self) -> Vec<Request>;
+    /// A graceful stop began.
+    fn stopping(&mut self);
+    /// The app ended, with this exit record.
+    fn exited(&mut self, record: &serde_json::Value);
+}
+
 /// How long to wait for SIGKILLed processes to be reaped before giving up
 /// on them (a process in uninterruptible sleep cannot die).
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -84,6 +113,8 @@ pub struct Supervisor {
     /// `stop_signal` (VM mode). A container engine sends the image's stop
     /// signal itself, and vminit forwards what it gets.
     sigterm_stops: bool,
+    /// The host API's server, when it runs.
+    helper: Option<Box<dyn Helper>>,
 }
 
 impl Supervisor {
@@ -100,6 +131,7 @@ impl Supervisor {
             terminated: false,
             stop_signal: libc::SIGTERM,
             sigterm_stops: false,
+            helper: None,
         }
     }
 
@@ -115,6 +147,17 @@ impl Supervisor {
     pub fn with_power_button(mut self, button: PowerButton) -> Self {
         self.power_button = Some(button);
         self
+    }
+
+    /// Serves `helper` while the app runs.
+    pub fn with_helper(mut self, helper: Box<dyn Helper>) -> Self {
+        self.helper = Some(helper);
+        self
+    }
+
+    /// The helper, to tell it how the app ended.
+    pub fn helper(&mut self) -> Option<&mut (dyn Helper + 'static)> {
+        self.helper.as_deref_mut()
     }
 
     /// Runs until the application has ended and been reaped, or is lost.
@@ -138,10 +181,12 @@ impl Supervisor {
                 );
                 return Outcome::Lost;
             }
+            let restart = self.helper.as_ref().and_then(|h| h.restart_due());
             let timeout = self
                 .deadline
                 .into_iter()
                 .chain(kill_wait)
+                .chain(restart)
                 .min()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             let received = signal::wait(timeout);
@@ -155,6 +200,11 @@ impl Supervisor {
                 Ok(None) => {}
                 Err(error) => warn!("waiting for signals failed: {error}"),
             }
+            if let Some(helper) = &mut self.helper
+                && helper.restart_due().is_some_and(|d| Instant::now() >= d)
+            {
+                helper.restart();
+            }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 info!("grace period over: sending SIGKILL");
                 self.signal_everything(libc::SIGKILL);
@@ -165,23 +215,40 @@ impl Supervisor {
         }
     }
 
-    /// A watched device has events: a power-button press is a stop request.
+    /// A watched file has input: a power-button press is a stop request;
+    /// the helper's channel holds its requests.
     fn on_input(&mut self) {
-        if !self.power_button.as_ref().is_some_and(PowerButton::pressed) {
-            return;
+        if self.power_button.as_ref().is_some_and(PowerButton::pressed) {
+            self.stop("power button pressed", self.grace);
         }
+        let requests = self.helper.as_mut().map(|h| h.requests());
+        for request in requests.unwrap_or_default() {
+            match request {
+                Request::Signal(signal) => {
+                    info!("API: sending {}", signals::name(signal));
+                    self.forward(signal);
+                }
+                Request::Stop(grace) => self.stop("API: stop", grace.unwrap_or(self.grace)),
+            }
+        }
+    }
+
+    /// The graceful stop: the stop signal now, SIGKILL after `grace`.
+    fn stop(&mut self, why: &str, grace: Duration) {
         if self.terminated || self.killed {
-            debug!("the power button again: the application is already stopping");
+            debug!("{why} again: the application is already stopping");
             return;
         }
         info!(
-            "power button pressed: sending {}, then SIGKILL after {:?}",
+            "{why}: sending {}, then SIGKILL after {grace:?}",
             signals::name(self.stop_signal),
-            self.grace
         );
-        self.deadline.get_or_insert(Instant::now() + self.grace);
+        self.deadline.get_or_insert(Instant::now() + grace);
         self.terminated = true;
         self.forward(self.stop_signal);
+        if let Some(helper) = &mut self.helper {
+            helper.stopping();
+        }
     }
 
     fn on_signal(&mut self, received: i32) {
@@ -221,7 +288,12 @@ impl Supervisor {
                 signals::name(signal)
             );
         }
-        self.terminated |= received == libc::SIGTERM;
+        if received == libc::SIGTERM && !self.terminated {
+            self.terminated = true;
+            if let Some(helper) = &mut self.helper {
+                helper.stopping();
+            }
+        }
         self.forward(signal);
     }
 
@@ -248,6 +320,12 @@ impl Supervisor {
                     outcome = Some(Outcome::Killed(signal))
                 }
                 Ok(Reaped::Stopped(pid, signal)) if pid == self.app => self.on_app_stopped(signal),
+                Ok(Reaped::Exited(pid, code)) if self.is_helper(pid) => {
+                    self.helper_ended(&format!("exited with status {code}"));
+                }
+                Ok(Reaped::Killed(pid, signal)) if self.is_helper(pid) => {
+                    self.helper_ended(&format!("was killed by {}", signals::name(signal)));
+                }
                 Ok(Reaped::Exited(..) | Reaped::Killed(..) | Reaped::Stopped(..)) => {}
                 Ok(Reaped::Nothing) => return outcome,
                 Ok(Reaped::NoChildren) if outcome.is_none() => {
@@ -262,6 +340,16 @@ impl Supervisor {
                     return outcome;
                 }
             }
+        }
+    }
+
+    fn is_helper(&self, pid: i32) -> bool {
+        self.helper.as_ref().is_some_and(|h| h.owns(pid))
+    }
+
+    fn helper_ended(&mut self, status: &str) {
+        if let Some(helper) = &mut self.helper {
+            helper.ended(status);
         }
     }
 

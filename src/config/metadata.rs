@@ -261,6 +261,23 @@ fn parse_files(value: &Value, fail: &mut impl FnMut(&str, Problem)) -> Vec<FileS
     parsed
 }
 
+/// One file as the metadata's `files` hold it (the API's `PUT /v1/files`
+/// takes the same); the error names the field and the rule broken.
+pub fn parse_file(value: &Value) -> Result<FileSpec, String> {
+    let mut problems = Vec::new();
+    let mut files = parse_files(
+        &Value::Array(vec![value.clone()]),
+        &mut |name: &str, problem| {
+            let name = name.strip_prefix("files[0].").unwrap_or(name);
+            problems.push(format!("{name}: {problem}"));
+        },
+    );
+    match (problems.into_iter().next(), files.pop()) {
+        (None, Some(file)) => Ok(file),
+        (problem, _) => Err(problem.unwrap_or_else(|| "not a file".to_owned())),
+    }
+}
+
 /// One field of a `files` entry; the error names the field (as shown).
 fn set_file_field(
     spec: &mut FileSpec,

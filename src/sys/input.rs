@@ -8,9 +8,10 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use super::fd;
 
 /// `EV_KEY`: a key or button changed state.
 pub const EV_KEY: u16 = 0x01;
@@ -26,42 +27,17 @@ pub struct Event {
     pub value: i32,
 }
 
-/// fcntl(2)'s `F_SETSIG` (`asm-generic/fcntl.h`, the same on x86-64 and
-/// arm64), which the libc crate does not define.
-const F_SETSIG: libc::c_int = 10;
-
 /// The size of one record: a `struct timeval`, then type, code and value.
 const RECORD: usize = std::mem::size_of::<libc::input_event>();
 
 /// Opens an event device for reading without blocking, so that the kernel
-/// sends SIGIO to this process when it has events, with `si_code` set
-/// (`F_SETSIG`) so that a SIGIO from kill(2) is told apart.
+/// sends SIGIO to this process when it has events ([`fd::signal_when_ready`]).
 pub fn open_signalling(path: &Path) -> io::Result<File> {
     let file = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    let rc = unsafe { libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    let rc = unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGIO) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    let rc = unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_ASYNC) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    fd::signal_when_ready(&file)?;
     Ok(file)
 }
 

@@ -4,8 +4,11 @@
 //! The rest of the crate decides *what* to do; these modules only do it.
 
 pub mod args;
+pub mod channel;
 pub mod clock;
 pub mod credentials;
+pub mod entropy;
+pub mod fd;
 pub mod inotify;
 pub mod input;
 pub mod module;

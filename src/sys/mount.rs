@@ -1,5 +1,5 @@
 //! Filesystems: mount(2) (with `MS_MOVE` for a root switch), umount(2),
-//! chroot(2), statfs(2), mkdir(2), symlink(2), the mount table in
+//! chroot(2), statfs(2), statvfs(3), mkdir(2), symlink(2), the mount table in
 //! `/proc/self/mounts` and the kernel's filesystems in `/proc/filesystems`
 //! (proc(5)).
 
@@ -117,6 +117,32 @@ pub fn move_mount(from: &str, to: &str) -> io::Result<()> {
 pub fn chroot_here() -> io::Result<()> {
     nix::unistd::chroot(".").map_err(io::Error::from)?;
     std::env::set_current_dir("/")
+}
+
+/// A filesystem's space in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    pub total: u64,
+    pub free: u64,
+    /// Free to unprivileged users.
+    pub available: u64,
+}
+
+/// The space of the filesystem mounted at `target` (statvfs(3)).
+pub fn space(target: &str) -> Option<Space> {
+    let fs = nix::sys::statvfs::statvfs(target).ok()?;
+    let unit = fs.fragment_size();
+    Some(Space {
+        total: fs.blocks().saturating_mul(unit),
+        free: fs.blocks_free().saturating_mul(unit),
+        available: fs.blocks_available().saturating_mul(unit),
+    })
+}
+
+/// The size of a memory page, as `/proc`'s page counts use it.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 /// Whether `/` is the initramfs the kernel unpacked (ramfs or tmpfs), whose

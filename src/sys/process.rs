@@ -6,6 +6,7 @@
 use std::cell::Cell;
 use std::ffi::{CStr, CString, OsString};
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -28,6 +29,12 @@ pub struct Spawn<'a> {
     /// (uid, gid, supplementary groups) to become.
     pub user: Option<(u32, u32, &'a [u32])>,
     pub no_new_privs: bool,
+    /// Descriptors to become its standard input, output and error (each
+    /// closed on exec in vminit); `None` keeps vminit's.
+    pub stdio: Option<[RawFd; 3]>,
+    /// A session of its own (setsid) rather than a process group, with
+    /// its standard input, a terminal, as its controlling terminal.
+    pub new_session: bool,
 }
 
 /// The step of the child's set-up between fork and exec, so that a
@@ -43,6 +50,8 @@ pub enum Step {
     Workdir,
     NoNewPrivs,
     Signals,
+    /// Taking `Spawn::stdio`, and the session's terminal.
+    Stdio,
     /// exec itself: the command was not found or could not be run.
     Exec,
 }
@@ -59,6 +68,7 @@ impl Step {
             Step::NoNewPrivs => 4,
             Step::Signals => 5,
             Step::Exec => 6,
+            Step::Stdio => 7,
         }
     }
 
@@ -69,6 +79,7 @@ impl Step {
             3 => Step::Workdir,
             4 => Step::NoNewPrivs,
             5 => Step::Signals,
+            7 => Step::Stdio,
             16.. => Step::Limit(usize::from(byte - 16)),
             // 6: exec itself.
             _ => Step::Exec,
@@ -127,6 +138,8 @@ struct ChildPlan<'a> {
     workdir: Option<&'a CStr>,
     take_terminal: bool,
     no_new_privs: bool,
+    stdio: Option<[RawFd; 3]>,
+    new_session: bool,
     /// Signals to set back to their default disposition.
     ignored: u64,
     /// Written by the child before it exits on a failure: the step and
@@ -145,8 +158,15 @@ impl ChildPlan<'_> {
             for (index, limit) in self.limits.iter().enumerate() {
                 credentials::set_limit(limit).map_err(at(Step::Limit(index)))?;
             }
-            setpgid(Pid::from_raw(0), Pid::from_raw(0))
-                .map_err(|e| (Step::ProcessGroup, io::Error::from(e)))?;
+            if self.new_session {
+                nix::unistd::setsid().map_err(|e| (Step::ProcessGroup, io::Error::from(e)))?;
+            } else {
+                setpgid(Pid::from_raw(0), Pid::from_raw(0))
+                    .map_err(|e| (Step::ProcessGroup, io::Error::from(e)))?;
+            }
+            if let Some(fds) = self.stdio {
+                take_stdio(fds, self.new_session).map_err(at(Step::Stdio))?;
+            }
             if self.take_terminal {
                 // SIGTTOU, which tcsetpgrp from a background group raises,
                 // is blocked: the child starts with vminit's full mask. No
@@ -203,6 +223,30 @@ impl ChildPlan<'_> {
             last
         }
     }
+}
+
+/// Makes `fds` the child's 0, 1 and 2 (dup2 leaves close-on-exec off),
+/// and with `terminal` its standard input its controlling terminal. Raw
+/// calls only: it runs between clone and exec.
+fn take_stdio(fds: [RawFd; 3], terminal: bool) -> io::Result<()> {
+    for (target, fd) in (0..).zip(fds) {
+        // SAFETY: dup2 and fcntl act on descriptors only.
+        let rc = unsafe {
+            if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, target)
+            }
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
+    if terminal && unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The child's entry: runs the plan; on a failure records it and exits.
@@ -371,6 +415,8 @@ pub fn spawn(request: &Spawn<'_>) -> Result<i32, SpawnError> {
         workdir: workdir.as_deref(),
         take_terminal: request.take_terminal,
         no_new_privs: request.no_new_privs,
+        stdio: request.stdio,
+        new_session: request.new_session,
         // Only these need resetting (all of them when /proc cannot tell).
         ignored: signal::ignored().unwrap_or(u64::MAX),
         failed_step: Cell::new(0),
@@ -452,6 +498,26 @@ fn decode(pid: i32, status: i32) -> Reaped {
     } else {
         // Continued: not asked for; nothing was collected.
         Reaped::Nothing
+    }
+}
+
+/// Collects the child `pid`'s status: waiting for it with `block`, else
+/// `Reaped::Nothing` while it runs.
+pub fn reap_child(pid: i32, block: bool) -> io::Result<Reaped> {
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for the call's duration.
+        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
+        return match rc {
+            0 => Ok(Reaped::Nothing),
+            -1 => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ECHILD) => Ok(Reaped::NoChildren),
+                Some(libc::EINTR) => continue,
+                _ => Err(io::Error::last_os_error()),
+            },
+            pid => Ok(decode(pid, status)),
+        };
     }
 }
 

@@ -210,6 +210,19 @@ pub fn send(pid: i32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// A file that has input when SIGTERM is pending (signalfd(2)), for a
+/// helper that waits in poll(2) with every signal blocked, as it inherits
+/// them from PID 1.
+pub fn termination_file() -> io::Result<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    Ok(SignalFd::with_flags(
+        &set,
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The controlling terminal's foreground process group: tcgetpgrp(3),
 //! tcsetpgrp(3), isatty(3), on standard input. See credentials(7) and the
-//! "job control" section of termios(3).
+//! "job control" section of termios(3). And new pseudo-terminals (pty(7),
+//! ioctl_tty(2)) for the API's interactive execs.
 
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -79,4 +80,50 @@ pub fn drain_stderr(deadline: std::time::Instant) -> bool {
 /// vminit's own process group.
 pub fn own_group() -> i32 {
     getpgrp().as_raw()
+}
+/// `TIOCGPTPEER` (`_IO('T', 0x41)`): opens a master's peer by descriptor
+/// (Linux 4.13), without a path through `/dev/pts`. libc lacks it.
+const TIOCGPTPEER: libc::Ioctl = 0x5441;
+
+/// A new pseudo-terminal: its master, then its peer (the terminal a
+/// program gets), both closed on exec, the peer never made the caller's
+/// controlling terminal. Needs devpts on `/dev/pts` (vminit mounts it).
+pub fn open_pty() -> io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/ptmx")?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int, which outlives the call.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &raw const unlock) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes open(2) flags and returns a new descriptor.
+    let peer = unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, flags) };
+    if peer < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `peer` is a fresh descriptor that nothing else owns.
+    Ok((master, unsafe { std::fs::File::from_raw_fd(peer) }))
+}
+
+/// Sets a terminal's size, as a resized window does (the foreground
+/// group gets SIGWINCH).
+pub fn set_window_size(terminal: &std::fs::File, rows: u16, cols: u16) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize, which outlives the call.
+    if unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCSWINSZ, &raw const size) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

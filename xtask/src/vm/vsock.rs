@@ -110,10 +110,10 @@ impl VsockHost {
         ]
     }
 
-    /// Sends `request` to the guest's listener on `port` (`CONNECT PORT`
-    /// on the hybrid socket, as a Firecracker host does) and returns what
-    /// it answers until it closes. `None` while nothing listens there.
-    pub fn request(&self, port: u32, request: &[u8]) -> Option<String> {
+    /// A connection to the guest's listener on `port` (`CONNECT PORT` on
+    /// the hybrid socket, as a Firecracker host does); `None` while
+    /// nothing listens there. Reads time out after 15 s.
+    pub fn connect(&self, port: u32) -> Option<UnixStream> {
         let mut stream = UnixStream::connect(&self.uds).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(15)))
@@ -121,16 +121,16 @@ impl VsockHost {
         stream
             .write_all(format!("CONNECT {port}\n").as_bytes())
             .ok()?;
-        let mut reader = BufReader::new(stream);
-        let mut ok = String::new();
-        reader.read_line(&mut ok).ok()?;
-        if !ok.starts_with("OK ") {
-            return None;
+        // Byte by byte: what follows the line is the guest's.
+        let mut line = Vec::new();
+        let mut byte = [0u8];
+        while byte[0] != b'\n' && line.len() < 64 {
+            if stream.read(&mut byte).ok()? == 0 {
+                return None;
+            }
+            line.push(byte[0]);
         }
-        reader.get_mut().write_all(request).ok()?;
-        let mut answer = String::new();
-        reader.read_to_string(&mut answer).ok()?;
-        Some(answer)
+        line.starts_with(b"OK ").then_some(stream)
     }
 
     /// Listens for the guest's connections to CID 2, `port`.

@@ -11,6 +11,7 @@
 //! contents.
 
 mod api;
+mod api_host;
 mod boot;
 mod checks;
 mod disks;
@@ -76,9 +77,9 @@ enum Device {
     /// the guest's CID 3, and a host listener on CID 2, `port`, that reads
     /// one line, then closes, or with `hold` keeps the connection open.
     Vsock { port: u32, hold: bool },
-    /// vsock as above, and a host client of the API on `port`: once it
-    /// answers, each of [`API_REQUESTS`] in turn, on a connection each.
-    Api { port: u32 },
+    /// vsock as above, and a host client of the API on `port` that runs
+    /// `script` once the API answers.
+    Api { port: u32, script: api_host::Script },
     /// `/dev/vda`: a fresh copy of the root disk (ext4 with busybox, see
     /// [`disks::ROOT_FILES`]).
     RootDisk,
@@ -95,8 +96,8 @@ struct Outside {
     port_record: String,
     /// The line the host's vsock listener read.
     vsock_record: String,
-    /// The API's answers to [`API_REQUESTS`], in order.
-    api_answers: Vec<String>,
+    /// What the API's script passed, or where it failed.
+    api: Option<Result<Vec<String>, String>>,
     /// `vminit --check --cmdline` on the host, of the boot's whole line:
     /// its exit status and standard error.
     check: (i32, String),
@@ -166,6 +167,7 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
     }
     let kit = Kit::prepare_for(None, arch)?;
     VsockHost::install()?;
+    api_host::build_ctl()?;
     let mut files: Vec<(String, Vec<u8>, u32)> = image::FILES
         .iter()
         .map(|(path, text)| ((*path).to_owned(), text.as_bytes().to_vec(), 0o755))
@@ -303,13 +305,16 @@ fn run_case(
                 devices.extend(host.devices());
                 vsock = Some((host, listener));
             }
-            Device::Api { port } => {
+            Device::Api { port, script } => {
                 let dir = std::env::temp_dir();
                 let name = format!("vminit-api-{}-{index}", std::process::id());
                 let host = std::sync::Arc::new(VsockHost::start(&dir, &name)?);
                 devices.extend(host.devices());
+                let (port, script) = (*port, *script);
+                let client = std::sync::Arc::clone(&host);
+                let thread = std::thread::spawn(move || api_host::run(script, client, port));
                 // Kept until QEMU has ended: QEMU needs its back-end.
-                api = Some((std::sync::Arc::clone(&host), ask_the_api(host, *port)));
+                api = Some((host, thread));
             }
             Device::ExitPort => {
                 devices.extend([
@@ -350,9 +355,11 @@ fn run_case(
         vsock_record: vsock
             .map(|(_host, listener)| listener.stop())
             .unwrap_or_default(),
-        api_answers: api
-            .map(|(_host, client)| client.join().unwrap_or_default())
-            .unwrap_or_default(),
+        api: api.map(|(_host, client)| {
+            client
+                .join()
+                .unwrap_or_else(|_| Err("the API's script panicked".into()))
+        }),
         check: check_on_host(kit, &boot.cmdline)?,
         root_disk,
         data_disk,
@@ -383,37 +390,6 @@ fn run_case(
 
 /// The token the test image's `/tests/api.json` gives the API.
 pub(super) const API_TOKEN: &str = "test-t0ken-9f3";
-
-/// What the host asks the API, in order: with the token, without it, with
-/// a wrong one, and for an endpoint that does not exist.
-pub(super) const API_REQUESTS: &[&str] = &[
-    "GET /v1/status HTTP/1.1\r\nHost: vm\r\nAuthorization: Bearer test-t0ken-9f3\r\n\r\n",
-    "GET /v1/status HTTP/1.1\r\nHost: vm\r\n\r\n",
-    "GET /v1/status HTTP/1.1\r\nHost: vm\r\nAuthorization: Bearer test-t0ken-9f4\r\n\r\n",
-    "GET /v1/nothing HTTP/1.1\r\nHost: vm\r\nAuthorization: Bearer test-t0ken-9f3\r\n\r\n",
-];
-
-/// A host client of the API: waits (up to 60 s) for the guest to listen,
-/// then sends [`API_REQUESTS`]; the answers, as the guest gave them.
-fn ask_the_api(host: std::sync::Arc<VsockHost>, port: u32) -> std::thread::JoinHandle<Vec<String>> {
-    std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let first = loop {
-            if let Some(answer) = host.request(port, API_REQUESTS[0].as_bytes()) {
-                break answer;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                return Vec::new();
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        let mut answers = vec![first];
-        for request in &API_REQUESTS[1..] {
-            answers.push(host.request(port, request.as_bytes()).unwrap_or_default());
-        }
-        answers
-    })
-}
 
 /// `vminit --check --cmdline` on the host with the boot's whole line.
 fn check_on_host(kit: &Kit, cmdline: &str) -> Result<(i32, String), String> {
