@@ -403,6 +403,11 @@ fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Resul
     // queued for the supervisor; closed on exec, so the app never has it.
     let power_button = (ending.real_machine && config.power_button).then(PowerButton::watch);
     let take_terminal = tty::we_are_foreground();
+    let api = config
+        .api
+        .as_ref()
+        .filter(|api| crate::api::will_start(api, ending.real_machine));
+    let (stdio, logs) = capture_logs(config, api.is_some(), take_terminal);
     let identity = prepared.identity.as_ref();
     let request = process::Spawn {
         argv: &config.argv,
@@ -412,10 +417,13 @@ fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Resul
         limits: &prepared.limits,
         user: identity.map(|i| (i.uid, i.gid, i.groups.as_slice())),
         no_new_privs: config.no_new_privs,
-        stdio: None,
+        stdio,
         new_session: false,
     };
-    let app = match steps::time("spawn", || process::spawn(&request)) {
+    let spawned = steps::time("spawn", || process::spawn(&request));
+    // The app has its ends: PID 1 keeps only the readers'.
+    let logs = logs.map(|pipes| pipes.readers);
+    let app = match spawned {
         Ok(pid) => pid,
         Err(e) => {
             let code = start::spawn_failed(&e, config, identity, &prepared.limits);
@@ -426,14 +434,14 @@ fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Resul
     // Before any line logged after the start adds to the log's time.
     let steps_line = steps::line();
     // After the app's start, which it must not delay.
-    let api = config.api.as_ref().and_then(|api| {
+    let api = api.and_then(|api| {
         let exec = crate::api::exec::ExecDefaults {
             env: prepared.env.clone(),
             workdir: config.workdir.clone(),
             user: prepared.identity.clone(),
             no_new_privs: config.no_new_privs,
         };
-        crate::api::start(api, app, ending.real_machine, exec)
+        crate::api::start(api, app, exec, logs)
     });
     // Logged after the start, so that writing to a slow console does not
     // delay the app.
@@ -445,6 +453,65 @@ fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Resul
         api,
     })
 }
+
+/// The app's stdout and stderr as pipes, when `vminit.logs=capture` asks
+/// and the API will run to read them: the descriptors the app gets, and
+/// the pipes.
+fn capture_logs(
+    config: &Config,
+    api: bool,
+    job_control: bool,
+) -> (Option<[i32; 3]>, Option<LogPipes>) {
+    if !config.logs_capture {
+        return (None, None);
+    }
+    if !api {
+        warn!("vminit.logs=capture needs the API (vminit.api): the app writes to the console");
+        return (None, None);
+    }
+    if job_control {
+        info!("vminit.logs=capture: the app is on a terminal with job control, and keeps it");
+        return (None, None);
+    }
+    match LogPipes::new() {
+        Ok(pipes) => (Some(pipes.app_stdio()), Some(pipes)),
+        Err(e) => {
+            warn!("cannot make pipes for the app's output ({e}): it writes to the console");
+            (None, None)
+        }
+    }
+}
+
+/// The pipes of `vminit.logs=capture`.
+struct LogPipes {
+    /// stdout's, then stderr's.
+    readers: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    writers: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+}
+
+impl LogPipes {
+    fn new() -> std::io::Result<LogPipes> {
+        let (out_read, out_write) = crate::sys::fd::pipe()?;
+        let (err_read, err_write) = crate::sys::fd::pipe()?;
+        // Room for a MiB each while the API's server restarts; the
+        // default (64 KiB) when the kernel refuses.
+        let _ = crate::sys::fd::set_pipe_size(&out_read, LOG_PIPE_BYTES);
+        let _ = crate::sys::fd::set_pipe_size(&err_read, LOG_PIPE_BYTES);
+        Ok(LogPipes {
+            readers: (out_read, err_read),
+            writers: (out_write, err_write),
+        })
+    }
+
+    /// The app's fds 0, 1 and 2: vminit's stdin, the pipes' write ends.
+    fn app_stdio(&self) -> [i32; 3] {
+        use std::os::fd::AsRawFd;
+        [0, self.writers.0.as_raw_fd(), self.writers.1.as_raw_fd()]
+    }
+}
+
+/// How much of the app's output its pipes hold, unread.
+const LOG_PIPE_BYTES: usize = 1024 * 1024;
 
 /// The supervision: waits for the app (signals forwarded, zombies
 /// reaped), then ends: the record made and sent at once, what is left

@@ -41,43 +41,50 @@ pub fn take_frames(buffer: &mut Vec<u8>) -> Result<Vec<Piece>, String> {
 }
 
 /// With a terminal: the output in `buffer` that is surely not the exit
-/// frame, and the exit record once it is all there. What could still be
-/// the start of the frame stays in `buffer`.
-pub fn take_raw(buffer: &mut Vec<u8>) -> (Vec<u8>, Option<Vec<u8>>) {
+/// frame; what could still be the frame stays in `buffer`. The frame is
+/// the stream's last bytes: at its end (`eof`), a whole frame of stream 3
+/// that ends exactly there is the record; anywhere else, such bytes are
+/// output.
+pub fn take_raw(buffer: &mut Vec<u8>, eof: bool) -> (Vec<u8>, Option<Vec<u8>>) {
     const START: &[u8] = b"\x03\x00\x00\x00";
-    let mut search = 0;
-    while let Some(found) = find(&buffer[search..], START).map(|i| i + search) {
-        let rest = &buffer[found..];
-        if rest.len() < 9 {
-            // Too short to tell: keep it until more comes.
-            let output = buffer.drain(..found).collect();
-            return (output, None);
-        }
-        let length = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
-        // The record is a JSON object: that tells it from output.
-        if rest[8] == b'{' && length <= MAX_FRAME {
-            if rest.len() < 8 + length {
-                let output = buffer.drain(..found).collect();
-                return (output, None);
+    if eof {
+        // The last place where a whole frame would end exactly at the end.
+        let record = (0..buffer.len()).rev().find_map(|at| {
+            let rest = &buffer[at..];
+            let length = rest.get(4..8)?;
+            let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize;
+            (rest.starts_with(START) && rest.len() == 8 + length && rest.get(8) == Some(&b'{'))
+                .then_some(at)
+        });
+        return match record {
+            Some(at) => {
+                let frame = buffer.split_off(at);
+                (std::mem::take(buffer), Some(frame[8..].to_vec()))
             }
-            let record = rest[8..8 + length].to_vec();
-            let output = buffer[..found].to_vec();
-            buffer.clear();
-            return (output, Some(record));
-        }
-        search = found + 1;
+            None => (std::mem::take(buffer), None),
+        };
     }
-    // A tail that could start the frame's header stays.
-    let keep = (1..START.len())
-        .rev()
-        .find(|&n| buffer.ends_with(&START[..n]))
-        .unwrap_or(0);
-    let output = buffer.drain(..buffer.len() - keep).collect();
+    // Held back: from the first place that could start a frame that
+    // ends at or after the end of what came so far.
+    let hold = (0..buffer.len()).find(|&at| {
+        let rest = &buffer[at..];
+        let prefix = rest.len().min(START.len());
+        if rest[..prefix] != START[..prefix] {
+            return false;
+        }
+        match rest.get(4..8) {
+            None => true,
+            Some(l) => {
+                let length = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+                length <= MAX_FRAME
+                    && 8 + length >= rest.len()
+                    && rest.get(8).is_none_or(|b| *b == b'{')
+            }
+        }
+    });
+    let keep = hold.unwrap_or(buffer.len());
+    let output = buffer.drain(..keep).collect();
     (output, None)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -117,15 +124,24 @@ mod tests {
     #[test]
     fn a_terminal_stream_ends_in_its_record() {
         let mut stream = b"$ ls\r\n\x03\x00\x00\x00x".to_vec();
+        // Output that looks like the frame, but for where it ends.
+        stream.extend(frame(3, b"{\"not\":1}"));
+        stream.extend(b"more");
         stream.extend(frame(3, b"{\"exit_code\":0}"));
         for cut in 0..stream.len() {
             let mut buffer = stream[..cut].to_vec();
-            let (mut output, record) = take_raw(&mut buffer);
+            let (mut output, record) = take_raw(&mut buffer, false);
             assert_eq!(record, None);
             buffer.extend_from_slice(&stream[cut..]);
-            let (more, record) = take_raw(&mut buffer);
+            let (more, none) = take_raw(&mut buffer, false);
+            assert_eq!(none, None);
             output.extend(more);
-            assert_eq!(output, b"$ ls\r\n\x03\x00\x00\x00x");
+            let (rest, record) = take_raw(&mut buffer, true);
+            output.extend(rest);
+            let mut expected = b"$ ls\r\n\x03\x00\x00\x00x".to_vec();
+            expected.extend(frame(3, b"{\"not\":1}"));
+            expected.extend(b"more");
+            assert_eq!(output, expected, "cut at {cut}");
             assert_eq!(record.as_deref(), Some(&b"{\"exit_code\":0}"[..]));
         }
     }

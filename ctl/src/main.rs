@@ -59,6 +59,12 @@ answer), 2 for a wrong command line.
   -V, --version                  the version
 ";
 
+/// Every command `run` knows, as `--help` lists them.
+const COMMANDS: &[&str] = &[
+    "status", "sysinfo", "wait", "signal", "stop", "exec", "shell", "cp", "logs", "clock",
+    "entropy",
+];
+
 /// What went wrong, and the status to exit with.
 #[derive(Debug)]
 struct Failure(u8, String);
@@ -193,7 +199,10 @@ fn run() -> Result<u8, Failure> {
             let body = json!({ "data": base64::engine::general_purpose::STANDARD.encode(&data) });
             simple(&invocation, "POST", "/v1/entropy", Some(body)).map(print_json)
         }
-        other => Err(usage(format!("no command {other:?}"))),
+        other => Err(usage(format!(
+            "no command {other:?}: the commands are {}",
+            COMMANDS.join(", ")
+        ))),
     }
 }
 
@@ -391,6 +400,9 @@ fn stream_exec(
 }
 
 /// Moves bytes between here and the exec until its exit record comes.
+/// Neither way waits on the other: stdin is written as the socket takes
+/// it while output is read, so a large input never deadlocks with the
+/// output the command writes meanwhile.
 fn relay(
     invocation: &Invocation,
     stream: &mut UnixStream,
@@ -407,14 +419,22 @@ fn relay(
     };
     let stdin = io::stdin();
     let mut stdin_open = interactive;
+    // Read from stdin, not yet taken by the socket.
+    let mut pending: Vec<u8> = Vec::new();
     let mut sent: u64 = 0;
     let mut chunk = [0u8; 16 * 1024];
+    stream.set_nonblocking(true)?;
     loop {
-        if let Some(record) = take_output(&mut buffer, tty)? {
+        if let Some(record) = take_output(&mut buffer, tty, false)? {
             return Ok(Some(record));
         }
-        let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-        if stdin_open {
+        let mut stream_events = PollFlags::POLLIN;
+        if !pending.is_empty() {
+            stream_events |= PollFlags::POLLOUT;
+        }
+        let mut fds = vec![PollFd::new(stream.as_fd(), stream_events)];
+        let read_stdin = stdin_open && pending.is_empty();
+        if read_stdin {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         if let Some(windows) = &windows {
@@ -425,40 +445,48 @@ fn relay(
         {
             return Err(Failure(125, e.to_string()));
         }
-        let ready: Vec<bool> = fds
+        let events: Vec<PollFlags> = fds
             .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
             .collect();
-        if ready[0] {
-            let read = stream.read(&mut chunk)?;
-            if read == 0 {
-                return take_output(&mut buffer, tty);
+        if events[0].intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            match stream.read(&mut chunk) {
+                Ok(0) => return take_output(&mut buffer, tty, true),
+                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return take_output(&mut buffer, tty, true),
             }
-            buffer.extend_from_slice(&chunk[..read]);
+            continue;
         }
-        if stdin_open && ready[1] {
-            let read = io::stdin().lock().read(&mut chunk)?;
+        if events[0].contains(PollFlags::POLLOUT) {
+            match stream.write(&pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                    sent += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The exec is over: what is left of stdin is not wanted.
+                Err(_) => {
+                    pending.clear();
+                    stdin_open = false;
+                }
+            }
+            if pending.is_empty() && !stdin_open {
+                end_stdin(invocation, tty, id, sent);
+            }
+        }
+        if read_stdin && events[1].intersects(PollFlags::POLLIN | PollFlags::POLLHUP) {
+            let read = io::stdin().lock().read(&mut chunk).unwrap_or(0);
             if read == 0 {
                 stdin_open = false;
-                // Not a half-close: Firecracker's socket would end the
-                // whole connection. The count keeps the end after the
-                // bytes, which travel on the other connection.
-                if let (false, Some(id)) = (tty, id) {
-                    let path = format!("/v1/exec/{id}/close-stdin");
-                    simple(
-                        invocation,
-                        "POST",
-                        &path,
-                        Some(json!({ "after_bytes": sent })),
-                    )?;
-                }
+                end_stdin(invocation, tty, id, sent);
             } else {
-                stream.write_all(&chunk[..read])?;
-                sent += read as u64;
+                pending.extend_from_slice(&chunk[..read]);
             }
         }
         if let Some(windows) = &windows
-            && ready.last() == Some(&true)
+            && events.last().is_some_and(|e| !e.is_empty())
         {
             while let Ok(Some(_)) = windows.read_signal() {}
             if let (Some(id), Some((rows, cols))) = (id, terminal::size(stdin.as_fd())) {
@@ -474,11 +502,28 @@ fn relay(
     }
 }
 
-/// Writes what `buffer` holds of the exec's output; its record once come.
-fn take_output(buffer: &mut Vec<u8>, tty: bool) -> Result<Option<Vec<u8>>, Failure> {
+/// Ends the exec's stdin once the `sent` bytes are in. Not a half-close:
+/// Firecracker's socket would end the whole connection. (On a terminal,
+/// the end of input is the terminal's own, as Ctrl-D.) An exec that has
+/// ended meanwhile is no error.
+fn end_stdin(invocation: &Invocation, tty: bool, id: Option<&str>, sent: u64) {
+    if let (false, Some(id)) = (tty, id) {
+        let path = format!("/v1/exec/{id}/close-stdin");
+        let _ = call(
+            invocation,
+            "POST",
+            &path,
+            Some(json!({ "after_bytes": sent })),
+        );
+    }
+}
+
+/// Writes what `buffer` holds of the exec's output; its record once come
+/// (with a terminal, known only at the stream's end, `eof`).
+fn take_output(buffer: &mut Vec<u8>, tty: bool, eof: bool) -> Result<Option<Vec<u8>>, Failure> {
     let (mut stdout, mut stderr) = (io::stdout().lock(), io::stderr().lock());
     if tty {
-        let (output, record) = frames::take_raw(buffer);
+        let (output, record) = frames::take_raw(buffer, eof);
         stdout.write_all(&output)?;
         stdout.flush()?;
         return Ok(record);
@@ -595,4 +640,32 @@ fn logs(invocation: &Invocation) -> Result<u8, Failure> {
         print(&body)?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_lists_every_command_and_option() {
+        for command in COMMANDS {
+            assert!(HELP.contains(&format!("\n  {command}")), "{command}");
+        }
+        for option in [
+            "--uds",
+            "--cid",
+            "--port",
+            "--token-file",
+            "--interactive",
+            "--tty",
+            "--user",
+            "--workdir",
+            "--env",
+            "--timeout",
+            "--follow",
+        ] {
+            assert!(HELP.contains(option), "{option}");
+        }
+        assert_eq!(form_query("/a b+c/é"), "/a%20b%2Bc/%C3%A9");
+    }
 }

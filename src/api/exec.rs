@@ -282,7 +282,9 @@ struct Child {
 }
 
 /// Serves `POST /v1/exec`.
-pub fn handle(server: Server, body: &[u8], stream: &mut File, upgrade: bool) {
+/// With `upgrade`, `early` holds what the client sent after the request:
+/// the first of its stdin.
+pub fn handle(server: Server, body: &[u8], early: Vec<u8>, stream: &mut File, upgrade: bool) {
     let request = match parse_request(body) {
         Ok(request) => request,
         Err(why) => return server::send(stream, &Answer::error(400, &why)),
@@ -324,7 +326,7 @@ pub fn handle(server: Server, body: &[u8], stream: &mut File, upgrade: bool) {
     };
     let deadline = request.timeout.map(|t| Instant::now() + t);
     if upgrade {
-        interactive(&slot, started, stream, &request, deadline);
+        interactive(&slot, started, stream, &request, early, deadline);
     } else {
         buffered(started, stream, request.stdin.unwrap_or_default(), deadline);
     }
@@ -439,48 +441,67 @@ impl Captured {
 }
 
 /// A buffered exec: stdin written, both outputs read until they end (or
-/// the deadline), the process reaped, and one answer.
+/// the deadline, or the client's leaving), the process reaped, and one
+/// answer.
 fn buffered(mut child: Child, stream: &mut File, stdin: Vec<u8>, deadline: Option<Instant>) {
-    let mut stdin_end = child.stdin.take().map(File::from);
+    let mut stdin_end = child
+        .stdin
+        .take()
+        .map(File::from)
+        .filter(|_| !stdin.is_empty());
     if let Some(end) = &stdin_end {
         let _ = fd::set_nonblocking(end);
     }
     let mut written = 0;
-    if stdin.is_empty() {
-        stdin_end = None;
-    }
     let mut stderr_pipe = child.stderr.take();
     let (mut out, mut err) = (Captured::default(), Captured::default());
     err.done = stderr_pipe.is_none();
     let mut timed_out = false;
+    // A client that sends more after its request is not watched: its
+    // bytes would wake the loop without end.
+    let mut watch_client = true;
     while !(out.done && err.done) {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {
             timed_out = true;
             break;
         }
-        let mut files = vec![(child.stdout.as_fd(), Interest::Read)];
-        if let Some(pipe) = stderr_pipe.as_ref().filter(|_| !err.done) {
-            files.push((pipe.as_fd(), Interest::Read));
-        }
-        if let Some(end) = &stdin_end {
-            files.push((end.as_fd(), Interest::Write));
-        }
+        // Watched in this order: stdout, stderr (each until it ends),
+        // stdin (while there is some to write), the client (for its end).
+        let slots = [
+            (!out.done).then(|| (child.stdout.as_fd(), Interest::Read)),
+            stderr_pipe
+                .as_ref()
+                .filter(|_| !err.done)
+                .map(|p| (p.as_fd(), Interest::Read)),
+            stdin_end.as_ref().map(|e| (e.as_fd(), Interest::Write)),
+            watch_client.then(|| (stream.as_fd(), Interest::Read)),
+        ];
+        let watched: Vec<bool> = slots.iter().map(Option::is_some).collect();
+        let files: Vec<_> = slots.into_iter().flatten().collect();
         let Ok(ready) = fd::poll(&files, left) else {
             break;
         };
-        if ready[0] && !out.done {
+        let mut ready = ready.into_iter();
+        let mut next = |i: usize| watched[i] && ready.next() == Some(true);
+        let (stdout_ready, stderr_ready, stdin_ready, client_ready) =
+            (next(0), next(1), next(2), next(3));
+        if client_ready {
+            if crate::sys::vsock::peer_closed(stream) {
+                // Nobody will read its answer: it ends now, as on a timeout.
+                kill(child.pid);
+                return;
+            }
+            watch_client = false;
+        }
+        if stdout_ready {
             out.read_from(&mut child.stdout);
         }
-        let mut next = 1;
-        if let Some(pipe) = stderr_pipe.as_mut().filter(|_| !err.done) {
-            if ready[next] {
-                err.read_from(pipe);
-            }
-            next += 1;
+        if let Some(pipe) = stderr_pipe.as_mut().filter(|_| stderr_ready) {
+            err.read_from(pipe);
         }
         if let Some(end) = &mut stdin_end
-            && ready.get(next) == Some(&true)
+            && stdin_ready
         {
             match end.write(&stdin[written..]) {
                 Ok(n) => written += n,
@@ -491,9 +512,6 @@ fn buffered(mut child: Child, stream: &mut File, stdin: Vec<u8>, deadline: Optio
             if written == stdin.len() {
                 stdin_end = None;
             }
-        }
-        if err.done {
-            stderr_pipe = None;
         }
     }
     drop(stdin_end);
@@ -561,6 +579,7 @@ fn interactive(
     child: Child,
     stream: &mut File,
     request: &ExecRequest,
+    early: Vec<u8>,
     deadline: Option<Instant>,
 ) {
     let mut session = Session::default();
@@ -590,6 +609,7 @@ fn interactive(
     }
     let input = Input {
         given: request.stdin.clone(),
+        early,
         end: stdin_end.zip(wake),
     };
     let outcome = pump(child, stream, request.tty, input, deadline);
@@ -614,6 +634,8 @@ enum Pumped {
 struct Input {
     /// All of it, given in the request.
     given: Option<Vec<u8>>,
+    /// What came on the connection with the request.
+    early: Vec<u8>,
     /// The request to end it, and the file that wakes the pump for it.
     end: Option<(Arc<StdinEnd>, File)>,
 }
@@ -661,12 +683,14 @@ fn pump(
         let _ = fd::set_nonblocking(input);
     }
     let given = stdin.given.is_some();
+    let early = if given { Vec::new() } else { stdin.early };
+    let received = early.len() as u64;
     let mut ends = Ends {
         output: Some(child.stdout),
         errors: child.stderr,
         input,
-        pending: stdin.given.unwrap_or_default(),
-        received: 0,
+        pending: stdin.given.unwrap_or(early),
+        received,
         // Given whole: it ends once written.
         end_after: if given { 0 } else { u64::MAX },
     };

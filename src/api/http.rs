@@ -199,11 +199,14 @@ impl Endpoint {
     }
 }
 
-/// The query's value of `key`, percent-decoded.
+/// The query's value of `key`, percent-decoded (RFC 3986: a `+` is a
+/// plus, as in a path, not a space as in a form).
 fn query_value(query: &str, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |text| percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+        (decode(k) == key).then(|| decode(v).into_owned())
+    })
 }
 
 /// What `request` asks for: 401 before anything else when the token does
@@ -397,8 +400,8 @@ mod tests {
             400
         );
         assert_eq!(
-            route(&get("GET /v1/files?path=%2Fetc%2Fa%20b HTTP/1.1"), None),
-            Ok(Endpoint::GetFile("/etc/a b".into()))
+            route(&get("GET /v1/files?path=%2Fetc%2Fa%20b+c HTTP/1.1"), None),
+            Ok(Endpoint::GetFile("/etc/a b+c".into()))
         );
         assert_eq!(status(route(&get("GET /v1/files HTTP/1.1"), None)), 400);
         assert_eq!(status(route(&get("DELETE /v1/files HTTP/1.1"), None)), 405);

@@ -15,6 +15,9 @@ pub enum Notice {
     Exited(String),
 }
 
+/// The longest grace a stop request may ask for: a day.
+const MAX_GRACE_MS: u64 = 86_400_000;
+
 pub fn encode_request(request: &Request) -> Vec<u8> {
     match request {
         Request::Signal(signal) => format!("signal {signal}").into_bytes(),
@@ -29,9 +32,11 @@ pub fn decode_request(bytes: &[u8]) -> Option<Request> {
     let text = std::str::from_utf8(bytes).ok()?;
     match text.split_once(' ') {
         Some(("signal", n)) => n.parse().ok().map(Request::Signal),
+        // At most a day, as the API takes it: PID 1 adds it to now.
         Some(("stop", ms)) => ms
             .parse()
             .ok()
+            .filter(|ms| *ms <= MAX_GRACE_MS)
             .map(|ms| Request::Stop(Some(Duration::from_millis(ms)))),
         None if text == "stop" => Some(Request::Stop(None)),
         _ => None,
@@ -72,6 +77,8 @@ mod tests {
         }
         assert_eq!(decode_request(b"signal x"), None);
         assert_eq!(decode_request(b"reboot"), None);
+        // Added to now in PID 1: never more than a day.
+        assert_eq!(decode_request(b"stop 18446744073709551615"), None);
         assert_eq!(decode_notice(b"\xff"), None);
     }
 }

@@ -22,10 +22,12 @@
 pub mod exec;
 pub mod http;
 pub mod link;
+pub mod logs;
 pub mod routes;
 pub mod server;
 pub mod sysinfo;
 
+use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,13 +49,17 @@ const HEALTHY: Duration = Duration::from_secs(60);
 /// given, and the child of the moment.
 #[derive(Debug)]
 pub struct Service {
-    listener: OwnedFd,
+    /// `None` when it could not listen, yet pumps the app's output.
+    listener: Option<OwnedFd>,
     port: u32,
     token: Option<Vec<u8>>,
     app_pid: i32,
     started_at: SystemTime,
     started: Instant,
     exec: exec::ExecDefaults,
+    /// The read ends of the app's stdout and stderr, when captured: kept
+    /// here, so that the app never writes to a pipe with no reader.
+    logs: Option<(OwnedFd, OwnedFd)>,
     state: AppState,
     /// The running child and PID 1's end of its channel.
     child: Option<(i32, OwnedFd)>,
@@ -63,27 +69,33 @@ pub struct Service {
     restart_at: Option<Instant>,
 }
 
-/// Starts the API for the app `app`, as `config` asks: listens on its
-/// port (in PID 1, so a failure is logged with the rest), then forks the
-/// child that serves it. On any failure the app runs on without the API,
-/// and one warning says why. Only on a machine (`machine`): vsock is not
-/// a PID namespace's.
-pub fn start(
-    config: &ApiConfig,
-    app: i32,
-    machine: bool,
-    exec: exec::ExecDefaults,
-) -> Option<Service> {
+/// Whether the API will start, as `config` asks, on a machine or not
+/// (`machine`), with the warning that says why not.
+pub fn will_start(config: &ApiConfig, machine: bool) -> bool {
     if config.token.is_none() && !config.insecure {
         warn!(
             "vminit.api is set but the metadata file gives no token (\"api\": {{\"token\": …}}): the API stays off (vminit.api.insecure=1 starts it without one)"
         );
-        return None;
+        return false;
     }
     if !machine {
         warn!("vminit.api is a machine's: skipped in a PID namespace");
-        return None;
+        return false;
     }
+    true
+}
+
+/// Starts the API for the app `app`, as `config` asks ([`will_start`]
+/// said yes): listens on its port (in PID 1, so a failure is logged with
+/// the rest), then forks the child that serves it, which also pumps the
+/// app's output when `logs` holds it. On any failure the app runs on
+/// without the API, and one warning says why.
+pub fn start(
+    config: &ApiConfig,
+    app: i32,
+    exec: exec::ExecDefaults,
+    logs: Option<(OwnedFd, OwnedFd)>,
+) -> Option<Service> {
     if config.token.is_none() {
         warn!(
             "vminit.api.insecure: the API on vsock port {} answers anyone",
@@ -91,13 +103,15 @@ pub fn start(
         );
     }
     let listener = match vsock::listen(config.port) {
-        Ok(listener) => listener,
+        Ok(listener) => Some(listener),
         Err(e) => {
             warn!(
                 "cannot listen on vsock port {} for the API: {e}",
                 config.port
             );
-            return None;
+            // Someone must still read the app's output.
+            logs.as_ref()?;
+            None
         }
     };
     let mut api = Service {
@@ -108,6 +122,7 @@ pub fn start(
         started_at: SystemTime::now(),
         started: Instant::now(),
         exec,
+        logs,
         state: AppState::Running,
         child: None,
         child_started: Instant::now(),
@@ -138,12 +153,26 @@ impl Service {
             started: self.started,
             channel: theirs,
             exec: self.exec.clone(),
+            logs: self.logs.is_some(),
         };
-        let (listener, state) = (&self.listener, self.state);
+        let (listener, state, logs) = (self.listener.as_ref(), self.state, self.logs.as_ref());
+        let work = move || {
+            // The child's own copies, for its pump thread to own.
+            let logs = logs.and_then(|(out, err)| {
+                Some((
+                    File::from(out.try_clone().ok()?),
+                    File::from(err.try_clone().ok()?),
+                ))
+            });
+            server::serve(listener, context, state, logs);
+        };
         // SAFETY: PID 1 is single-threaded.
-        match unsafe { process::fork_and_run(move || server::serve(listener, context, state)) } {
+        match unsafe { process::fork_and_run(work) } {
             Ok(child) => {
-                info!("API listening on vsock port {} (pid {child})", self.port);
+                match listener {
+                    Some(_) => info!("API listening on vsock port {} (pid {child})", self.port),
+                    None => info!("the app's output is captured (pid {child})"),
+                }
                 self.child = Some((child, ours));
                 self.child_started = Instant::now();
                 true

@@ -26,10 +26,11 @@ pub const MAX_ENTROPY: usize = 4096;
 const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 /// Answers `endpoint` on `stream`.
-pub fn handle(server: Server, endpoint: Endpoint, body: &[u8], stream: &mut File) {
+/// `early`: what the client sent after the body (an exec's first stdin).
+pub fn handle(server: Server, endpoint: Endpoint, body: &[u8], early: Vec<u8>, stream: &mut File) {
     let answer = match endpoint {
         Endpoint::Status => Answer::ok(status(server)),
-        Endpoint::Wait(timeout) => wait(server, timeout),
+        Endpoint::Wait(timeout) => wait(server, timeout, stream),
         Endpoint::Signal => signal(server, body),
         Endpoint::Stop => stop(server, body),
         Endpoint::Sysinfo => {
@@ -41,13 +42,10 @@ pub fn handle(server: Server, endpoint: Endpoint, body: &[u8], stream: &mut File
         Endpoint::Entropy => add_entropy(body),
         Endpoint::PutFile => put_file(body),
         Endpoint::GetFile(path) => get_file(&path),
-        Endpoint::Exec(upgrade) => return exec::handle(server, body, stream, upgrade),
+        Endpoint::Exec(upgrade) => return exec::handle(server, body, early, stream, upgrade),
         Endpoint::Resize(id) => exec::resize(server, id, body),
         Endpoint::CloseStdin(id) => exec::close_stdin(server, id, body),
-        Endpoint::Logs(_) => Answer::error(
-            404,
-            "the app's output is not captured (vminit.logs=capture)",
-        ),
+        Endpoint::Logs(follow) => return super::logs::serve(server, follow, stream),
     };
     server::send(stream, &answer);
 }
@@ -70,10 +68,14 @@ fn status(server: Server) -> Value {
 
 /// `GET /v1/wait`: the record once the app has ended; 408 with the state
 /// when `timeout` passes first.
-fn wait(server: Server, timeout: Option<Duration>) -> Answer {
+fn wait(server: Server, timeout: Option<Duration>, client: &File) -> Answer {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut state = server.shared.lock();
     loop {
+        // A client that left holds no place: the answer goes nowhere.
+        if crate::sys::vsock::peer_closed(client) {
+            return Answer::error(408, "the client left");
+        }
         if let Some(record) = &state.record {
             return Answer::ok(record.clone());
         }
@@ -247,7 +249,16 @@ fn get_file(path: &str) -> Answer {
     if let Err(problem) = crate::config::validate::clean_absolute_path(path) {
         return Answer::error(400, &format!("path {problem}"));
     }
-    // Without O_NONBLOCK, opening a FIFO would wait for a writer.
+    // Looked at before it is opened: opening a device can act (a watchdog
+    // starts counting). Without O_NONBLOCK, opening a FIFO would wait.
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Answer::error(400, "not a regular file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Answer::error(404, "no such file");
+        }
+        Err(e) => return Answer::error(403, &format!("cannot look at it: {e}")),
+    }
     let opened = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)

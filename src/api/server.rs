@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -66,6 +66,8 @@ pub struct Context {
     /// The server's end of the channel to PID 1.
     pub channel: OwnedFd,
     pub exec: routes::ExecDefaults,
+    /// The app's output is captured (`vminit.logs=capture`).
+    pub logs: bool,
 }
 
 /// What the connections share.
@@ -77,6 +79,12 @@ pub struct State {
     pub connections: usize,
     pub ending: bool,
     pub execs: routes::Execs,
+    /// The app's captured lines, once the first came.
+    pub logs: Option<super::logs::Ring>,
+    /// The log pump has read all it will.
+    pub logs_drained: bool,
+    /// Large bodies being read ([`MAX_BULK_BODIES`]).
+    pub bulk_bodies: usize,
 }
 
 #[derive(Debug)]
@@ -108,8 +116,14 @@ impl Server {
     }
 }
 
-/// Serves until SIGTERM (then drains) or until nothing can be served.
-pub fn serve(listener: &OwnedFd, context: Context, initial: AppState) {
+/// Serves until SIGTERM (then drains) or until nothing can be served;
+/// with `logs`, the app's stdout and stderr, pumps its output.
+pub fn serve(
+    listener: Option<&OwnedFd>,
+    context: Context,
+    initial: AppState,
+    logs: Option<(File, File)>,
+) {
     let Ok(termination) = signal::termination_file() else {
         return;
     };
@@ -122,40 +136,66 @@ pub fn serve(listener: &OwnedFd, context: Context, initial: AppState) {
                 connections: 0,
                 ending: false,
                 execs: routes::Execs::default(),
+                logs: None,
+                logs_drained: false,
+                bulk_bodies: 0,
             }),
             changed: Condvar::new(),
         })),
     };
+    if let Some((stdout, stderr)) = logs {
+        let started = std::thread::Builder::new()
+            .stack_size(THREAD_STACK)
+            .spawn(move || super::logs::pump(server, stdout, stderr));
+        if started.is_err() {
+            return;
+        }
+    }
+    // Taken without waiting: a connection gone between poll and accept
+    // must not hold up PID 1's notices. (PID 1 never accepts on it.)
+    if let Some(listener) = listener
+        && fd::set_nonblocking(listener).is_err()
+    {
+        return;
+    }
     let mut drain_until: Option<Instant> = None;
     let mut failures = 0;
     loop {
-        let (connections, ending) = {
+        let (connections, ending, drained) = {
             let state = server.shared.lock();
-            (state.connections, state.ending)
+            let drained = !server.context.logs || state.logs_drained;
+            (state.connections, state.ending, drained)
         };
         if let Some(until) = drain_until
-            && (connections == 0 || Instant::now() >= until)
+            && ((connections == 0 && drained) || Instant::now() >= until)
         {
             return;
         }
-        let mut files = vec![termination.as_fd(), server.context.channel.as_fd()];
+        // Watched in this order: the channel, SIGTERM (until it came),
+        // the listener (until then too).
+        let mut files = vec![server.context.channel.as_fd()];
         if !ending {
-            files.push(listener.as_fd());
+            files.push(termination.as_fd());
+            files.extend(listener.map(AsFd::as_fd));
         }
         // While draining: look again soon.
         let timeout = ending.then_some(Duration::from_millis(50));
         let Ok(ready) = fd::wait_readable(&files, timeout) else {
             return;
         };
-        if ready[1] && !take_notices(server) {
+        if ready[0] && !take_notices(server) {
             return;
         }
-        if ready[0] && drain_until.is_none() {
+        if ready.get(1) == Some(&true) && drain_until.is_none() {
+            let _ = termination.read_signal();
             server.shared.lock().ending = true;
             server.shared.changed.notify_all();
             drain_until = Some(Instant::now() + DRAIN_TIME);
+            continue;
         }
-        if ready.get(2) == Some(&true) {
+        if let Some(listener) = listener
+            && ready.get(2) == Some(&true)
+        {
             match vsock::accept(listener, CLIENT_TIME) {
                 Ok(stream) if connections >= MAX_CONNECTIONS => {
                     failures = 0;
@@ -165,6 +205,7 @@ pub fn serve(listener: &OwnedFd, context: Context, initial: AppState) {
                     failures = 0;
                     start_connection(server, stream);
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => {
                     // A connection reset before it was taken: on to the
                     // next; but not forever.
@@ -253,15 +294,40 @@ fn connection(server: Server, mut stream: File) {
         Ok(endpoint) => endpoint,
         Err(answer) => return send(&mut stream, &answer),
     };
+    if request.content_length.is_none() && !body.is_empty() && !request.upgrade {
+        let why = "a body needs a Content-Length";
+        return send(&mut stream, &Answer::error(411, why));
+    }
     let length = usize::try_from(request.content_length.unwrap_or(0)).unwrap_or(usize::MAX);
-    if !read_body(&mut stream, &mut body, length, deadline) {
+    let bulk = length > http::MAX_BODY;
+    if bulk && !take_bulk(server) {
+        let why = "too many large bodies at once: try again";
+        return send(&mut stream, &Answer::error(503, why));
+    }
+    let read = read_body(&mut stream, &mut body, length, deadline);
+    let early = body.split_off(length.min(body.len()));
+    if bulk {
+        // Read: its place is free for the next.
+        server.shared.lock().bulk_bodies -= 1;
+    }
+    if !read || vsock::set_timeout(&stream, WRITE_TIME).is_err() {
         return;
     }
-    body.truncate(length);
-    if vsock::set_timeout(&stream, WRITE_TIME).is_err() {
-        return;
+    routes::handle(server, endpoint, &body, early, &mut stream);
+}
+
+/// How many large bodies ([`http::MAX_BODY`] and more) are read at once:
+/// the server's memory stays within a few MiB of them.
+const MAX_BULK_BODIES: usize = 4;
+
+/// Takes a place to read a large body; false when all are taken.
+fn take_bulk(server: Server) -> bool {
+    let mut state = server.shared.lock();
+    if state.bulk_bodies >= MAX_BULK_BODIES {
+        return false;
     }
-    routes::handle(server, endpoint, &body, &mut stream);
+    state.bulk_bodies += 1;
+    true
 }
 
 /// The request's head, and what came after it; `Ok(None)` when the

@@ -181,7 +181,9 @@ impl Supervisor {
                 );
                 return Outcome::Lost;
             }
-            let restart = self.helper.as_ref().and_then(|h| h.restart_due());
+            let restart = (!self.killed)
+                .then(|| self.helper.as_ref().and_then(|h| h.restart_due()))
+                .flatten();
             let timeout = self
                 .deadline
                 .into_iter()
@@ -200,7 +202,9 @@ impl Supervisor {
                 Ok(None) => {}
                 Err(error) => warn!("waiting for signals failed: {error}"),
             }
+            // Not once everything was killed: the app is on its way out.
             if let Some(helper) = &mut self.helper
+                && !self.killed
                 && helper.restart_due().is_some_and(|d| Instant::now() >= d)
             {
                 helper.restart();
@@ -243,7 +247,9 @@ impl Supervisor {
             "{why}: sending {}, then SIGKILL after {grace:?}",
             signals::name(self.stop_signal),
         );
-        self.deadline.get_or_insert(Instant::now() + grace);
+        let now = Instant::now();
+        self.deadline
+            .get_or_insert(now.checked_add(grace).unwrap_or(now + self.grace));
         self.terminated = true;
         self.forward(self.stop_signal);
         if let Some(helper) = &mut self.helper {

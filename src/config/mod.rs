@@ -75,6 +75,8 @@ pub struct Config {
     pub root: RootSettings,
     pub mounts: Volumes,
     pub api: Option<Api>,
+    /// `vminit.logs=capture`: the app's output goes through the API.
+    pub logs_capture: bool,
 }
 
 /// A command line to read configuration from, and where it came from.
@@ -137,6 +139,7 @@ pub fn merge(layers: &[&Layer]) -> Config {
             token: settings.api_token,
             insecure: settings.api_insecure.unwrap_or(false),
         }),
+        logs_capture: settings.logs_capture.unwrap_or(false),
     }
 }
 
@@ -457,6 +460,7 @@ impl Config {
                     "token": api.token.as_ref().map(|_| "<redacted>"),
                     "insecure": api.insecure,
                 })),
+                "logs": if self.logs_capture { "capture" } else { "console" },
                 "root": {
                     "source": self.root.source,
                     "fstype": self.root.fstype,

@@ -53,6 +53,7 @@ pub const NAMES: &[&str] = &[
     "api.vsock",
     "api.token",
     "api.insecure",
+    "logs",
 ];
 
 /// The API's bearer token: never shown, by `Debug` or in a log.
@@ -147,6 +148,9 @@ pub struct Settings {
     pub api_token: Option<Token>,
     /// Start the API without a token.
     pub api_insecure: Option<bool>,
+    /// `vminit.logs=capture`: the app's output through pipes, into a ring
+    /// the API serves (`true`), or straight to the console (`false`).
+    pub logs_capture: Option<bool>,
 }
 
 impl Settings {
@@ -181,6 +185,13 @@ impl Settings {
             "report.vsock" => self.report_vsock = Some(channels::parse_vsock(value)?),
             "api" | "api.vsock" => self.api_vsock = Some(parse_api_port(value)?),
             "api.insecure" => self.api_insecure = Some(parse_flag(value)?),
+            "logs" => {
+                self.logs_capture = Some(match value {
+                    "console" => false,
+                    "capture" => true,
+                    _ => return Err(Problem::BadSetting("must be console or capture")),
+                })
+            }
             "api.token" => {
                 return Err(Problem::BadSetting(
                     "is read from the metadata file only: every process can read the kernel command line",
@@ -236,6 +247,7 @@ impl Settings {
         self.api_vsock = other.api_vsock.or(self.api_vsock);
         self.api_token = other.api_token.clone().or(self.api_token.take());
         self.api_insecure = other.api_insecure.or(self.api_insecure);
+        self.logs_capture = other.logs_capture.or(self.logs_capture);
     }
 }
 

@@ -48,7 +48,8 @@ pub fn send(end: &OwnedFd, message: &[u8]) -> io::Result<()> {
 }
 
 /// The next message, waiting for one only when `wait`; `None` when none
-/// is queued (without `wait`) or the peer has closed its end.
+/// is queued (without `wait`); `UnexpectedEof` once the peer has closed
+/// its end.
 pub fn receive(end: &OwnedFd, wait: bool) -> io::Result<Option<Vec<u8>>> {
     let mut buffer = vec![0u8; MAX_MESSAGE];
     let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
@@ -67,7 +68,7 @@ pub fn receive(end: &OwnedFd, wait: bool) -> io::Result<Option<Vec<u8>>> {
             return Ok(Some(buffer));
         }
         if rc == 0 {
-            return Ok(None);
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let error = io::Error::last_os_error();
         match error.kind() {

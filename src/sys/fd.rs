@@ -98,3 +98,10 @@ pub fn wait_readable(
 pub fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
+
+/// Sets how much the pipe `file` holds (`F_SETPIPE_SZ`; at most
+/// `/proc/sys/fs/pipe-max-size` without `CAP_SYS_RESOURCE`).
+pub fn set_pipe_size(file: impl AsFd, bytes: usize) -> io::Result<()> {
+    let bytes = libc::c_int::try_from(bytes).map_err(|_| io::ErrorKind::InvalidInput)?;
+    fcntl(file.as_fd().as_raw_fd(), libc::F_SETPIPE_SZ, bytes).map(drop)
+}

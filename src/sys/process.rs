@@ -96,7 +96,9 @@ pub struct SpawnError {
 
 /// How far below `spawn`'s frame the child's stack starts: past the frames
 /// of `clone` and libc's wrapper, with room to spare. (The main thread's
-/// stack grows on demand, up to its limit, for the child as for vminit.)
+/// stack grows on demand, up to its limit, for the child as for vminit.
+/// The API's server spawns from threads of a fixed 256 KiB stack, called
+/// a few frames deep: the gap and the child's raw syscalls fit far within.)
 const CHILD_STACK_GAP: usize = 8 * 1024;
 
 /// musl's `execvp` search path when the environment has no `PATH`, which
@@ -285,11 +287,12 @@ extern "C" fn child_main(plan: *mut libc::c_void) -> libc::c_int {
 fn clone_vfork(plan: &ChildPlan<'_>) -> libc::c_int {
     let here = 0u8;
     let top = (std::ptr::from_ref(std::hint::black_box(&here)) as usize - CHILD_STACK_GAP) & !15;
-    // SAFETY: `child_main` runs below vminit's live stack, in its memory,
-    // while vminit waits (CLONE_VFORK): it only reads `plan`, makes raw
-    // syscalls and writes `plan`'s two cells, all of which outlive it; every
-    // signal is blocked in vminit and so in the child until just before
-    // execve.
+    // SAFETY: `child_main` runs below the calling thread's live stack, in
+    // its memory, while that thread waits (CLONE_VFORK): it only reads
+    // `plan`, makes raw syscalls and writes `plan`'s two cells, all of
+    // which outlive it. Other threads (the API's server has some) never
+    // touch this thread's stack or `plan`. Every signal is blocked in the
+    // caller and so in the child until just before execve.
     unsafe {
         libc::clone(
             child_main,

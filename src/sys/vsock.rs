@@ -139,3 +139,24 @@ pub fn accept(listener: &OwnedFd, timeout: Duration) -> io::Result<File> {
     set_timeout(&stream, timeout)?;
     Ok(stream)
 }
+
+/// Whether the peer of `stream` has closed it (or shut its sending side),
+/// without waiting or taking any byte it sent.
+pub fn peer_closed(stream: &File) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is valid for a write of one byte.
+    let rc = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    rc == 0
+        || (rc < 0
+            && !matches!(
+                io::Error::last_os_error().kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ))
+}

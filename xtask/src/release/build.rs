@@ -73,9 +73,21 @@ pub fn static_binary_with(arch: Arch, release: &Release) -> Result<PathBuf, Stri
              building with the prebuilt std instead: about 250 KB larger"
         );
         cmd::run(&mut release_build(arch, "vminit", release)?)?;
+        return checked_static(release, arch, "vminit");
     }
-    checked_static(release, arch, "vminit")
+    let binary = checked_static(release, arch, "vminit")?;
+    let size = std::fs::metadata(&binary).map_or(0, |m| m.len());
+    if size > SIZE_BUDGET {
+        return Err(format!(
+            "{} is {size} bytes: over vminit's budget of {SIZE_BUDGET} (512 KiB, the host API compiled in)",
+            binary.display()
+        ));
+    }
+    Ok(binary)
 }
+
+/// The most the size-tuned static binary may take.
+const SIZE_BUDGET: u64 = 512 * 1024;
 
 /// Builds another of the workspace's programs (`vminit-image`) static for
 /// `arch`, the plain way (its size matters less than PID 1's).

@@ -47,6 +47,7 @@ pub const USAGE: &str = "dist [--check-reproducible]";
 struct Dist {
     version: String,
     image_version: String,
+    ctl_version: String,
     /// `SOURCE_DATE_EPOCH`: every time in the archives.
     epoch: u64,
     release: Release,
@@ -73,6 +74,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let dist = Dist {
         version: crate_field(&root.join("Cargo.toml"), "version")?,
         image_version: crate_field(&root.join("image/Cargo.toml"), "version")?,
+        ctl_version: crate_field(&root.join("ctl/Cargo.toml"), "version")?,
         epoch: source_date_epoch()?,
         release: Release {
             toolchain: release_toolchain(),
@@ -120,6 +122,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             Err(e) => {
                 let warning = format!("vminit-image for {} was not built: {e}", arch.name());
+                eprintln!("xtask: warning: {warning}");
+                warnings.push(warning);
+            }
+        }
+    }
+    for arch in Arch::ALL {
+        // The host's client of the API, alone in its tarball.
+        match build::static_tool_with(arch, "vminit-ctl", &tools) {
+            Ok(binary) => {
+                let name = format!("vminit-ctl-{}-{}-linux-musl", dist.ctl_version, arch.name());
+                tarball(&dist, &name, &[("vminit-ctl", binary.as_path())])?;
+                check_ctl_tarball(&dist, arch, &name)?;
+            }
+            Err(e) => {
+                let warning = format!("vminit-ctl for {} was not built: {e}", arch.name());
                 eprintln!("xtask: warning: {warning}");
                 warnings.push(warning);
             }
@@ -350,6 +367,35 @@ fn docs(dir: &str) -> Result<Vec<PathBuf>, String> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// For this machine's architecture: the `vminit-ctl` tarball `name`,
+/// unpacked, runs and answers `--help` and `--version`.
+fn check_ctl_tarball(dist: &Dist, arch: Arch, name: &str) -> Result<(), String> {
+    if arch != Arch::host() {
+        return Ok(());
+    }
+    let scratch = dist.work.join("ctl-tarball");
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    cmd::run(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(dist.out.join(format!("{name}.tar.gz")))
+            .arg("-C")
+            .arg(&scratch),
+    )?;
+    let ctl = scratch.join(name).join("vminit-ctl");
+    let help = cmd::output(Command::new(&ctl).arg("--help"))?;
+    let version = cmd::output(Command::new(&ctl).arg("--version"))?;
+    if !help.contains("--uds PATH") || version.trim() != format!("vminit-ctl {}", dist.ctl_version)
+    {
+        return Err(format!(
+            "{name}: vminit-ctl answers {version:?} and a help without --uds"
+        ));
+    }
+    eprintln!("{name}: runs from its tarball alone");
+    Ok(())
 }
 
 /// For this machine's architecture: the `vminit-image` tarball `name`,
@@ -838,6 +884,8 @@ pub fn publish_dry_run() -> Result<(), String> {
         "vminit",
         "--package",
         "vminit-image",
+        "--package",
+        "vminit-ctl",
     ]);
     if !status.trim().is_empty() {
         eprintln!("xtask: note: uncommitted changes: packing them too (--allow-dirty)");

@@ -57,5 +57,27 @@ pub(super) fn cases() -> Vec<Case> {
                 require(c, &["the kernel's OOM killer killed pid"])
             },
         },
+        Case {
+            // 20 MB, not the 100 MB a KVM guest takes in seconds: under TCG
+            // the emulated UART costs the guest's one CPU an interrupt per
+            // 16 bytes, and every line reaches the console (about 0.5 MB/s).
+            name: "the_api_keeps_the_logs_of_an_app_writing_20_mb_unread",
+            image: Image::Normal,
+            cmdline: "metadata=/tests/api.json vminit.modules=virtio_mmio,vmw_vsock_virtio_transport \
+                      vminit.logs=capture -- sh -c \"trap 'echo usr1-line' USR1; echo first-line; \
+                      yes $(head -c 999 /dev/zero | tr -c x x) | head -c 20000000; \
+                      echo err-line >&2; echo last-line; while :; do sleep 1; done\"",
+            qmp_after: &[],
+            devices: &[Device::Api {
+                port: 10000,
+                script: Script::Logs,
+            }],
+            check: |c, outside| {
+                outside.api.clone().ok_or("no API script ran")??;
+                // The shell dies of the stop's SIGTERM.
+                expect(c, 143)?;
+                require(c, &["first-line"])
+            },
+        },
     ]
 }

@@ -33,6 +33,8 @@ pub(super) enum Script {
     Everything,
     /// `/v1/wait` while the app is OOM-killed.
     WaitForOom,
+    /// The logs ring after the app wrote 20 MB with no reader; following.
+    Logs,
 }
 
 /// The guest's API as the scripts call it.
@@ -212,6 +214,10 @@ pub(super) fn run(script: Script, host: Arc<VsockHost>, port: u32) -> Result<Vec
     let steps: Steps = match script {
         Script::Everything => EVERYTHING,
         Script::WaitForOom => &[("wait returns the OOM kill's record", wait_for_oom)],
+        Script::Logs => &[
+            ("20 MB written with no reader", logs_without_a_reader),
+            ("following the logs", following_the_logs),
+        ],
     };
     let mut passed = Vec::new();
     for (name, step) in steps {
@@ -689,6 +695,103 @@ fn wait_for_oom(guest: &Guest) -> Step {
     let record: Value = serde_json::from_str(&out).unwrap_or_default();
     if code != 137 || record["oom_killed"] != true || record["signal"] != 9 {
         return fail("vminit-ctl wait", (code, out, err));
+    }
+    Ok(())
+}
+
+/// The whole ring, once it holds `line`: its lines, parsed.
+fn logs_holding(guest: &Guest, line: &str, within: Duration) -> Result<Vec<Value>, String> {
+    let start = Instant::now();
+    loop {
+        let (status, body) = guest
+            .raw(
+                format!("GET /v1/logs HTTP/1.1\r\nAuthorization: Bearer {API_TOKEN}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .map(|answer| {
+                let status = answer.get(9..12).unwrap_or_default().to_owned();
+                let body = answer
+                    .split_once("\r\n\r\n")
+                    .map_or(String::new(), |(_, b)| b.to_owned());
+                (status, body)
+            })?;
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+            .collect();
+        if status == "200" && lines.iter().any(|l| l["line"] == line) {
+            return Ok(lines);
+        }
+        if start.elapsed() > within {
+            let tail: Vec<_> = body.lines().rev().take(3).collect();
+            return fail(&format!("the logs holding {line}"), (status, tail));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn logs_without_a_reader(guest: &Guest) -> Step {
+    // Nobody reads while it writes: it must still get to its last line.
+    let lines = logs_holding(guest, "last-line", Duration::from_secs(150))?;
+    let summary = lines.last().cloned().unwrap_or_default();
+    let text_bytes: usize = lines
+        .iter()
+        .filter_map(|l| l["line"].as_str())
+        .map(str::len)
+        .sum();
+    let err_line = lines.iter().any(|l| {
+        l["line"] == "err-line" && l["stream"] == "stderr" && l["ts_ns"].as_i64().is_some()
+    });
+    if !err_line
+        || summary["dropped"].as_u64().is_none_or(|d| d < 10_000)
+        || summary["console_dropped"].as_u64().is_none()
+        || text_bytes > 1 << 20
+    {
+        return fail("the ring after 20 MB", (err_line, summary, text_bytes));
+    }
+    // The server's memory stayed bounded: the exec's parent is the server.
+    let (_, body) = guest.exec(json!({"argv": ["sh", "-c", "grep VmRSS /proc/$PPID/status"]}))?;
+    let status = String::from_utf8_lossy(&decode(&body["stdout"])).into_owned();
+    let kb: u64 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    if kb > 16 * 1024 {
+        return fail("the server's VmRSS after 20 MB", status);
+    }
+    Ok(())
+}
+
+fn following_the_logs(guest: &Guest) -> Step {
+    let ctl = CTL.get().ok_or("vminit-ctl was not built")?;
+    let follower = Command::new(ctl)
+        .arg("--uds")
+        .arg(&guest.host.uds)
+        .args(["logs", "-f"])
+        .env("VMINIT_API_TOKEN", API_TOKEN)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, _) = guest.call("POST", "/v1/signal", Some(json!({"signal": "USR1"})))?;
+    logs_holding(guest, "usr1-line", Duration::from_secs(30))?;
+    let (status_stop, _) = guest.call("POST", "/v1/stop", None)?;
+    let output = follower.wait_with_output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let last: Value = text
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    if status != 200
+        || status_stop != 200
+        || !output.status.success()
+        || !text.contains("\"line\":\"usr1-line\"")
+        || last["dropped"].as_u64().is_none()
+    {
+        let tail: Vec<_> = text.lines().rev().take(3).collect();
+        return fail("vminit-ctl logs -f", (output.status, tail));
     }
     Ok(())
 }
