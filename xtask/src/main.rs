@@ -58,6 +58,9 @@ Commands:
                    one nginx image booted to serving under vminit, systemd, busybox
                    init and a shell script: time to the first HTTP 200, memory in use,
                    time to stop (target/bench/boot.md)
+  bench-api [--boots N]
+                   the host API's memory at idle: the same microVM with it off and on,
+                   Pss of vminit's processes (target/bench/api.md)
   build [--arch aarch64]
                    build the static vminit (musl, std rebuilt for size); prints its path
   dist [--check-reproducible]
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         },
         Some("bench-vm") => bench::vm::run(&args[1..]),
         Some("bench-boot") => bench::boot::run(&args[1..]),
+        Some("bench-api") => bench::api::run(&args[1..]),
         Some("bench") => bench::peers::run(&args[1..]),
         Some("bench-helper") => bench::helper::run(&args[1..]),
         Some("run") => match run::run(&args[1..]) {

@@ -7,8 +7,10 @@
 //!   (`bench-vm`);
 //! - [`boot`]: one nginx image booted to serving under vminit, systemd,
 //!   busybox init and a script (`bench-boot`);
+//! - [`api`]: the host API's memory at idle, on against off (`bench-api`);
 //! - [`stats`]: the summaries and intervals they share.
 
+pub mod api;
 pub mod boot;
 pub mod helper;
 pub mod peers;

@@ -42,6 +42,24 @@ pub(super) fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "files_at_boot_refuse_a_traversal",
+            image: Image::Normal,
+            cmdline: "metadata=/tests/files-traversal.json -- sh -c \"echo app-ran\"",
+            qmp_after: &[],
+            devices: &[],
+            check: |c, _| {
+                expect(c, 2)?;
+                require(
+                    c,
+                    &["files[0].path: must be a clean path: no '..' component"],
+                )?;
+                if c.has("app-ran") || c.has("a2V5") {
+                    return Err("the app ran, or the content was shown".into());
+                }
+                Ok(())
+            },
+        },
+        Case {
             name: "the_api_waits_for_an_oom_killed_app",
             image: Image::Normal,
             cmdline: "metadata=/tests/api.json vminit.modules=virtio_mmio,vmw_vsock_virtio_transport \

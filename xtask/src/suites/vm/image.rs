@@ -46,6 +46,10 @@ while :; do sleep 1; done
         r#"{"vminit": {"api": {"vsock": 10000, "token": "test-t0ken-9f3"}}}"#,
     ),
     (
+        "/tests/files-traversal.json",
+        r#"{"files": [{"path": "/etc/../root/.ssh/authorized_keys", "content": "a2V5Cg=="}]}"#,
+    ),
+    (
         "/etc/passwd",
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n",
     ),
