@@ -474,11 +474,16 @@ pub fn reap(stops: bool) -> io::Result<Reaped> {
     } else {
         libc::WNOHANG
     };
+    wait_for(-1, flags)
+}
+
+/// waitpid(2) on `pid` with `flags`, again after EINTR.
+fn wait_for(pid: i32, flags: libc::c_int) -> io::Result<Reaped> {
     loop {
         let mut status = 0;
         // SAFETY: `status` is a valid out-pointer for the call's duration.
-        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
-        return match pid {
+        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
+        return match rc {
             0 => Ok(Reaped::Nothing),
             -1 => match io::Error::last_os_error().raw_os_error() {
                 Some(libc::ECHILD) => Ok(Reaped::NoChildren),
@@ -507,21 +512,7 @@ fn decode(pid: i32, status: i32) -> Reaped {
 /// Collects the child `pid`'s status: waiting for it with `block`, else
 /// `Reaped::Nothing` while it runs.
 pub fn reap_child(pid: i32, block: bool) -> io::Result<Reaped> {
-    let flags = if block { 0 } else { libc::WNOHANG };
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a valid out-pointer for the call's duration.
-        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
-        return match rc {
-            0 => Ok(Reaped::Nothing),
-            -1 => match io::Error::last_os_error().raw_os_error() {
-                Some(libc::ECHILD) => Ok(Reaped::NoChildren),
-                Some(libc::EINTR) => continue,
-                _ => Err(io::Error::last_os_error()),
-            },
-            pid => Ok(decode(pid, status)),
-        };
-    }
+    wait_for(pid, if block { 0 } else { libc::WNOHANG })
 }
 
 /// Forks a child that runs `work` and exits; returns its pid. For work

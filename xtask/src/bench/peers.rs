@@ -662,8 +662,10 @@ fn targets(vm: &Results, rows: &[Row]) -> Vec<(String, bool)> {
     };
     vec![
         (
-            "binary at most 480 KiB, static, smaller than every static peer".to_owned(),
-            vm.is_static && vm.size <= 480 * 1024 && rows[0].values[0] < best_peer(&rows[0]),
+            // 480 KiB before the host API; 512 KiB with it compiled in.
+            "binary at most 512 KiB with the host API, static, smaller than every static peer"
+                .to_owned(),
+            vm.is_static && vm.size <= 512 * 1024 && rows[0].values[0] < best_peer(&rows[0]),
         ),
         (
             "syscalls from the init's execve to the app's: no more than any peer's".to_owned(),

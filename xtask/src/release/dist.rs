@@ -369,13 +369,9 @@ fn docs(dir: &str) -> Result<Vec<PathBuf>, String> {
     Ok(found)
 }
 
-/// For this machine's architecture: the `vminit-ctl` tarball `name`,
-/// unpacked, runs and answers `--help` and `--version`.
-fn check_ctl_tarball(dist: &Dist, arch: Arch, name: &str) -> Result<(), String> {
-    if arch != Arch::host() {
-        return Ok(());
-    }
-    let scratch = dist.work.join("ctl-tarball");
+/// The tarball `name` unpacked into a fresh `dist.work/scratch`.
+fn unpack(dist: &Dist, name: &str, scratch: &str) -> Result<PathBuf, String> {
+    let scratch = dist.work.join(scratch);
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     cmd::run(
@@ -385,6 +381,16 @@ fn check_ctl_tarball(dist: &Dist, arch: Arch, name: &str) -> Result<(), String> 
             .arg("-C")
             .arg(&scratch),
     )?;
+    Ok(scratch)
+}
+
+/// For this machine's architecture: the `vminit-ctl` tarball `name`,
+/// unpacked, runs and answers `--help` and `--version`.
+fn check_ctl_tarball(dist: &Dist, arch: Arch, name: &str) -> Result<(), String> {
+    if arch != Arch::host() {
+        return Ok(());
+    }
+    let scratch = unpack(dist, name, "ctl-tarball")?;
     let ctl = scratch.join(name).join("vminit-ctl");
     let help = cmd::output(Command::new(&ctl).arg("--help"))?;
     let version = cmd::output(Command::new(&ctl).arg("--version"))?;
@@ -405,16 +411,8 @@ fn check_image_tarball(dist: &Dist, arch: Arch, name: &str) -> Result<(), String
     if arch != Arch::host() {
         return Ok(());
     }
-    let scratch = dist.work.join("image-tarball");
-    let _ = fs::remove_dir_all(&scratch);
+    let scratch = unpack(dist, name, "image-tarball")?;
     fs::create_dir_all(scratch.join("root/bin")).map_err(|e| e.to_string())?;
-    cmd::run(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(dist.out.join(format!("{name}.tar.gz")))
-            .arg("-C")
-            .arg(&scratch),
-    )?;
     let top = scratch.join(name);
     for target in Arch::ALL {
         let out = scratch.join(format!("out-{}", target.name()));

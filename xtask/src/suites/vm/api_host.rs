@@ -243,6 +243,7 @@ const EVERYTHING: Steps = &[
     ("interactive execs", interactive_execs),
     ("execs over the limit", execs_over_the_limit),
     ("a client that leaves mid-stream", client_leaves_mid_stream),
+    ("a client that stops reading", client_stops_reading),
     ("a shell on a terminal", shell_on_a_terminal),
     ("files", files),
     ("clock and entropy", clock_and_entropy),
@@ -515,16 +516,40 @@ fn client_leaves_mid_stream(guest: &Guest) -> Step {
     let mut some = [0u8; 4096];
     stream.read_exact(&mut some).map_err(|e| e.to_string())?;
     drop(stream);
+    until_gone(guest, "/tmp/loop.pid", "the process of a client that left")
+}
+
+/// A client that stops reading, connection open: dropped after the 10 s
+/// a write may wait, its process killed, the server serving meanwhile.
+fn client_stops_reading(guest: &Guest) -> Step {
+    let (stream, _) = guest.interactive(json!({
+        "argv": ["sh", "-c", "echo $$ > /tmp/stuck.pid; while :; do echo output; done"]
+    }))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, _) = guest.call("GET", "/v1/status", None)?;
+    if status != 200 {
+        return fail("status beside a client that stopped reading", status);
+    }
+    let result = until_gone(
+        guest,
+        "/tmp/stuck.pid",
+        "the process of a client that stopped reading",
+    );
+    drop(stream);
+    result
+}
+
+/// Waits (up to 30 s) until the process whose pid is in `file` is gone.
+fn until_gone(guest: &Guest, file: &str, what: &str) -> Step {
     let start = Instant::now();
+    let check = format!("kill -0 $(cat {file}) 2>/dev/null && echo alive || echo gone");
     loop {
-        let (_, body) = guest.exec(json!({
-            "argv": ["sh", "-c", "kill -0 $(cat /tmp/loop.pid) 2>/dev/null && echo alive || echo gone"]
-        }))?;
+        let (_, body) = guest.exec(json!({"argv": ["sh", "-c", check]}))?;
         if decode(&body["stdout"]) == b"gone\n" {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(30) {
-            return fail("the process of a client that left", body);
+            return fail(what, body);
         }
         std::thread::sleep(Duration::from_millis(500));
     }
