@@ -457,7 +457,6 @@ fn relay(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return take_output(&mut buffer, tty, true),
             }
-            continue;
         }
         if events[0].contains(PollFlags::POLLOUT) {
             match stream.write(&pending) {

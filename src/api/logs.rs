@@ -17,8 +17,11 @@ use super::server::{self, Server};
 use crate::sys::fd::{self, Interest};
 use crate::sys::{clock, stdio};
 
-/// The most line text the ring keeps.
+/// The most the ring keeps: its lines' text, each line charged
+/// [`LINE_OVERHEAD`] more (an empty line is not free).
 pub const MAX_RING_BYTES: usize = 1024 * 1024;
+/// What a kept line costs beside its text: its record and allocation.
+const LINE_OVERHEAD: usize = 64;
 /// The longest line; a longer one is cut into lines of this length.
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -77,14 +80,15 @@ pub struct Ring {
 
 impl Ring {
     pub fn push(&mut self, ts_ns: i64, stream: Stream, text: Vec<u8>) {
-        while self.bytes + text.len() > MAX_RING_BYTES {
+        let cost = text.len() + LINE_OVERHEAD;
+        while self.bytes + cost > MAX_RING_BYTES {
             let Some(oldest) = self.lines.pop_front() else {
                 break;
             };
-            self.bytes -= oldest.text.len();
+            self.bytes -= oldest.text.len() + LINE_OVERHEAD;
             self.dropped += 1;
         }
-        self.bytes += text.len();
+        self.bytes += cost;
         self.lines.push_back(Line {
             seq: self.next_seq,
             ts_ns,
@@ -126,7 +130,8 @@ impl Splitter {
         let mut lines = Vec::new();
         while !bytes.is_empty() {
             let room = MAX_LINE - self.partial.len();
-            let newline = bytes[..bytes.len().min(room)]
+            // A newline right after a full line ends that line, no more.
+            let newline = bytes[..bytes.len().min(room + 1)]
                 .iter()
                 .position(|&b| b == b'\n');
             match newline {
@@ -181,7 +186,8 @@ pub fn pump(server: Server, stdout: File, stderr: File) {
         },
     ];
     let mut chunk = vec![0u8; 64 * 1024];
-    while sources.iter().any(|s| s.file.is_some()) {
+    let mut failed = false;
+    while !failed && sources.iter().any(|s| s.file.is_some()) {
         let ending = server.shared.lock().ending;
         let mut files: Vec<_> = sources
             .iter()
@@ -196,6 +202,7 @@ pub fn pump(server: Server, stdout: File, stderr: File) {
         // then looks whether the server is ending.
         let wait = if ending { 100 } else { 1000 };
         let Ok(ready) = fd::poll(&files, Some(Duration::from_millis(wait))) else {
+            failed = !ending;
             break;
         };
         if ending && !ready.contains(&true) {
@@ -217,9 +224,16 @@ pub fn pump(server: Server, stdout: File, stderr: File) {
                 continue;
             }
             let mut lines = match file.read(&mut chunk) {
-                Ok(0) | Err(_) => {
+                Ok(0) => {
                     source.file = None;
                     source.splitter.finish().into_iter().collect()
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // Nobody would read the app's output: the server ends,
+                    // and PID 1 starts another.
+                    failed = true;
+                    break;
                 }
                 Ok(n) => source.splitter.feed(&chunk[..n]),
             };
@@ -238,9 +252,21 @@ pub fn pump(server: Server, stdout: File, stderr: File) {
             server.shared.changed.notify_all();
         }
     }
+    // A line the console took part of is finished, briefly: the exit
+    // line must not be glued to it.
+    if let Some(console) = &console
+        && !unwritten.is_empty()
+    {
+        use std::os::fd::AsRawFd as _;
+        let deadline = std::time::Instant::now() + Duration::from_millis(200);
+        if stdio::write_within(console.as_raw_fd(), &unwritten, deadline).is_err() {
+            let _ = stdio::write_within(console.as_raw_fd(), b"\n", deadline);
+        }
+    }
     let mut state = server.shared.lock();
-    state.logs.get_or_insert_with(Ring::default).ended = true;
+    state.logs.get_or_insert_with(Ring::default).ended = !failed;
     state.logs_drained = true;
+    state.logs_failed = failed;
     drop(state);
     server.shared.changed.notify_all();
 }
@@ -318,14 +344,17 @@ pub fn serve(server: Server, follow: bool, stream: &mut File) {
     let mut seq = 0;
     loop {
         let mut state = server.shared.lock();
-        let (text, next, done) = match &state.logs {
-            Some(ring) => {
-                let (text, next) = ring.since(seq);
-                (text, next, ring.ended || state.ending)
-            }
-            None => (String::new(), 0, state.ending),
-        };
+        // Done once the pump has read all it will: the app's last lines
+        // come after SIGTERM reached the server.
+        let done = state.logs_drained;
+        let (text, next) = state
+            .logs
+            .as_ref()
+            .map_or((String::new(), seq), |r| r.since(seq));
         if text.is_empty() && !done {
+            if crate::sys::vsock::peer_closed(stream) {
+                return;
+            }
             state = server
                 .shared
                 .changed
@@ -371,6 +400,11 @@ mod tests {
         assert_eq!(splitter.feed(&long).len(), 1);
         assert_eq!(splitter.finish(), Some(vec![b'x'; 5]));
         assert_eq!(splitter.finish(), None);
+        // A line of exactly the longest, then its newline: one line.
+        let mut exact = vec![b'y'; MAX_LINE];
+        exact.push(b'\n');
+        assert_eq!(splitter.feed(&exact), [vec![b'y'; MAX_LINE]]);
+        assert_eq!(splitter.finish(), None);
     }
 
     #[test]
@@ -400,7 +434,13 @@ mod tests {
     #[test]
     fn the_ring_drops_the_oldest_and_counts_them() {
         let mut ring = Ring::default();
-        let line = vec![b'a'; MAX_LINE];
+        // Empty lines are not free: a flood of them stays bounded.
+        for _ in 0..100_000 {
+            ring.push(1, Stream::Stdout, Vec::new());
+        }
+        assert_eq!(ring.lines.len(), MAX_RING_BYTES / LINE_OVERHEAD);
+        let mut ring = Ring::default();
+        let line = vec![b'a'; MAX_LINE - LINE_OVERHEAD];
         let count = MAX_RING_BYTES / MAX_LINE;
         for _ in 0..count + 3 {
             ring.push(1, Stream::Stdout, line.clone());

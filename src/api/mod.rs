@@ -42,6 +42,8 @@ use server::{AppState, Context};
 pub const RESTART_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait before a restart, after repeated deaths.
 pub const RESTART_MOST: Duration = Duration::from_secs(30);
+/// The longest wait with the app's output captured: its pipes hold 1 MiB.
+pub const RESTART_MOST_WITH_LOGS: Duration = Duration::from_secs(1);
 /// A server that lived this long has its backoff forgotten.
 const HEALTHY: Duration = Duration::from_secs(60);
 
@@ -129,7 +131,12 @@ pub fn start(
         deaths: 0,
         restart_at: None,
     };
-    api.fork().then_some(api)
+    if !api.fork() {
+        // Tried again as after a death: PID 1 holds the app's pipes, which
+        // someone must read.
+        api.restart_at = Some(Instant::now() + RESTART_FIRST);
+    }
+    Some(api)
 }
 
 impl Service {
@@ -201,9 +208,16 @@ impl Helper for Service {
         if self.child_started.elapsed() >= HEALTHY {
             self.deaths = 0;
         }
+        // The app's output waits in its pipes meanwhile: with it
+        // captured, never more than a second.
+        let most = if self.logs.is_some() {
+            RESTART_MOST_WITH_LOGS
+        } else {
+            RESTART_MOST
+        };
         let delay = RESTART_FIRST
             .saturating_mul(1 << self.deaths.min(16))
-            .min(RESTART_MOST);
+            .min(most);
         self.deaths += 1;
         warn!("the API's server {status}: starting another in {delay:?}");
         self.restart_at = Some(Instant::now() + delay);
@@ -244,5 +258,16 @@ impl Helper for Service {
         self.state = AppState::Exited;
         self.restart_at = None;
         self.tell(&Notice::Exited(record.to_string()));
+    }
+
+    fn finish(&mut self) {
+        // What the app wrote last and no server read (it was restarting,
+        // or killed with the rest): to the console, within a second.
+        if let Some((stdout, stderr)) = &self.logs {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            for pipe in [stdout, stderr] {
+                crate::sys::stdio::drain_to_stderr(pipe, deadline);
+            }
+        }
     }
 }

@@ -83,6 +83,8 @@ pub struct State {
     pub logs: Option<super::logs::Ring>,
     /// The log pump has read all it will.
     pub logs_drained: bool,
+    /// The log pump could not go on: the server ends, to be restarted.
+    pub logs_failed: bool,
     /// Large bodies being read ([`MAX_BULK_BODIES`]).
     pub bulk_bodies: usize,
 }
@@ -127,6 +129,11 @@ pub fn serve(
     let Ok(termination) = signal::termination_file() else {
         return;
     };
+    // Someone must read the app's output: without the pipes, this server
+    // ends and PID 1 starts another.
+    if context.logs && logs.is_none() {
+        return;
+    }
     let server = Server {
         context: Box::leak(Box::new(context)),
         shared: Box::leak(Box::new(Shared {
@@ -138,6 +145,7 @@ pub fn serve(
                 execs: routes::Execs::default(),
                 logs: None,
                 logs_drained: false,
+                logs_failed: false,
                 bulk_bodies: 0,
             }),
             changed: Condvar::new(),
@@ -163,6 +171,9 @@ pub fn serve(
     loop {
         let (connections, ending, drained) = {
             let state = server.shared.lock();
+            if state.logs_failed {
+                return;
+            }
             let drained = !server.context.logs || state.logs_drained;
             (state.connections, state.ending, drained)
         };

@@ -82,6 +82,8 @@ pub trait Helper: std::fmt::Debug {
     fn stopping(&mut self);
     /// The app ended, with this exit record.
     fn exited(&mut self, record: &serde_json::Value);
+    /// Everything left has been stopped: the last of its work.
+    fn finish(&mut self);
 }
 
 /// How long to wait for SIGKILLed processes to be reaped before giving up
@@ -386,6 +388,13 @@ impl Supervisor {
     /// processes can act on it) to everything left, then SIGKILL to what is
     /// still alive when the grace period ends, then reap it all.
     pub fn stop_everything(mut self) {
+        self.stop_the_rest();
+        if let Some(helper) = &mut self.helper {
+            helper.finish();
+        }
+    }
+
+    fn stop_the_rest(&mut self) {
         if self.reap_leftovers() {
             return;
         }

@@ -145,3 +145,29 @@ pub fn write_within(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::
     }
     Ok(written)
 }
+/// Copies what the pipe `pipe` holds, without waiting for more, to
+/// standard error through its non-blocking twin, all written by
+/// `deadline` (a console that stalls keeps only what it took by then).
+pub fn drain_to_stderr(pipe: impl std::os::fd::AsFd, deadline: std::time::Instant) {
+    use std::io::Read as _;
+    use std::os::fd::AsRawFd as _;
+    let Some(console) = nonblocking_twin_of_stderr() else {
+        return;
+    };
+    let Ok(pipe) = pipe.as_fd().try_clone_to_owned() else {
+        return;
+    };
+    if super::fd::set_nonblocking(&pipe).is_err() {
+        return;
+    }
+    let mut pipe = std::fs::File::from(pipe);
+    let mut chunk = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        let Ok(n) = pipe.read(&mut chunk) else {
+            return;
+        };
+        if n == 0 || write_within(console.as_raw_fd(), &chunk[..n], deadline).is_err() {
+            return;
+        }
+    }
+}
