@@ -22,6 +22,8 @@ pub(super) static CTL: OnceLock<PathBuf> = OnceLock::new();
 /// Builds `vminit-ctl` for the host, before any VM starts.
 pub(super) fn build_ctl() -> Result<(), String> {
     crate::cmd::run(crate::cmd::cargo().args(["build", "--quiet", "--package", "vminit-ctl"]))?;
+    // For the curl recipe of docs/api.md.
+    crate::setup::packages(&[("socat", "socat"), ("curl", "curl")])?;
     let _ = CTL.set(crate::cmd::root().join("target/debug/vminit-ctl"));
     Ok(())
 }
@@ -246,6 +248,10 @@ const EVERYTHING: Steps = &[
     ("a client that stops reading", client_stops_reading),
     ("a shell on a terminal", shell_on_a_terminal),
     ("files", files),
+    (
+        "curl through the socat bridge of docs/api.md",
+        curl_through_socat,
+    ),
     ("clock and entropy", clock_and_entropy),
     ("signals and wait's timeout", signals_and_wait_timeout),
     ("the server restarts after it is killed", server_restarts),
@@ -837,4 +843,71 @@ fn following_the_logs(guest: &Guest) -> Step {
         return fail("vminit-ctl logs -f", (output.status, tail));
     }
     Ok(())
+}
+
+/// The bridge of docs/api.md, run as written there: `vm-connect` behind
+/// `socat UNIX-LISTEN`, and `curl --unix-socket` through it.
+fn curl_through_socat(guest: &Guest) -> Step {
+    let dir = std::env::temp_dir().join(format!("vminit-curl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let connect = dir.join("vm-connect");
+    std::fs::write(&connect, vm_connect_script()?).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&connect, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let socket = dir.join("vm-api.sock");
+    let mut bridge = Command::new("socat")
+        .arg(format!("UNIX-LISTEN:{},fork", socket.display()))
+        .arg(format!(
+            "EXEC:{} {} {}",
+            connect.display(),
+            guest.host.uds.display(),
+            guest.port
+        ))
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("socat: {e}"))?;
+    let curl = |extra: &[&str], path: &str| -> Result<Value, String> {
+        // The bridge's socket appears once socat listens.
+        for _ in 0..50 {
+            if socket.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let output = Command::new("curl")
+            .args(["-s", "--max-time", "30", "--unix-socket"])
+            .arg(&socket)
+            .args(["-H", &format!("Authorization: Bearer {API_TOKEN}")])
+            .args(extra)
+            .arg(format!("http://vm{path}"))
+            .output()
+            .map_err(|e| format!("curl: {e}"))?;
+        serde_json::from_slice(&output.stdout)
+            .map_err(|_| format!("curl got {:?}", String::from_utf8_lossy(&output.stdout)))
+    };
+    let sysinfo = curl(&[], "/v1/sysinfo");
+    let exec = curl(&["-d", r#"{"argv": ["uname", "-s"]}"#], "/v1/exec");
+    let _ = bridge.kill();
+    let _ = bridge.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (sysinfo, exec) = (sysinfo?, exec?);
+    if sysinfo["memory"]["MemTotal"].as_u64().is_none() || decode(&exec["stdout"]) != b"Linux\n" {
+        return fail("curl through the bridge", (sysinfo, exec));
+    }
+    Ok(())
+}
+
+/// `vm-connect`, read from docs/api.md: the test runs what the reader
+/// copies.
+fn vm_connect_script() -> Result<String, String> {
+    let doc = crate::cmd::root().join("docs/api.md");
+    let text = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+    let start = "cat > /usr/local/bin/vm-connect <<'END'\n";
+    let script = text
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("\nEND\n"))
+        .map(|(script, _)| format!("{script}\n"))
+        .ok_or("docs/api.md has no vm-connect script")?;
+    Ok(script)
 }
