@@ -41,14 +41,7 @@ struct Memory {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut boots = 10usize;
-    let mut words = args.iter();
-    while let Some(word) = words.next() {
-        match word.as_str() {
-            "--boots" => boots = cmd::count(&mut words, "--boots", 1)?,
-            other => return Err(format!("unknown option {other:?} for bench-api")),
-        }
-    }
+    let boots = super::boots_option(args, "bench-api")?;
     let kit = Kit::prepare(None)?;
     VsockHost::install()?;
     let files = kernel::module_files(&kit.kernel, MODULES)?;

@@ -142,14 +142,7 @@ struct Sample {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut boots = 10usize;
-    let mut words = args.iter();
-    while let Some(word) = words.next() {
-        match word.as_str() {
-            "--boots" => boots = cmd::count(&mut words, "--boots", 1)?,
-            other => return Err(format!("unknown option {other:?} for bench-boot")),
-        }
-    }
+    let boots = super::boots_option(args, "bench-boot")?;
     let kit = Kit::prepare(None)?;
     let root =
         scenarios::cached_debian_root("debian-nginx-systemd", "nginx-light,systemd-sysv,udev")?;

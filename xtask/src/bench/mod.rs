@@ -16,3 +16,16 @@ pub mod helper;
 pub mod peers;
 pub mod stats;
 pub mod vm;
+
+/// The `--boots N` of a benchmark that takes nothing else (default 10).
+pub fn boots_option(args: &[String], command: &str) -> Result<usize, String> {
+    let mut boots = 10usize;
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--boots" => boots = crate::cmd::count(&mut words, "--boots", 1)?,
+            other => return Err(format!("unknown option {other:?} for {command}")),
+        }
+    }
+    Ok(boots)
+}
