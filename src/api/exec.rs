@@ -85,7 +85,7 @@ struct StdinEnd {
 }
 
 /// An exec's request, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecRequest {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -107,85 +107,12 @@ pub fn parse_request(body: &[u8]) -> Result<ExecRequest, String> {
     let fields = value
         .as_object()
         .ok_or_else(|| "the body must be a JSON object".to_owned())?;
-    let text = |v: &Value| v.as_str().filter(|s| !s.contains('\0')).map(str::to_owned);
-    let mut request = ExecRequest {
-        argv: Vec::new(),
-        env: Vec::new(),
-        cwd: None,
-        user: None,
-        stdin: None,
-        timeout: None,
-        tty: false,
-        size: None,
-    };
+    let mut request = ExecRequest::default();
     for (field, v) in fields {
-        let wrong = |rule: &str| Err(format!("{field} must be {rule}"));
-        match field.as_str() {
-            "argv" => {
-                let argv: Option<Vec<String>> =
-                    v.as_array().and_then(|a| a.iter().map(text).collect());
-                match argv {
-                    Some(argv) if !argv.is_empty() && !argv[0].is_empty() => request.argv = argv,
-                    _ => return wrong("a non-empty array of strings without NUL"),
-                }
-            }
-            "env" => {
-                let Some(env) = v.as_object() else {
-                    return wrong("an object of strings");
-                };
-                for (key, value) in env {
-                    let valid = !key.is_empty()
-                        && !key.contains(['=', '\0'])
-                        && value.as_str().is_some_and(|v| !v.contains('\0'));
-                    if !valid {
-                        return wrong("an object of NAME: \"value\" (no = or NUL in a name)");
-                    }
-                    request
-                        .env
-                        .push((key.clone(), text(value).unwrap_or_default()));
-                }
-            }
-            "cwd" => match text(v) {
-                Some(cwd) if crate::config::validate::clean_absolute_path(&cwd).is_ok() => {
-                    request.cwd = Some(cwd);
-                }
-                _ => return wrong("a clean absolute path"),
-            },
-            "user" => match text(v) {
-                Some(user) => request.user = Some(user),
-                None => return wrong("a string, name|uid[:gid]"),
-            },
-            "stdin" => {
-                let data = v
-                    .as_str()
-                    .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
-                match data {
-                    Some(data) if data.len() <= MAX_STDIN => request.stdin = Some(data),
-                    _ => return wrong("base64 of at most 1 MiB"),
-                }
-            }
-            "timeout_s" => match v.as_f64() {
-                Some(s) if (0.0..=86_400.0).contains(&s) && s > 0.0 => {
-                    request.timeout = Some(Duration::from_secs_f64(s));
-                }
-                _ => return wrong("a number of seconds above 0, at most 86400"),
-            },
-            "tty" => match v.as_bool() {
-                Some(tty) => request.tty = tty,
-                None => return wrong("true or false"),
-            },
-            "rows" | "cols" => {
-                let Some(n) = v.as_u64().and_then(|n| u16::try_from(n).ok()) else {
-                    return wrong("a number from 0 to 65535");
-                };
-                let (rows, cols) = request.size.unwrap_or((24, 80));
-                request.size = Some(if field == "rows" {
-                    (n, cols)
-                } else {
-                    (rows, n)
-                });
-            }
-            _ => {
+        match set_field(&mut request, field, v) {
+            Ok(()) => {}
+            Err(Some(rule)) => return Err(format!("{field} must be {rule}")),
+            Err(None) => {
                 return Err(format!(
                     "unknown field {}: known are argv, env, cwd, user, stdin, timeout_s, tty, rows, cols",
                     crate::config::error::escape(field)
@@ -197,6 +124,81 @@ pub fn parse_request(body: &[u8]) -> Result<ExecRequest, String> {
         return Err("argv must be given".to_owned());
     }
     Ok(request)
+}
+
+/// A string without NUL.
+fn text(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.contains('\0')).map(str::to_owned)
+}
+
+/// Sets one field of `request`; `Err` with the rule it breaks, or `None`
+/// for a field that is not an exec's.
+fn set_field(
+    request: &mut ExecRequest,
+    field: &str,
+    v: &Value,
+) -> Result<(), Option<&'static str>> {
+    match field {
+        "argv" => match v
+            .as_array()
+            .and_then(|a| a.iter().map(text).collect::<Option<Vec<_>>>())
+        {
+            Some(argv) if !argv.is_empty() && !argv[0].is_empty() => request.argv = argv,
+            _ => return Err(Some("a non-empty array of strings without NUL")),
+        },
+        "env" => {
+            request.env = environment(v)
+                .ok_or(Some("an object of NAME: \"value\" (no = or NUL in a name)"))?;
+        }
+        "cwd" => match text(v) {
+            Some(cwd) if crate::config::validate::clean_absolute_path(&cwd).is_ok() => {
+                request.cwd = Some(cwd);
+            }
+            _ => return Err(Some("a clean absolute path")),
+        },
+        "user" => request.user = Some(text(v).ok_or(Some("a string, name|uid[:gid]"))?),
+        "stdin" => {
+            let data = v
+                .as_str()
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .filter(|data| data.len() <= MAX_STDIN);
+            request.stdin = Some(data.ok_or(Some("base64 of at most 1 MiB"))?);
+        }
+        "timeout_s" => match v.as_f64() {
+            Some(s) if (0.0..=86_400.0).contains(&s) && s > 0.0 => {
+                request.timeout = Some(Duration::from_secs_f64(s));
+            }
+            _ => return Err(Some("a number of seconds above 0, at most 86400")),
+        },
+        "tty" => request.tty = v.as_bool().ok_or(Some("true or false"))?,
+        "rows" | "cols" => {
+            let n = v
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or(Some("a number from 0 to 65535"))?;
+            let (rows, cols) = request.size.unwrap_or((24, 80));
+            request.size = Some(if field == "rows" {
+                (n, cols)
+            } else {
+                (rows, n)
+            });
+        }
+        _ => return Err(None),
+    }
+    Ok(())
+}
+
+/// `{"NAME": "value", …}` as pairs; `None` for a name that is empty or
+/// holds `=` or NUL, or a value that is not a string without NUL.
+fn environment(v: &Value) -> Option<Vec<(String, String)>> {
+    v.as_object()?
+        .iter()
+        .map(|(key, value)| {
+            let valid = !key.is_empty() && !key.contains(['=', '\0']);
+            valid.then_some(())?;
+            Some((key.clone(), text(value)?))
+        })
+        .collect()
 }
 
 /// How an exec ended.
@@ -452,7 +454,7 @@ fn buffered(mut child: Child, stream: &mut File, stdin: Vec<u8>, deadline: Optio
     if let Some(end) = &stdin_end {
         let _ = fd::set_nonblocking(end);
     }
-    let mut written = 0;
+    let mut unwritten = stdin.as_slice();
     let mut stderr_pipe = child.stderr.take();
     let (mut out, mut err) = (Captured::default(), Captured::default());
     err.done = stderr_pipe.is_none();
@@ -500,18 +502,8 @@ fn buffered(mut child: Child, stream: &mut File, stdin: Vec<u8>, deadline: Optio
         if let Some(pipe) = stderr_pipe.as_mut().filter(|_| stderr_ready) {
             err.read_from(pipe);
         }
-        if let Some(end) = &mut stdin_end
-            && stdin_ready
-        {
-            match end.write(&stdin[written..]) {
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // It closed its stdin: the rest is not wanted.
-                Err(_) => written = stdin.len(),
-            }
-            if written == stdin.len() {
-                stdin_end = None;
-            }
+        if stdin_ready {
+            write_stdin(&mut stdin_end, &mut unwritten);
         }
     }
     drop(stdin_end);
@@ -529,6 +521,22 @@ fn buffered(mut child: Child, stream: &mut File, stdin: Vec<u8>, deadline: Optio
     body["stderr"] = json!(encode(&err.bytes));
     body["truncated"] = json!(out.truncated || err.truncated);
     server::send(stream, &Answer::ok(body));
+}
+
+/// Writes what stdin takes of `unwritten`, closing it once all is in (or
+/// once it is closed: the rest is not wanted).
+fn write_stdin(end: &mut Option<File>, unwritten: &mut &[u8]) {
+    let Some(file) = end else {
+        return;
+    };
+    match file.write(unwritten) {
+        Ok(n) => *unwritten = &unwritten[n..],
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(_) => *unwritten = &[],
+    }
+    if unwritten.is_empty() {
+        *end = None;
+    }
 }
 
 /// Reaps `pid`, its group killed with SIGKILL once `deadline` passes.
@@ -657,6 +665,32 @@ struct Ends {
 }
 
 impl Ends {
+    /// The process's side: its output, and where its input goes (its
+    /// stdin, or the terminal's master), non-blocking. `given`: all of
+    /// stdin, from the request; else `early`, what came with it.
+    fn new(mut child: Child, given: Option<Vec<u8>>, early: Vec<u8>) -> Ends {
+        let input = match child.stdin.take() {
+            Some(stdin) => Some(File::from(stdin)),
+            None => child.stdout.try_clone().ok(),
+        };
+        if let Some(input) = &input {
+            let _ = fd::set_nonblocking(input);
+        }
+        let whole = given.is_some();
+        let early = if whole { Vec::new() } else { early };
+        let mut ends = Ends {
+            output: Some(child.stdout),
+            errors: child.stderr,
+            input,
+            received: early.len() as u64,
+            pending: given.unwrap_or(early),
+            // Given whole: it ends once written.
+            end_after: if whole { 0 } else { u64::MAX },
+        };
+        ends.maybe_end_stdin();
+        ends
+    }
+
     /// Ends stdin once what came before the end is in.
     fn maybe_end_stdin(&mut self) {
         if self.received >= self.end_after && self.pending.is_empty() {
@@ -669,32 +703,15 @@ impl Ends {
 /// stdin; on a terminal, a hang-up), the process's output to the client,
 /// raw on a terminal, else framed by stream; until the output ends.
 fn pump(
-    mut child: Child,
+    child: Child,
     stream: &mut File,
     tty: bool,
     stdin: Input,
     deadline: Option<Instant>,
 ) -> Pumped {
-    let input = match child.stdin.take() {
-        Some(stdin) => Some(File::from(stdin)),
-        None => child.stdout.try_clone().ok(),
-    };
-    if let Some(input) = &input {
-        let _ = fd::set_nonblocking(input);
-    }
+    let pid = child.pid;
     let given = stdin.given.is_some();
-    let early = if given { Vec::new() } else { stdin.early };
-    let received = early.len() as u64;
-    let mut ends = Ends {
-        output: Some(child.stdout),
-        errors: child.stderr,
-        input,
-        pending: stdin.given.unwrap_or(early),
-        received,
-        // Given whole: it ends once written.
-        end_after: if given { 0 } else { u64::MAX },
-    };
-    ends.maybe_end_stdin();
+    let mut ends = Ends::new(child, stdin.given, stdin.early);
     let Ok(mut client) = stream.try_clone() else {
         return Pumped::ClientGone;
     };
@@ -709,7 +726,6 @@ fn pump(
         // Watched, in this order: output, errors, client, input, wake.
         let watch_client = client_open && ends.pending.is_empty();
         let watch_input = !ends.pending.is_empty();
-        let mut files = Vec::with_capacity(5);
         let slots = [
             ends.output.as_ref().map(|f| (f.as_fd(), Interest::Read)),
             ends.errors.as_ref().map(|f| (f.as_fd(), Interest::Read)),
@@ -721,7 +737,7 @@ fn pump(
             wake.as_ref().map(|f| (f.as_fd(), Interest::Read)),
         ];
         let watched: Vec<bool> = slots.iter().map(Option::is_some).collect();
-        files.extend(slots.into_iter().flatten());
+        let files: Vec<_> = slots.into_iter().flatten().collect();
         let Ok(ready) = fd::poll(&files, left) else {
             return Pumped::ClientGone;
         };
@@ -742,7 +758,7 @@ fn pump(
             }
         }
         if from_client {
-            client_open = take_client(&mut ends, &mut client, tty, child.pid);
+            client_open = take_client(&mut ends, &mut client, tty, pid);
         }
         if to_input {
             feed(&mut ends);

@@ -213,62 +213,74 @@ pub fn pump(server: Server, stdout: File, stderr: File) {
         {
             write_some(console, &mut unwritten);
         }
-        let mut at = 0;
-        for source in &mut sources {
-            let Some(file) = &mut source.file else {
-                continue;
-            };
-            let is_ready = ready[at];
-            at += 1;
-            if !is_ready {
-                continue;
+        let open = sources.iter_mut().filter(|s| s.file.is_some());
+        for (source, _) in open.zip(&ready).filter(|(_, ready)| **ready) {
+            let taken = take_lines(server, source, &mut chunk, &mut console, &mut unwritten);
+            if taken.is_err() {
+                // Nobody would read the app's output: the server ends,
+                // and PID 1 starts another.
+                failed = true;
+                break;
             }
-            let mut lines = match file.read(&mut chunk) {
-                Ok(0) => {
-                    source.file = None;
-                    source.splitter.finish().into_iter().collect()
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    // Nobody would read the app's output: the server ends,
-                    // and PID 1 starts another.
-                    failed = true;
-                    break;
-                }
-                Ok(n) => source.splitter.feed(&chunk[..n]),
-            };
-            if lines.is_empty() {
-                continue;
-            }
-            let dropped = to_console(console.as_mut(), &mut unwritten, &lines);
-            let now = clock::realtime_ns();
-            let mut state = server.shared.lock();
-            let ring = state.logs.get_or_insert_with(Ring::default);
-            ring.console_dropped += dropped;
-            for line in lines.drain(..) {
-                ring.push(now, source.stream, line);
-            }
-            drop(state);
-            server.shared.changed.notify_all();
         }
     }
-    // A line the console took part of is finished, briefly: the exit
-    // line must not be glued to it.
-    if let Some(console) = &console
-        && !unwritten.is_empty()
-    {
-        use std::os::fd::AsRawFd as _;
-        let deadline = std::time::Instant::now() + Duration::from_millis(200);
-        if stdio::write_within(console.as_raw_fd(), &unwritten, deadline).is_err() {
-            let _ = stdio::write_within(console.as_raw_fd(), b"\n", deadline);
-        }
-    }
+    finish_line(console.as_ref(), &unwritten);
     let mut state = server.shared.lock();
     state.logs.get_or_insert_with(Ring::default).ended = !failed;
     state.logs_drained = true;
     state.logs_failed = failed;
     drop(state);
     server.shared.changed.notify_all();
+}
+
+/// Reads what `source` has: its lines to the console and the ring (its
+/// end, with the last partial line). `Err` when it cannot be read.
+fn take_lines(
+    server: Server,
+    source: &mut Source,
+    chunk: &mut [u8],
+    console: &mut Option<File>,
+    unwritten: &mut Vec<u8>,
+) -> Result<(), ()> {
+    let Some(file) = &mut source.file else {
+        return Ok(());
+    };
+    let mut lines = match file.read(chunk) {
+        Ok(0) => {
+            source.file = None;
+            source.splitter.finish().into_iter().collect()
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        Err(_) => return Err(()),
+        Ok(n) => source.splitter.feed(&chunk[..n]),
+    };
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let dropped = to_console(console.as_mut(), unwritten, &lines);
+    let now = clock::realtime_ns();
+    let mut state = server.shared.lock();
+    let ring = state.logs.get_or_insert_with(Ring::default);
+    ring.console_dropped += dropped;
+    for line in lines.drain(..) {
+        ring.push(now, source.stream, line);
+    }
+    drop(state);
+    server.shared.changed.notify_all();
+    Ok(())
+}
+
+/// Finishes a line the console took part of, briefly: the exit line must
+/// not be glued to it.
+fn finish_line(console: Option<&File>, unwritten: &[u8]) {
+    use std::os::fd::AsRawFd as _;
+    let Some(console) = console.filter(|_| !unwritten.is_empty()) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_millis(200);
+    if stdio::write_within(console.as_raw_fd(), unwritten, deadline).is_err() {
+        let _ = stdio::write_within(console.as_raw_fd(), b"\n", deadline);
+    }
 }
 
 /// Writes what the console takes of `bytes`, keeping the rest.

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use nix::sys::signalfd::SignalFd;
+
 use super::http::{self, Answer, Parsed};
 use super::link::{self, Notice};
 use super::routes;
@@ -129,10 +131,23 @@ pub fn serve(
     let Ok(termination) = signal::termination_file() else {
         return;
     };
+    if let Some(server) = set_up(listener, context, initial, logs) {
+        run(server, listener, &termination);
+    }
+}
+
+/// The shared state, the log pump, a listener that never blocks; `None`
+/// when any of it fails.
+fn set_up(
+    listener: Option<&OwnedFd>,
+    context: Context,
+    initial: AppState,
+    logs: Option<(File, File)>,
+) -> Option<Server> {
     // Someone must read the app's output: without the pipes, this server
     // ends and PID 1 starts another.
     if context.logs && logs.is_none() {
-        return;
+        return None;
     }
     let server = Server {
         context: Box::leak(Box::new(context)),
@@ -152,20 +167,21 @@ pub fn serve(
         })),
     };
     if let Some((stdout, stderr)) = logs {
-        let started = std::thread::Builder::new()
+        std::thread::Builder::new()
             .stack_size(THREAD_STACK)
-            .spawn(move || super::logs::pump(server, stdout, stderr));
-        if started.is_err() {
-            return;
-        }
+            .spawn(move || super::logs::pump(server, stdout, stderr))
+            .ok()?;
     }
     // Taken without waiting: a connection gone between poll and accept
     // must not hold up PID 1's notices. (PID 1 never accepts on it.)
-    if let Some(listener) = listener
-        && fd::set_nonblocking(listener).is_err()
-    {
-        return;
+    if let Some(listener) = listener {
+        fd::set_nonblocking(listener).ok()?;
     }
+    Some(server)
+}
+
+/// The loop: PID 1's notices, SIGTERM (then the drain), connections.
+fn run(server: Server, listener: Option<&OwnedFd>, termination: &SignalFd) {
     let mut drain_until: Option<Instant> = None;
     let mut failures = 0;
     loop {
@@ -206,29 +222,42 @@ pub fn serve(
         }
         if let Some(listener) = listener
             && ready.get(2) == Some(&true)
+            && !take_connection(server, listener, connections, &mut failures)
         {
-            match vsock::accept(listener, CLIENT_TIME) {
-                Ok(stream) if connections >= MAX_CONNECTIONS => {
-                    failures = 0;
-                    turn_away(stream);
-                }
-                Ok(stream) => {
-                    failures = 0;
-                    start_connection(server, stream);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    // A connection reset before it was taken: on to the
-                    // next; but not forever.
-                    failures += 1;
-                    if failures >= 100 {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+            return;
         }
     }
+}
+
+/// Accepts one connection: served, or turned away when [`MAX_CONNECTIONS`]
+/// are; false after 100 failures in a row.
+fn take_connection(
+    server: Server,
+    listener: &OwnedFd,
+    connections: usize,
+    failures: &mut u32,
+) -> bool {
+    match vsock::accept(listener, CLIENT_TIME) {
+        Ok(stream) if connections >= MAX_CONNECTIONS => {
+            *failures = 0;
+            turn_away(stream);
+        }
+        Ok(stream) => {
+            *failures = 0;
+            start_connection(server, stream);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(_) => {
+            // A connection reset before it was taken: on to the next;
+            // but not forever.
+            *failures += 1;
+            if *failures >= 100 {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    true
 }
 
 /// Takes what PID 1 sent; false once PID 1's end is gone.
