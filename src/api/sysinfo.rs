@@ -116,37 +116,12 @@ pub fn mount_points(mountinfo: &str) -> Vec<(String, String)> {
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split(' ').collect();
-            let target = unescape(fields.get(4)?);
+            let target = mount::unescape_octal(fields.get(4)?);
             let separator = fields.iter().position(|f| *f == "-")?;
             let kind = fields.get(separator + 1)?;
             Some((target, (*kind).to_owned()))
         })
         .collect()
-}
-
-/// `\040` and the like back to their bytes.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|_| bytes[i] == b'\\')
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u8::from_str_radix(d, 8).ok());
-        match octal {
-            Some(byte) => {
-                out.push(byte);
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The app's resident memory (`statm`, in pages) and CPU time (`stat`:

@@ -281,7 +281,9 @@ pub fn sectors_written() -> Option<u64> {
     )
 }
 
-fn unescape_octal(text: &str) -> String {
+/// A field of the mount table with its `\ooo` escapes (a space is
+/// `\040`) turned back into bytes.
+pub fn unescape_octal(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
