@@ -39,6 +39,8 @@ pub struct Ending {
     pub record: Option<Report>,
     /// The metadata file hidden under a bind mount of `/dev/null`.
     pub hidden_metadata: Option<String>,
+    /// The mounts the end tells of lost writes on (a machine's).
+    pub watched_mounts: machine::WatchedMounts,
 }
 
 impl Ending {
@@ -60,6 +62,7 @@ impl Ending {
             },
             record: None,
             hidden_metadata: None,
+            watched_mounts: Vec::new(),
         }
     }
 
@@ -138,7 +141,8 @@ impl Ending {
                 self.prepared = true;
             }
             let record = self.record(exit_code, signal);
-            machine::shutdown(record, self.shutdown, self.real_machine);
+            let watched = std::mem::take(&mut self.watched_mounts);
+            machine::shutdown(record, self.shutdown, self.real_machine, watched);
         }
         exit_code
     }

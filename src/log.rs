@@ -14,11 +14,12 @@ use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::settings::{LogTarget, Verbosity};
+use crate::sys::stdio::Stall;
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Info as u8);
 static KMSG: OnceLock<File> = OnceLock::new();
@@ -134,15 +135,7 @@ pub fn always(message: fmt::Arguments<'_>) {
     line.push('\n');
     match END_CONSOLE.get() {
         Some(end) => {
-            // A console that timed out once gets no more waiting.
-            let wait = if end.stuck.load(Ordering::Relaxed) {
-                Duration::ZERO
-            } else {
-                LINE_WAIT
-            };
-            if !end.write(line.as_bytes(), Instant::now() + wait) {
-                end.stuck.store(true, Ordering::Relaxed);
-            }
+            end.write(line.as_bytes());
         }
         // One write per line, so lines from vminit and the app never
         // interleave mid-line.
@@ -152,8 +145,13 @@ pub fn always(message: fmt::Arguments<'_>) {
     }
 }
 
-/// How long one log line may wait for the console once the app has ended.
-const LINE_WAIT: Duration = Duration::from_secs(1);
+/// How long the console may make no progress at all, once the app has
+/// ended, before its lines are given up: as long as the flush's bound. A
+/// host's log collector that pauses for a few seconds loses nothing.
+pub const CONSOLE_STALL: Duration = Duration::from_secs(10);
+/// How long the console's lines may take in all once the app has ended,
+/// progress or not: a console that trickles cannot hold the end either.
+pub const CONSOLE_TOTAL: Duration = Duration::from_secs(60);
 
 /// The console from the app's end on, when no line may block PID 1.
 static END_CONSOLE: OnceLock<EndConsole> = OnceLock::new();
@@ -164,42 +162,53 @@ struct EndConsole {
     /// A non-blocking twin of fd 2 (see `stdio::nonblocking_twin_of_stderr`);
     /// `None` when fd 2 cannot block (a regular file) or cannot be reopened.
     twin: Option<File>,
-    /// A line did not all go out in time: output is stopped (XOFF), or
-    /// nobody reads the pipe.
-    stuck: AtomicBool,
+    /// One stall for every line: once the console has made no progress
+    /// for [`CONSOLE_STALL`], later lines wait no more unless it moves.
+    stall: Mutex<Stall>,
 }
 
 impl EndConsole {
-    /// Writes `bytes` by `deadline`; true when all went out.
-    fn write(&self, bytes: &[u8], deadline: Instant) -> bool {
+    /// Writes `bytes` while the console makes progress; true when all went
+    /// out.
+    fn write(&self, bytes: &[u8]) -> bool {
         match &self.twin {
-            Some(twin) => crate::sys::stdio::write_within(twin.as_raw_fd(), bytes, deadline)
-                .is_ok_and(|n| n == bytes.len()),
+            Some(twin) => {
+                let mut stall = self.stall.lock().unwrap_or_else(PoisonError::into_inner);
+                crate::sys::stdio::write_within(twin.as_raw_fd(), bytes, &mut stall)
+                    .is_ok_and(|n| n == bytes.len())
+            }
             None => std::io::stderr().write_all(bytes).is_ok(),
         }
     }
 }
 
-/// From here on, console lines never block vminit for long: each waits at
-/// most [`LINE_WAIT`] for a console that takes nothing (output stopped by
-/// XOFF, a pipe nobody reads), and none waits once one has timed out. For
+/// From here on, console lines never block vminit for long: they wait
+/// while the console makes progress, [`CONSOLE_STALL`] without any and
+/// [`CONSOLE_TOTAL`] in all, shared by every line (output stopped by XOFF,
+/// a pipe nobody reads, a host that stopped reading the serial port). For
 /// the end of the run, between the app's exit and vminit's.
 pub fn bound_console() {
     let _ = END_CONSOLE.get_or_init(|| EndConsole {
         twin: crate::sys::stdio::nonblocking_twin_of_stderr(),
-        stuck: AtomicBool::new(false),
+        stall: Mutex::new(Stall::new(CONSOLE_STALL, CONSOLE_TOTAL)),
     });
 }
 
-/// Writes the exit line the host waits for, `vminit: exit_code=N`, by
-/// `deadline`, whatever the console's state; false when it did not all go
-/// out.
-pub fn exit_line(code: i32, deadline: Instant) -> bool {
+/// Writes the exit line the host waits for, `vminit: exit_code=N`, and
+/// waits for a terminal to send it, within the end's console bounds (see
+/// [`bound_console`]), whatever the console's state; false when it did not
+/// all go out.
+pub fn exit_line(code: i32) -> bool {
     bound_console();
     let line = format!("vminit: exit_code={code}\n");
-    END_CONSOLE
-        .get()
-        .is_some_and(|end| end.write(line.as_bytes(), deadline))
+    let Some(end) = END_CONSOLE.get() else {
+        return false;
+    };
+    if !end.write(line.as_bytes()) {
+        return false;
+    }
+    let mut stall = end.stall.lock().unwrap_or_else(PoisonError::into_inner);
+    crate::sys::tty::drain_stderr(&mut stall)
 }
 
 /// Writes a line to the kernel log when the console could not take it,

@@ -398,6 +398,7 @@ fn start_app(ending: &mut Ending, config: &Config, prepared: &Prepared) -> Resul
             Ok(watch) => ending.oom_watch = Some(watch),
             Err(e) => warn!("cannot read /dev/kmsg, OOM kills will not be noticed: {e}"),
         }
+        ending.watched_mounts = machine::watch_mounts();
     }
     // Opened before the app starts, so a press during its start-up is
     // queued for the supervisor; closed on exec, so the app never has it.

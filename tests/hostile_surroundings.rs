@@ -80,11 +80,12 @@ fn in_poll(pid: u32) -> bool {
         .is_some_and(|n| POLL_SYSCALLS.contains(&n))
 }
 
-#[test]
-fn the_exit_line_survives_a_console_the_app_made_non_blocking() {
-    // The app shares vminit's stderr (a pipe nobody reads yet), makes it
-    // non-blocking and fills it to its capacity (F_GETPIPE_SZ): the exit
-    // line then meets EAGAIN, and used to be dropped.
+/// vminit in VM mode in a PID namespace whose app shares vminit's stderr
+/// (a pipe nobody reads yet), makes it non-blocking and fills it to its
+/// capacity (F_GETPIPE_SZ), then exits 4: the exit line meets a full
+/// console. Returned once vminit waits for room (or, broken, has given up),
+/// with the pipe's read end.
+fn vminit_behind_a_full_console() -> (std::process::Child, std::process::ChildStderr) {
     let fill = "use Fcntl; fcntl(STDERR, F_SETFL, fcntl(STDERR, F_GETFL, 0) | O_NONBLOCK); \
                 my $size = fcntl(STDERR, 1032, 0); syswrite(STDERR, 'x' x $size); exit 4";
     let mut command = common::pid1_namespace();
@@ -96,8 +97,7 @@ fn the_exit_line_survives_a_console_the_app_made_non_blocking() {
     command.stderr(Stdio::piped()).process_group(0);
     let mut child = command.spawn().unwrap();
     let vminit_pid = common::vminit_pid(&child, true);
-    let mut stderr = child.stderr.take().unwrap();
-    // Read only once vminit waits for room (or, broken, has given up).
+    let stderr = child.stderr.take().unwrap();
     let start = Instant::now();
     while !in_poll(vminit_pid) && common::alive(vminit_pid as i32) {
         assert!(start.elapsed() < HANG_GUARD, "vminit never waited for room");
@@ -109,6 +109,12 @@ fn the_exit_line_survives_a_console_the_app_made_non_blocking() {
     // SAFETY: F_GETPIPE_SZ reads the pipe's capacity.
     let capacity = unsafe { libc::fcntl(stderr.as_raw_fd(), libc::F_GETPIPE_SZ) };
     assert_eq!(queued, capacity, "the app filled the pipe");
+    (child, stderr)
+}
+
+/// Reads the console to its end and checks that the exit line arrived
+/// last and that the namespace was powered off.
+fn exit_line_arrives(mut child: std::process::Child, mut stderr: std::process::ChildStderr) {
     let mut text = Vec::new();
     stderr.read_to_end(&mut text).unwrap();
     let status = child.wait().unwrap();
@@ -117,6 +123,43 @@ fn the_exit_line_survives_a_console_the_app_made_non_blocking() {
         text.ends_with("vminit: exit_code=4\n"),
         "{:?}",
         &text[text.len().saturating_sub(200)..]
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "power-off");
+}
+
+#[test]
+fn the_exit_line_survives_a_console_the_app_made_non_blocking() {
+    // It met EAGAIN, and used to be dropped.
+    let (child, stderr) = vminit_behind_a_full_console();
+    exit_line_arrives(child, stderr);
+}
+
+#[test]
+fn the_exit_line_waits_for_a_console_that_stalls_then_drains() {
+    // A host's log collector that pauses for 5 s: the line used to be
+    // given up after 2 s. It now waits up to 10 s with no progress.
+    let (child, stderr) = vminit_behind_a_full_console();
+    std::thread::sleep(Duration::from_secs(5));
+    exit_line_arrives(child, stderr);
+}
+
+#[test]
+fn a_console_that_never_drains_holds_the_end_for_its_stall_bound_only() {
+    let (mut child, stderr) = vminit_behind_a_full_console();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < HANG_GUARD, "hung behind a full console");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stderr);
+    // The stall bound (10 s), and a margin for a loaded machine.
+    assert!(
+        start.elapsed() < Duration::from_secs(10 + 20),
+        "the end took {:?}",
+        start.elapsed()
     );
     assert_eq!(status.signal(), Some(libc::SIGINT), "power-off");
 }

@@ -279,8 +279,7 @@ fn ctrl_z_does_not_freeze_the_app_of_pid_1() {
 #[test]
 fn output_stopped_by_xoff_does_not_hold_the_machine_end() {
     // Every line of the end path and the exit line would wait for XON
-    // forever: each line gets 1 s (none once one timed out), the exit
-    // line 2 s.
+    // forever: they share one 10 s stall, after which none waits.
     let mut pty = on_pty(
         true,
         &[

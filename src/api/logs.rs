@@ -278,8 +278,9 @@ fn finish_line(console: Option<&File>, unwritten: &[u8]) {
         return;
     };
     let deadline = std::time::Instant::now() + Duration::from_millis(200);
-    if stdio::write_within(console.as_raw_fd(), unwritten, deadline).is_err() {
-        let _ = stdio::write_within(console.as_raw_fd(), b"\n", deadline);
+    let mut stall = stdio::Stall::until(deadline);
+    if stdio::write_within(console.as_raw_fd(), unwritten, &mut stall).is_err() {
+        let _ = stdio::write_within(console.as_raw_fd(), b"\n", &mut stall);
     }
 }
 

@@ -86,6 +86,20 @@ pub trait Helper: std::fmt::Debug {
     fn finish(&mut self);
 }
 
+/// Warns of the processes in uninterruptible sleep, when the grace period
+/// ends: SIGKILL cannot end them until their call returns (a hung disk).
+fn report_uninterruptible_sleep() {
+    let pids = process::descendants(process::own_pid()).unwrap_or_default();
+    let stuck = process::in_uninterruptible_sleep(&pids);
+    if !stuck.is_empty() {
+        warn!(
+            "in uninterruptible sleep (D), blocked in the kernel (on a hung disk most often) \
+             and unable to die until that call returns: {}",
+            process::describe(&stuck)
+        );
+    }
+}
+
 /// How long to wait for SIGKILLed processes to be reaped before giving up
 /// on them (a process in uninterruptible sleep cannot die).
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -213,6 +227,7 @@ impl Supervisor {
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 info!("grace period over: sending SIGKILL");
+                report_uninterruptible_sleep();
                 self.signal_everything(libc::SIGKILL);
                 self.deadline = None;
                 self.killed = true;
@@ -408,6 +423,7 @@ impl Supervisor {
             }
         }
         warn!("processes still running after the grace period: sending SIGKILL");
+        report_uninterruptible_sleep();
         self.signal_everything(libc::SIGKILL);
         if !self.wait_until_none_left(Instant::now() + KILL_WAIT, Some(libc::SIGKILL)) {
             warn!("some processes did not die within {KILL_WAIT:?} of SIGKILL");

@@ -36,7 +36,7 @@ pub mod value;
 use channels::VsockAddr;
 use cli::{CmdlineArg, Options};
 use error::{ConfigError, Problem, Source};
-use limits::Limit;
+use limits::Limits;
 use mounts::{RootSettings, Volumes};
 use net::NetSettings;
 use settings::{DEFAULT_GRACE, LogTarget, Settings, Shutdown, Verbosity};
@@ -67,7 +67,7 @@ pub struct Config {
     pub delete_metadata: bool,
     /// Watch the power button (VM mode; on unless turned off).
     pub power_button: bool,
-    pub rlimits: BTreeMap<&'static str, Limit>,
+    pub rlimits: Limits,
     pub modules: Vec<String>,
     pub net: NetSettings,
     pub report_port: Option<String>,
@@ -397,8 +397,8 @@ impl Config {
     pub fn to_json(&self) -> Value {
         // Inserted one by one: `collect` into a map sorts first (3 KB of code).
         let mut rlimits = serde_json::Map::new();
-        for (name, limit) in &self.rlimits {
-            rlimits.insert((*name).to_owned(), Value::String(limit.to_string()));
+        for (name, limit) in self.rlimits.iter() {
+            rlimits.insert(name.to_owned(), Value::String(limit.to_string()));
         }
         let setup: Vec<Value> = self
             .setup

@@ -4,12 +4,11 @@
 //! One parser per setting, shared by every source, so that `vminit.grace=5`,
 //! `{"vminit": {"grace": 5}}` and `--grace 5` mean exactly the same thing.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::channels::{self, VsockAddr};
 use crate::config::error::Problem;
-use crate::config::limits::{self, Limit};
+use crate::config::limits::{self, Limits};
 use crate::config::modules;
 use crate::config::mounts::{self, RootSettings, Volumes};
 use crate::config::net::NetSettings;
@@ -130,7 +129,7 @@ pub struct Settings {
     /// Watch the power button (VM mode): a press stops the app as SIGTERM does.
     pub power_button: Option<bool>,
     /// Per resource; a higher layer replaces a resource's limit whole.
-    pub rlimits: BTreeMap<&'static str, Limit>,
+    pub rlimits: Limits,
     /// Kernel modules to load before the app starts (VM mode).
     pub modules: Option<Vec<String>>,
     pub net: NetSettings,
@@ -236,8 +235,7 @@ impl Settings {
         self.no_new_privs = other.no_new_privs.or(self.no_new_privs);
         self.delete_metadata = other.delete_metadata.or(self.delete_metadata);
         self.power_button = other.power_button.or(self.power_button);
-        self.rlimits
-            .extend(other.rlimits.iter().map(|(k, v)| (*k, *v)));
+        self.rlimits.overlay(&other.rlimits);
         self.modules = other.modules.clone().or(self.modules.take());
         self.net.overlay(&other.net);
         self.report_port = other.report_port.clone().or(self.report_port.take());
@@ -292,6 +290,7 @@ impl Shutdown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::limits::Limit;
 
     #[test]
     fn identity_and_limit_settings() {

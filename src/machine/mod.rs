@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::config::settings::Shutdown;
 use crate::record::{Report, steps};
 use crate::sys::mount::{self, Mount};
-use crate::sys::{clock, net, power, process, signal, stdio, tty};
+use crate::sys::{clock, net, power, process, signal, stdio};
 use crate::{debug, error, info, log, warn};
 
 /// Where the status record is written.
@@ -271,18 +271,21 @@ pub fn set_default_nofile() {
 /// machine is powered off anyway: a hung disk would block sync(2) and
 /// umount(2) forever, while a slow one keeps making progress.
 const FLUSH_STALL: Duration = Duration::from_secs(10);
-/// How long the console gets to take the exit line and send it.
-const CONSOLE_WAIT: Duration = Duration::from_secs(2);
 
 /// Ends the VM: sync and unmount disks, write the status file, print the one
 /// `vminit: exit_code=N` line, and power off (or restart). Never returns:
 /// PID 1 exiting is a kernel panic, so if the kernel refuses, vminit waits.
 /// Every step is bounded, and the log says which one gave up.
-pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
+pub fn shutdown(
+    mut report: Report,
+    action: Shutdown,
+    real_machine: bool,
+    watched: WatchedMounts,
+) -> ! {
     // Inside a PID namespace (`--mode vm` in tests) the disks are the
     // host's, not this "machine's": nothing to flush or unmount.
     if real_machine {
-        steps::time("end:flush", flush_disks);
+        steps::time("end:flush", || flush_disks(watched));
     }
     report.timings.poweroff = Some(clock::since_boot());
     debug!("timings: {}", report.timings_line());
@@ -300,16 +303,17 @@ pub fn shutdown(mut report: Report, action: Shutdown, real_machine: bool) -> ! {
 
 /// Prints the exit line and waits for the console to send it: without
 /// that wait a restart (which ends QEMU at once) can cut the line short.
-/// Both within [`CONSOLE_WAIT`], whatever the app left the console in
-/// (non-blocking, or output stopped by XOFF). A machine's init then says
-/// so in the kernel log, which a host may read too.
+/// Both while the console makes progress, within the end's console bounds
+/// (`log::CONSOLE_STALL` without progress), whatever the app left the
+/// console in (non-blocking, or output stopped by XOFF) and however long
+/// the host stops reading. A machine's init then says so in the kernel
+/// log, which a host may read too.
 pub fn end_console(exit_code: i32, real_machine: bool) {
-    let deadline = Instant::now() + CONSOLE_WAIT;
-    let written = log::exit_line(exit_code, deadline);
-    let sent = tty::drain_stderr(deadline);
-    if real_machine && !(written && sent) {
+    if !log::exit_line(exit_code) && real_machine {
         log::kmsg_fallback(format_args!(
-            "exit_code={exit_code} (the console did not take and send the line within {CONSOLE_WAIT:?}: output stopped?)"
+            "exit_code={exit_code} (the console did not take and send the line: \
+             it made no progress for {:?}, output stopped?)",
+            log::CONSOLE_STALL
         ));
     }
 }
@@ -332,31 +336,57 @@ fn ended_within(pid: i32, wait: Duration) -> bool {
     }
 }
 
-/// Syncs, unmounts (or remounts read-only) the disks, and syncs again, in
-/// a child process watched from here: when neither the kernel's dirty and
-/// writeback pages go down nor the disks' written sectors go up for
-/// [`FLUSH_STALL`], a disk is taken as hung, the log says so, and the
-/// machine ends without it. (A process
-/// rather than a thread: every other process is gone by now, and std's
-/// threads would cost the binary 30 KB.)
-fn flush_disks() {
-    let flush = || {
-        mount::sync();
-        let (read_only, writable) = mount::unmount_data();
-        for target in read_only {
-            debug!("remounted {target} read-only: it could not be unmounted");
+/// The mounts that may hold data, each opened before the app starts: the
+/// end learns from them which filesystems lost writes while the app ran
+/// (see `mount::watch_errors`).
+pub type WatchedMounts = Vec<(String, std::fs::File)>;
+
+/// Opens every mount that may hold data (see [`WatchedMounts`]); one that
+/// cannot be opened is not watched.
+pub fn watch_mounts() -> WatchedMounts {
+    mount::data_mounts()
+        .into_iter()
+        .filter_map(|target| {
+            let file = mount::watch_errors(&target).ok()?;
+            Some((target, file))
+        })
+        .collect()
+}
+
+/// Syncs each watched filesystem, saying which lost writes, then the rest;
+/// unmounts (or remounts read-only) the disks, and syncs again.
+fn flush(watched: WatchedMounts) {
+    for (target, file) in watched {
+        if let Err(e) = mount::sync_filesystem(&file) {
+            warn!("{target}: its disk failed writes ({e}): what was written there may be lost");
         }
-        for target in writable {
-            warn!("{target} could be neither unmounted nor remounted read-only");
-        }
-        mount::sync();
-    };
-    // SAFETY: vminit is single-threaded.
-    let child = match unsafe { process::fork_and_run(flush) } {
+    }
+    mount::sync();
+    let (read_only, writable) = mount::unmount_data();
+    for target in read_only {
+        debug!("remounted {target} read-only: it could not be unmounted");
+    }
+    for target in writable {
+        warn!("{target} could be neither unmounted nor remounted read-only");
+    }
+    mount::sync();
+}
+
+/// Flushes the disks ([`flush`]) in a child process watched from here:
+/// when neither the kernel's dirty and writeback pages go down nor the
+/// disks' written sectors go up for [`FLUSH_STALL`], a disk is taken as
+/// hung, the log says so, and the machine ends without it. (A process
+/// rather than a thread: every other process is gone by now, and a thread
+/// stuck in the kernel would keep the disks' files open.)
+fn flush_disks(watched: WatchedMounts) {
+    // SAFETY: vminit is single-threaded. The closure, and with it this
+    // process's copies of the watched files, is dropped here as soon as
+    // the child is started: they would keep the mounts busy.
+    let child = match unsafe { process::fork_and_run(|| flush(watched)) } {
         Ok(child) => child,
         Err(e) => {
             warn!("cannot fork to flush the disks ({e}): flushing without a bound");
-            return flush();
+            return flush(Vec::new());
         }
     };
     // Most flushes end at once: then no progress needs measuring, and the

@@ -96,6 +96,24 @@ pub fn sync() {
     nix::unistd::sync();
 }
 
+/// Opens the mount point `target` to learn later of the write errors its
+/// filesystem meets: [`sync_filesystem`] on this file reports every one
+/// since it was opened (the superblock's error sequence, Linux 5.8).
+/// Closed on exec.
+pub fn watch_errors(target: &str) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOCTTY)
+        .open(target)
+}
+
+/// Flushes the filesystem of `watched` (syncfs(2)), returning the first
+/// write error it met since `watched` was opened: writes that were lost.
+pub fn sync_filesystem(watched: &std::fs::File) -> io::Result<()> {
+    nix::unistd::syncfs(watched).map_err(io::Error::from)
+}
+
 /// Mounts `source` on `target` with `flags` and filesystem `data`.
 pub fn mount_with(
     source: &str,
@@ -198,6 +216,31 @@ pub fn block_filesystems() -> Vec<String> {
 /// besides those on a device: they may hold the app's data.
 const DATA_FSTYPES: &[&str] = &["overlay", "virtiofs", "9p"];
 
+/// The mount points of every mount that may hold data: its source is a
+/// device under `/dev/`, or it is an overlay, virtiofs or 9p. In the
+/// table's order, each once (a target mounted over is listed once).
+pub fn data_mounts() -> Vec<String> {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    let mut targets: Vec<String> = Vec::new();
+    for line in table.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(source), Some(target), Some(fstype)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        // The table escapes spaces and such as octal: `\040`.
+        let target = unescape_octal(target);
+        let data = source.starts_with("/dev/") || DATA_FSTYPES.contains(&fstype);
+        if data && !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    targets
+}
+
 /// Makes every mount that may hold data (its source is a device under
 /// `/dev/`, or it is an overlay, virtiofs or 9p) safe to power off: the
 /// root first, then the deepest mounts first, each is remounted read-only
@@ -208,27 +251,12 @@ const DATA_FSTYPES: &[&str] = &["overlay", "virtiofs", "9p"];
 /// nothing to lose. Returns the mounts that stay mounted read-only (the
 /// root, an overlay's layers) and those that stayed writable.
 pub fn unmount_data() -> (Vec<String>, Vec<String>) {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
-        return (Vec::new(), Vec::new());
-    };
-    let targets: Vec<String> = table
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (source, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            let data = source.starts_with("/dev/") || DATA_FSTYPES.contains(&fstype);
-            // The table escapes spaces and such as octal: `\040`.
-            data.then(|| unescape_octal(target))
-        })
-        .collect();
-    // The root, then the deepest first; the same target once. (An
+    let targets = data_mounts();
+    // The root, then the deepest first. (An
     // insertion sort: a few mounts, and no sort code in PID 1's binary.)
     let order = |t: &str| (t != "/", usize::MAX - t.matches('/').count());
     let mut sorted: Vec<String> = Vec::new();
     for target in targets {
-        if sorted.contains(&target) {
-            continue;
-        }
         let at = sorted
             .iter()
             .position(|other| order(other) > order(&target))

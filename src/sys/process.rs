@@ -673,6 +673,47 @@ fn scan_by_parent(root: i32) -> Vec<i32> {
     found
 }
 
+/// Those of `pids` in uninterruptible sleep (state `D` in
+/// `/proc/PID/stat`): blocked in the kernel, on a disk or a network
+/// filesystem most often, where no signal reaches them until the call
+/// returns.
+pub fn in_uninterruptible_sleep(pids: &[i32]) -> Vec<i32> {
+    pids.iter()
+        .copied()
+        .filter(|pid| {
+            let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+            state_from_stat(&stat) == Some(b'D')
+        })
+        .collect()
+}
+
+/// The state letter from a `/proc/PID/stat` line: after the command
+/// name's last `)` and a space.
+fn state_from_stat(stat: &[u8]) -> Option<u8> {
+    let end = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(end + 2).copied()
+}
+
+/// `pids` for the log, each as `PID (NAME)` with its command name
+/// (`/proc/PID/comm`, which the process sets itself) cut at the first
+/// character that is not printable ASCII, so that it cannot forge lines.
+pub fn describe(pids: &[i32]) -> String {
+    let mut text = String::new();
+    for pid in pids {
+        let name = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let printable = name
+            .iter()
+            .take_while(|b| (b' '..=b'~').contains(b))
+            .count();
+        let name = String::from_utf8_lossy(&name[..printable]);
+        text.push_str(&format!(
+            "{}{pid} ({name})",
+            if text.is_empty() { "" } else { ", " }
+        ));
+    }
+    text
+}
+
 /// The parent pid from a `/proc/PID/stat` line; the command name may hold
 /// spaces and parentheses, so fields are counted after its last `)`.
 fn parent_from_stat(stat: &str) -> Option<i32> {
@@ -685,6 +726,21 @@ mod tests {
     use std::process::Command;
 
     use super::*;
+
+    #[test]
+    fn the_state_is_read_after_the_last_parenthesis() {
+        assert_eq!(state_from_stat(b"42 (a) b (D) c) D 1 42"), Some(b'D'));
+        assert_eq!(state_from_stat(b"7 (sh) S 1"), Some(b'S'));
+        assert_eq!(state_from_stat(b"7 sh S 1"), None);
+        let own = in_uninterruptible_sleep(&[std::process::id() as i32]);
+        assert!(own.is_empty(), "{own:?}");
+        let own = std::process::id() as i32;
+        assert!(
+            describe(&[own, own]).starts_with(&format!("{own} (")),
+            "{}",
+            describe(&[own])
+        );
+    }
 
     #[test]
     fn the_command_is_searched_as_execvp_searches() {

@@ -1,5 +1,6 @@
 //! Standard fds: making sure 0, 1 and 2 are open (poll(2), fcntl(2),
-//! open(2), dup2(2)), and writing to one within a deadline (poll(2)).
+//! open(2), dup2(2)), and writing to one while it makes progress (poll(2),
+//! the `TIOCOUTQ` and `FIONREAD` ioctls).
 //!
 //! A kernel whose root has no `/dev/console` starts init with all three
 //! closed. Rust's own start-up would then open `/dev/null` or abort (vminit
@@ -8,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd};
+use std::time::{Duration, Instant};
 
 /// Whether `fd` is open.
 fn is_open(fd: i32) -> bool {
@@ -107,10 +109,69 @@ pub fn nonblocking_twin_of_stderr() -> Option<std::fs::File> {
         .ok()
 }
 
+/// How long a writer to a device that may stall keeps waiting: while the
+/// device makes progress (takes bytes, or sends what it holds), until
+/// `bound` passes without any, and never past `cap`.
+#[derive(Debug, Clone, Copy)]
+pub struct Stall {
+    bound: Duration,
+    last_progress: Instant,
+    cap: Instant,
+}
+
+impl Stall {
+    /// Waits up to `bound` without progress, `total` in all, from now.
+    pub fn new(bound: Duration, total: Duration) -> Stall {
+        let now = Instant::now();
+        Stall {
+            bound,
+            last_progress: now,
+            cap: now + total,
+        }
+    }
+
+    /// Waits until `deadline`, progress or not.
+    pub fn until(deadline: Instant) -> Stall {
+        Stall {
+            bound: Duration::MAX,
+            last_progress: Instant::now(),
+            cap: deadline,
+        }
+    }
+
+    /// The device made progress: the bound starts again.
+    pub fn progressed(&mut self) {
+        self.last_progress = Instant::now();
+    }
+
+    /// When waiting ends unless there is progress before.
+    pub fn deadline(&self) -> Instant {
+        self.last_progress
+            .checked_add(self.bound)
+            .map_or(self.cap, |end| end.min(self.cap))
+    }
+}
+
+/// Bytes written to `fd` that its device has not sent yet: a terminal's
+/// output queue (`TIOCOUTQ`), what a pipe holds (`FIONREAD`, which a pipe
+/// answers on either end); `None` for anything else.
+pub fn queued_output(fd: i32) -> Option<i32> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ and FIONREAD each write one int to the pointer.
+    let answered = unsafe {
+        libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
+            || libc::ioctl(fd, libc::FIONREAD, &mut queued) == 0
+    };
+    answered.then_some(queued)
+}
+
 /// Writes `bytes` to the non-blocking `fd`, waiting for room with poll(2)
-/// until `deadline`; returns how many bytes went out.
-pub fn write_within(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::Result<usize> {
+/// while `stall` allows: each byte taken, and each drop in what the device
+/// holds (see [`queued_output`]), is progress. Returns how many bytes went
+/// out.
+pub fn write_within(fd: i32, bytes: &[u8], stall: &mut Stall) -> io::Result<usize> {
     let mut written = 0;
+    let mut queued = queued_output(fd);
     while written < bytes.len() {
         let rest = &bytes[written..];
         // SAFETY: `rest` is valid for reads of its length.
@@ -118,6 +179,7 @@ pub fn write_within(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::
         match usize::try_from(n) {
             Ok(n) if n > 0 => {
                 written += n;
+                stall.progressed();
                 continue;
             }
             // Nothing taken: wait for room as for EAGAIN.
@@ -130,7 +192,12 @@ pub fn write_within(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::
                 }
             }
         }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let now_queued = queued_output(fd);
+        if now_queued < queued {
+            stall.progressed();
+        }
+        queued = now_queued;
+        let left = stall.deadline().saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
@@ -139,16 +206,23 @@ pub fn write_within(fd: i32, bytes: &[u8], deadline: std::time::Instant) -> io::
             events: libc::POLLOUT,
             revents: 0,
         };
-        let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(1000);
+        // A device that sends slowly frees room in steps too small to wake
+        // poll (a terminal waits for 256 bytes free): look again often.
+        let millis = left.min(PROGRESS_LOOK).as_millis().max(1);
+        let millis = libc::c_int::try_from(millis).unwrap_or(100);
         // SAFETY: one valid pollfd for the call's duration.
         unsafe { libc::poll(&mut poll, 1, millis) };
     }
     Ok(written)
 }
+
+/// How often a stalled writer looks for progress.
+const PROGRESS_LOOK: Duration = Duration::from_millis(100);
+
 /// Copies what the pipe `pipe` holds, without waiting for more, to
 /// standard error through its non-blocking twin, all written by
 /// `deadline` (a console that stalls keeps only what it took by then).
-pub fn drain_to_stderr(pipe: impl std::os::fd::AsFd, deadline: std::time::Instant) {
+pub fn drain_to_stderr(pipe: impl std::os::fd::AsFd, deadline: Instant) {
     use std::io::Read as _;
     use std::os::fd::AsRawFd as _;
     let Some(console) = nonblocking_twin_of_stderr() else {
@@ -162,11 +236,12 @@ pub fn drain_to_stderr(pipe: impl std::os::fd::AsFd, deadline: std::time::Instan
     }
     let mut pipe = std::fs::File::from(pipe);
     let mut chunk = [0u8; 4096];
-    while std::time::Instant::now() < deadline {
+    let mut stall = Stall::until(deadline);
+    while Instant::now() < deadline {
         let Ok(n) = pipe.read(&mut chunk) else {
             return;
         };
-        if n == 0 || write_within(console.as_raw_fd(), &chunk[..n], deadline).is_err() {
+        if n == 0 || write_within(console.as_raw_fd(), &chunk[..n], &mut stall).is_err() {
             return;
         }
     }

@@ -51,16 +51,18 @@ pub fn parent_can_resume_us() -> bool {
 }
 
 /// Waits until everything written to standard error has been sent, when
-/// it is a terminal, or until `deadline`; false if output was still queued
-/// then. tcdrain(3) would wait forever for a terminal whose output is
-/// stopped (XOFF, with IXON on by default), so this polls the output
-/// queue's length (`TIOCOUTQ`, tty_ioctl(4)) instead.
-pub fn drain_stderr(deadline: std::time::Instant) -> bool {
+/// it is a terminal, while `stall` allows (the queue shrinking is
+/// progress); false if output was still queued when it gave up. tcdrain(3)
+/// would wait forever for a terminal whose output is stopped (XOFF, with
+/// IXON on by default), so this polls the output queue's length
+/// (`TIOCOUTQ`, tty_ioctl(4)) instead.
+pub fn drain_stderr(stall: &mut super::stdio::Stall) -> bool {
     // SAFETY: as for `stdin()`: fd 2 is only borrowed for this call.
     let stderr = unsafe { BorrowedFd::borrow_raw(2) };
     if !isatty(stderr).unwrap_or(false) {
         return true;
     }
+    let mut last = i32::MAX;
     loop {
         let mut queued: libc::c_int = 0;
         // SAFETY: TIOCOUTQ writes one int to the pointer given.
@@ -70,7 +72,11 @@ pub fn drain_stderr(deadline: std::time::Instant) -> bool {
             let _ = nix::sys::termios::tcdrain(stderr);
             return true;
         }
-        if std::time::Instant::now() >= deadline {
+        if queued < last {
+            stall.progressed();
+            last = queued;
+        }
+        if std::time::Instant::now() >= stall.deadline() {
             return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));

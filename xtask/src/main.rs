@@ -50,6 +50,11 @@ Commands:
   test-qemu-user   the unit and integration tests against the aarch64 binary, run by
                    qemu-user (binfmt_misc; a few tests qemu-user cannot pass are skipped,
                    each with its reason)
+  soak [--minutes N]
+                   vminit as PID 1 for N minutes (default 2), in a PID namespace and in a
+                   VM at once, under an app that forks 1,000 processes a second, leaves
+                   orphans and zombies, sends signal bursts and logs: RSS and fds flat,
+                   no zombie older than 1 s, every signal forwarded (target/soak.md)
   bench [--runs N]  vminit against tini, dumb-init and catatonit, side by side
   bench-vm [--boots N] [--cpus N] [--kernel PATH]
                    boot timings of vminit against a shell-script init, side by side,
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
             [filter] => engines::run_matching(Some(filter)),
             _ => Err("test-engines takes [FILTER]".into()),
         },
+        Some("soak") => suites::soak::run(&args[1..]),
         Some("bench-vm") => bench::vm::run(&args[1..]),
         Some("bench-boot") => bench::boot::run(&args[1..]),
         Some("bench-api") => bench::api::run(&args[1..]),

@@ -8,12 +8,14 @@
 //! - [`engines`]: vminit as the init of Podman and Docker (`test-engines`);
 //! - [`qemu_user`]: the unit and integration tests for the other
 //!   architecture, under qemu-user (`test-qemu-user`);
-//! - [`fuzz`]: the fuzz targets, built and run briefly.
+//! - [`fuzz`]: the fuzz targets, built and run briefly;
+//! - [`soak`]: vminit for minutes under an app that keeps churning.
 
 pub mod engines;
 pub mod fuzz;
 pub mod postgres;
 pub mod qemu_user;
 pub mod scenarios;
+pub mod soak;
 pub mod test;
 pub mod vm;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vminit_image::build::Format;
 
-use super::scenarios::{boot, build_with, check, free_port};
+use super::scenarios::{Plan, boot, build_with, check, free_port};
 use crate::cmd;
 use crate::vm::kit::Kit;
 use crate::vm::{disk, qemu};
@@ -83,16 +83,15 @@ pub fn scenario(kit: &Kit) -> Result<(), String> {
 
     // Boot 1: initdb, rows from the host, an idle client, the power button.
     let port = free_port()?;
-    let console = boot(
-        kit,
-        &built,
-        std::slice::from_ref(&volume),
-        None,
-        &[(port, 5432)],
-        owner,
-        Some(Box::new(move |qmp: &Path| write_then_stop(port, qmp))),
-        "set-up step 1",
-    )?;
+    let plan = Plan {
+        volumes: vec![volume.clone()],
+        ports: vec![(port, 5432)],
+        extra: owner.into(),
+        beside: Some(Box::new(move |qmp: &Path| write_then_stop(port, qmp))),
+        cue: "set-up step 1",
+        ..Plan::default()
+    };
+    let console = boot(kit, &built, plan)?;
     check(
         &console,
         0,
@@ -110,20 +109,19 @@ pub fn scenario(kit: &Kit) -> Result<(), String> {
 
     // Boot 2: no recovery, every row.
     let port = free_port()?;
-    let console = boot(
-        kit,
-        &built,
-        std::slice::from_ref(&volume),
-        None,
-        &[(port, 5432)],
-        owner,
-        Some(Box::new(move |qmp: &Path| {
+    let plan = Plan {
+        volumes: vec![volume.clone()],
+        ports: vec![(port, 5432)],
+        extra: owner.into(),
+        beside: Some(Box::new(move |qmp: &Path| {
             let count = psql(port, "select count(*) from t", Duration::from_secs(240))?;
             qemu::qmp(qmp, qemu::POWER_BUTTON)?;
             Ok(format!("count={count}"))
         })),
-        "set-up step 1",
-    )?;
+        cue: "set-up step 1",
+        ..Plan::default()
+    };
+    let console = boot(kit, &built, plan)?;
     check(
         &console,
         0,

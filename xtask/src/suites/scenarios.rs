@@ -11,7 +11,9 @@
 //!   gracefully, the VM ends with 0;
 //! - sqlite on an ext4 volume: boot 1 inserts rows until Ctrl-Alt-Del
 //!   stops it mid-write, `e2fsck -fn` finds the volume clean, boot 2 reads
-//!   every row boot 1 committed.
+//!   every row boot 1 committed;
+//! - sqlite again, the power cut (SIGKILL to QEMU) while it writes: boot 2
+//!   reads every row acknowledged before the cut.
 //!
 //! The Debian root is made once and kept in `~/.cache/vminit/`.
 
@@ -37,6 +39,7 @@ pub const NAMES: &[&str] = &[
     "the_same_image_boots_from_an_erofs_root_disk",
     "nginx_serves_through_a_published_port_and_stops_on_ctrl_alt_del",
     "sqlite_rows_survive_ctrl_alt_del_mid_write_on_a_clean_volume",
+    "sqlite_acknowledged_rows_survive_a_power_cut",
     "postgresql_from_its_image_initialised_stopped_cleanly_its_rows_kept",
 ];
 
@@ -58,6 +61,7 @@ pub fn run(kit: &Kit, filter: Option<&str>) -> Vec<(&'static str, Result<(), Str
             "postgresql_from_its_image_initialised_stopped_cleanly_its_rows_kept" => {
                 super::postgres::scenario(kit)
             }
+            "sqlite_acknowledged_rows_survive_a_power_cut" => sqlite_power_cut(kit),
             _ => sqlite(kit),
         };
         match &outcome {
@@ -111,7 +115,7 @@ fn busybox_image(kit: &Kit, format: Format) -> Result<(), String> {
     if format == Format::Ext4 {
         same_plan_as_depmod(kit, &modules, &built.cmdline)?;
     }
-    let console = boot(kit, &built, &[], None, &[], "", None, "")?;
+    let console = boot(kit, &built, Plan::default())?;
     let root = format!(
         "vminit: mounted the root /dev/vda ({}, read-only)",
         format.name()
@@ -277,22 +281,20 @@ fn nginx(kit: &Kit) -> Result<(), String> {
 /// status 0.
 fn nginx_boot(kit: &Kit, built: &Built, overlay: Option<&Path>) -> Result<(), String> {
     let port = free_port()?;
-    let console = boot(
-        kit,
-        built,
-        &[],
+    let plan = Plan {
         overlay,
-        &[(port, 80)],
-        "",
-        Some(Box::new(move |qmp: &Path| {
+        ports: vec![(port, 80)],
+        beside: Some(Box::new(move |qmp: &Path| {
             // The page, then the deleted default page, then a graceful stop.
             let page = http_get(port, "/", Duration::from_secs(120))?;
             let deleted = http_get(port, "/index.nginx-debian.html", Duration::from_secs(10))?;
             qemu::send_ctrl_alt_del(qmp)?;
             Ok(format!("page={page:?} deleted={deleted:?}"))
         })),
-        "vminit: mounted the root",
-    )?;
+        cue: "vminit: mounted the root",
+        ..Plan::default()
+    };
+    let console = boot(kit, built, plan)?;
     check(
         &console,
         0,
@@ -325,50 +327,93 @@ fn sqlite(kit: &Kit) -> Result<(), String> {
     let built = build(kit, &work, &[], Format::Ext4)?;
     let volume = cmd::root().join("target/vm/sqlite-volume.ext4");
     disk::empty(&volume, 64)?;
-    let console = boot(
-        kit,
-        &built,
-        std::slice::from_ref(&volume),
-        None,
-        &[],
-        &format!("-- sh -c \"{SQLITE_WRITER}\""),
+    let plan = Plan {
+        volumes: vec![volume.clone()],
+        extra: format!("-- sh -c \"{SQLITE_WRITER}\""),
         // Ctrl-Alt-Del once the writer has committed 20 rows.
-        Some(Box::new(|qmp: &Path| {
+        beside: Some(Box::new(|qmp: &Path| {
             qemu::send_ctrl_alt_del(qmp).map(|()| String::new())
         })),
-        "writing",
-    )?;
+        cue: "writing",
+        ..Plan::default()
+    };
+    let console = boot(kit, &built, plan)?;
     // SIGINT ends sqlite3 or the shell: 130.
     check(&console, 130, &["writing"])?;
     disk::check(&volume)?;
-    let console = boot(
-        kit,
-        &built,
-        std::slice::from_ref(&volume),
-        None,
-        &[],
-        "-- sh -c \"sqlite3 /data/db 'select count(*), max(n) from t'\"",
-        None,
-        "",
-    )?;
+    let (count, max) = rows(kit, &built, &volume)?;
+    // Every committed row is there, none lost in the middle.
+    if count >= 20 && count == max + 1 {
+        disk::check(&volume)
+    } else {
+        Err(format!("rows {count}, the last {max}"))
+    }
+}
+
+/// Inserts numbered rows one transaction each, saying `acked N` once row
+/// N is committed: sqlite3 has returned, after its fsyncs. `synchronous =
+/// extra`: in its default rollback-journal mode sqlite commits by deleting
+/// the journal, and only `extra` syncs that deletion; under `full` (the
+/// default) the first run here lost the last acknowledged row, rolled back
+/// from the journal the power cut had kept, as sqlite's documentation says.
+const SQLITE_ACKING_WRITER: &str = "sqlite3 /data/db 'create table if not exists t(n integer)'; \
+    i=0; while :; do sqlite3 /data/db 'pragma synchronous = extra; insert into t values('$i')' \
+    || exit 9; echo acked $i; i=$((i+1)); done";
+
+/// The power is cut (SIGKILL to QEMU) once the host has read `acked 30`:
+/// the next boot must find every row acknowledged by then, and no hole.
+fn sqlite_power_cut(kit: &Kit) -> Result<(), String> {
+    let work = debian_image()?;
+    let built = build(kit, &work, &[], Format::Ext4)?;
+    let volume = cmd::root().join("target/vm/sqlite-power-cut.ext4");
+    disk::empty(&volume, 64)?;
+    let plan = Plan {
+        volumes: vec![volume.clone()],
+        extra: format!("-- sh -c \"{SQLITE_ACKING_WRITER}\""),
+        power_cut_on: Some("acked 30"),
+        ..Plan::default()
+    };
+    let console = boot(kit, &built, plan)?;
+    let acked = console
+        .lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("acked ")?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    if acked < 30 || console.exit_lines() != 0 {
+        return Err(format!(
+            "no power cut after 30 rows\n--- console ---\n{}",
+            console.text()
+        ));
+    }
+    let (count, max) = rows(kit, &built, &volume)?;
+    if max >= acked && count == max + 1 {
+        disk::check(&volume)
+    } else {
+        Err(format!(
+            "{acked} rows acknowledged before the cut; after it, rows {count}, the last {max}"
+        ))
+    }
+}
+
+/// Boots `built` with `volume` to count the rows of sqlite's table: their
+/// number and the highest.
+fn rows(kit: &Kit, built: &Built, volume: &Path) -> Result<(u64, u64), String> {
+    let plan = Plan {
+        volumes: vec![volume.to_path_buf()],
+        extra: "-- sh -c \"sqlite3 /data/db 'select count(*), max(n) from t'\"".into(),
+        ..Plan::default()
+    };
+    let console = boot(kit, built, plan)?;
     check(&console, 0, &[])?;
-    let counts = console
+    console
         .lines
         .iter()
         .find_map(|l| {
             let (count, max) = l.trim().split_once('|')?;
             Some((count.parse::<u64>().ok()?, max.parse::<u64>().ok()?))
         })
-        .ok_or_else(|| format!("no row count\n--- console ---\n{}", console.text()))?;
-    // Every committed row is there, none lost in the middle.
-    if counts.0 >= 20 && counts.0 == counts.1 + 1 {
-        disk::check(&volume)
-    } else {
-        Err(format!(
-            "rows {counts:?}\n--- console ---\n{}",
-            console.text()
-        ))
-    }
+        .ok_or_else(|| format!("no row count\n--- console ---\n{}", console.text()))
 }
 
 /// Builds the OCI layout in `work/layout` with `vminit-image`.
@@ -431,21 +476,35 @@ fn build_from(
 /// returns what it saw (logged as a `host saw:` line).
 pub(crate) type Beside = Box<dyn FnOnce(&Path) -> Result<String, String> + Send>;
 
-/// Boots a built image with the overlay on the `overlay` disk (else the
-/// built tmpfs), `volumes` (ext4, at `/data`, `/data2`, …), `ports`
-/// forwarded, `extra` on the command line, and `beside` run in a thread
-/// from the first console line that contains `cue`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn boot(
-    kit: &Kit,
-    built: &Built,
-    volumes: &[PathBuf],
-    overlay: Option<&Path>,
-    ports: &[(u16, u16)],
-    extra: &str,
-    beside: Option<Beside>,
-    cue: &str,
-) -> Result<Console, String> {
+/// How a built image boots besides its own configuration.
+#[derive(Default)]
+pub(crate) struct Plan<'a> {
+    /// ext4 volumes, at `/data`, `/data2`, …
+    pub volumes: Vec<PathBuf>,
+    /// The overlay on this disk, else the built tmpfs.
+    pub overlay: Option<&'a Path>,
+    /// Host ports forwarded to guest ports.
+    pub ports: Vec<(u16, u16)>,
+    /// Added to the command line.
+    pub extra: String,
+    /// Run in a thread from the first console line that contains `cue`.
+    pub beside: Option<Beside>,
+    pub cue: &'a str,
+    /// SIGKILL to QEMU once a console line contains this: a power cut.
+    pub power_cut_on: Option<&'static str>,
+}
+
+/// Boots a built image as `plan` says.
+pub(crate) fn boot(kit: &Kit, built: &Built, plan: Plan<'_>) -> Result<Console, String> {
+    let Plan {
+        volumes,
+        overlay,
+        ports,
+        extra,
+        beside,
+        cue,
+        power_cut_on,
+    } = plan;
     let mut devices = qemu::disk(&built.rootfs, "root", true);
     let mut cmdline = built.cmdline.clone();
     let mut next = b'b';
@@ -468,18 +527,22 @@ pub(crate) fn boot(
         ));
     }
     if !ports.is_empty() {
-        devices.extend(qemu::user_net_forwarding(ports));
+        devices.extend(qemu::user_net_forwarding(&ports));
         cmdline.push_str(" vminit.net.address=10.0.2.15/24 vminit.net.gateway=10.0.2.2");
     }
     if !extra.is_empty() {
         cmdline.push(' ');
-        cmdline.push_str(extra);
+        cmdline.push_str(&extra);
     }
     let qmp = std::env::temp_dir().join(format!("vminit-scenario-{}.sock", std::process::id()));
     let boot = Boot {
         memory_mb: 512,
         devices,
         qmp: beside.as_ref().map(|_| qmp.clone()),
+        faults: qemu::HostFaults {
+            power_cut_on,
+            ..qemu::HostFaults::default()
+        },
         ..kit.boot(&built.initramfs, cmdline)
     };
     let (send, receive) = std::sync::mpsc::channel();

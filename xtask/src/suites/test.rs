@@ -4,10 +4,11 @@
 //! --dry-run`, the release artifacts with their checks and the
 //! reproducibility check (one more build), the fuzz targets, vminit as the
 //! init of Podman and Docker (`engines`), the unit and integration tests
-//! again against the aarch64 binary under qemu-user, and the VM suite
-//! (real boots in QEMU) for x86-64, then for aarch64.
+//! again against the aarch64 binary under qemu-user, the soak (two
+//! minutes), and the VM suite (real boots in QEMU) for x86-64, then for
+//! aarch64.
 
-use super::{engines, fuzz, qemu_user, vm};
+use super::{engines, fuzz, qemu_user, soak, vm};
 use crate::release::{build, dist};
 use crate::vm::arch::Arch;
 use crate::{cmd, setup};
@@ -65,6 +66,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .find(|arch| *arch != Arch::host())
         .ok_or("no other architecture")?;
     qemu_user::run(other)?;
+    soak::soak(soak::CI_MINUTES)?;
     vm::run(None, Arch::host())?;
     // Every case that applies to the other architecture, after the host's:
     // both keep the two cores busy.

@@ -64,6 +64,7 @@ impl Kit {
             cpus: 1,
             devices: Vec::new(),
             own_group: false,
+            faults: qemu::HostFaults::default(),
         }
     }
 
@@ -85,6 +86,7 @@ impl Kit {
                 cpus: 1,
                 devices: Vec::new(),
                 own_group: false,
+                faults: qemu::HostFaults::default(),
             })
         })
     }

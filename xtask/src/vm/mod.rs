@@ -5,6 +5,7 @@
 //! - [`kernel`]: the stock Debian kernel and its modules;
 //! - [`initramfs`]: the initramfs, with vminit as `/init`;
 //! - [`disk`]: ext4 disk images;
+//! - [`faulty`]: disks that fail or hang on the host's command;
 //! - [`qemu`]: QEMU's command line, its serial console and QMP;
 //! - [`kit`]: all of these prepared for a boot, and a command put on the
 //!   kernel command line;
@@ -12,6 +13,7 @@
 
 pub mod arch;
 pub mod disk;
+pub mod faulty;
 pub mod initramfs;
 pub mod kernel;
 pub mod kit;

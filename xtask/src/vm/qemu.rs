@@ -130,6 +130,30 @@ pub struct Boot {
     /// Ctrl-C on the terminal reaches xtask alone, which presses the power
     /// button (`cargo xtask run`), instead of killing QEMU mid-write.
     pub own_group: bool,
+    /// Faults the host side makes: a console that stops reading, a power
+    /// cut.
+    pub faults: HostFaults,
+}
+
+/// Faults of the machine around the guest, made from the host side.
+#[derive(Debug, Clone, Default)]
+pub struct HostFaults {
+    /// The serial console through a Unix socket (QEMU connects to the
+    /// host's listener) instead of QEMU's standard output, so that the host
+    /// can stop reading without stopping QEMU: its socket back-end then
+    /// waits, and the guest's serial port with it.
+    pub console_stall: Option<ConsoleStall>,
+    /// SIGKILL to QEMU once a console line contains this: a power cut.
+    pub power_cut_on: Option<&'static str>,
+}
+
+/// The host stops reading the console for `pause` after the line that
+/// contains `after`.
+#[derive(Debug, Clone)]
+pub struct ConsoleStall {
+    pub socket: PathBuf,
+    pub after: &'static str,
+    pub pause: Duration,
 }
 
 impl Boot {
@@ -176,7 +200,7 @@ impl Boot {
                 "none",
                 "-no-reboot",
             ])
-            .args(["-serial", "stdio"])
+            .args(self.serial())
             .arg("-kernel")
             .arg(&self.kernel)
             .arg("-initrd")
@@ -198,6 +222,19 @@ impl Boot {
 }
 
 impl Boot {
+    /// The serial console's back-end: standard output, or a socket.
+    fn serial(&self) -> Vec<String> {
+        match &self.faults.console_stall {
+            None => vec!["-serial".into(), "stdio".into()],
+            Some(stall) => vec![
+                "-chardev".into(),
+                format!("socket,id=console,path={}", stall.socket.display()),
+                "-serial".into(),
+                "chardev:console".into(),
+            ],
+        }
+    }
+
     /// The device arguments, ordered so that the guest names devices in
     /// the order given (the first disk `/dev/vda`). `virt` hands its
     /// virtio-mmio transports out from the top of its window down and the
@@ -244,6 +281,9 @@ pub struct Console {
     /// QEMU did not exit by itself after vminit's exit line and was stopped:
     /// the guest's power-off did not end the machine.
     pub stopped_after_exit_line: bool,
+    /// When QEMU exited, since it started (seen within a quarter second),
+    /// also while the console was not being read.
+    pub exited: Option<Duration>,
 }
 
 impl Console {
@@ -286,20 +326,8 @@ pub fn run(
     mut on_line: impl FnMut(&str),
 ) -> Result<Console, String> {
     let start = Instant::now();
-    let mut command = boot.command();
-    if boot.own_group {
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    }
-    let mut child = command
-        .stdin(if echo && !boot.own_group {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    let listener = console_listener(boot)?;
+    let mut child = spawn(boot, echo)?;
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let errors = std::thread::spawn(move || {
@@ -307,31 +335,24 @@ pub fn run(
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches(['\r', '\n'])
-                .to_owned();
-            if send.send((start.elapsed(), text)).is_err() {
-                break;
-            }
-            line.clear();
-        }
-    });
+    let input: Box<dyn Read + Send> = match listener {
+        Some(listener) => Box::new(accept_console(&listener, &mut child)?),
+        None => Box::new(stdout),
+    };
+    let receive = read_lines(input, start, boot.faults.console_stall.clone());
     let mut console = Console::default();
     // After vminit's exit line the guest only powers off or restarts; a
     // restart under microvm has been seen to boot again despite
     // -no-reboot, so QEMU gets a few seconds to exit, then is stopped.
     let mut ended_at: Option<Instant> = None;
+    // How often QEMU's own exit is looked for while no line comes.
+    let look = Duration::from_millis(250);
     loop {
         let mut left = timeout.saturating_sub(start.elapsed());
         if let Some(ended) = ended_at {
             left = left.min(AFTER_EXIT_LINE.saturating_sub(ended.elapsed()));
         }
-        match receive.recv_timeout(left) {
+        match receive.recv_timeout(left.min(look)) {
             Ok((at, line)) => {
                 if echo {
                     println!("{line}");
@@ -340,10 +361,18 @@ pub fn run(
                 if ended_at.is_none() && line.starts_with("vminit: exit_code=") {
                     ended_at = Some(Instant::now());
                 }
+                if boot
+                    .faults
+                    .power_cut_on
+                    .is_some_and(|cue| line.contains(cue))
+                {
+                    let _ = child.kill();
+                }
                 console.lines.push(line);
                 console.arrived.push(at);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if left > look => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 console.timed_out = ended_at.is_none();
                 console.stopped_after_exit_line = ended_at.is_some();
@@ -351,9 +380,13 @@ pub fn run(
                 break;
             }
         }
+        if console.exited.is_none() && child.try_wait().is_ok_and(|s| s.is_some()) {
+            console.exited = Some(start.elapsed());
+        }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     console.wall = start.elapsed();
+    console.exited.get_or_insert(console.wall);
     let errors = errors.join().unwrap_or_default();
     if !status.success() && !console.timed_out && console.lines.is_empty() {
         return Err(format!(
@@ -362,6 +395,90 @@ pub fn run(
         ));
     }
     Ok(console)
+}
+
+/// Starts QEMU, its output piped.
+fn spawn(boot: &Boot, echo: bool) -> Result<std::process::Child, String> {
+    let mut command = boot.command();
+    if boot.own_group {
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    }
+    command
+        .stdin(if echo && !boot.own_group {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", boot.arch.qemu().0))
+}
+
+/// The listener QEMU's console connects to, when the host may stall it.
+fn console_listener(boot: &Boot) -> Result<Option<std::os::unix::net::UnixListener>, String> {
+    let Some(stall) = &boot.faults.console_stall else {
+        return Ok(None);
+    };
+    let _ = std::fs::remove_file(&stall.socket);
+    let listener = std::os::unix::net::UnixListener::bind(&stall.socket)
+        .map_err(|e| format!("{}: {e}", stall.socket.display()))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(Some(listener))
+}
+
+/// QEMU's connection to the console's listener, taken as soon as it comes
+/// (QEMU connects while it starts), or an error if QEMU exits first.
+fn accept_console(
+    listener: &std::os::unix::net::UnixListener,
+    child: &mut std::process::Child,
+) -> Result<UnixStream, String> {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(format!("the console's socket: {e}")),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "QEMU exited ({status}) before its console connected"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads `input` line by line in a thread, each with when it arrived;
+/// with a `stall`, stops reading for its pause after its line.
+fn read_lines(
+    input: Box<dyn Read + Send>,
+    start: Instant,
+    mut stall: Option<ConsoleStall>,
+) -> mpsc::Receiver<(Duration, String)> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(input);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned();
+            let pause = stall
+                .take_if(|stall| text.contains(stall.after))
+                .map(|stall| stall.pause);
+            if send.send((start.elapsed(), text)).is_err() {
+                break;
+            }
+            if let Some(pause) = pause {
+                std::thread::sleep(pause);
+            }
+            line.clear();
+        }
+    });
+    receive
 }
 
 impl Boot {
@@ -511,6 +628,7 @@ mod tests {
             cpus: 1,
             devices: disk(Path::new("a"), "a", true),
             own_group: false,
+            faults: HostFaults::default(),
         };
         boot.devices.extend(disk(Path::new("b"), "b", false));
         let order = boot.devices_in_probe_order();

@@ -15,7 +15,7 @@ pub(super) fn cases() -> Vec<Case> {
             cmdline: "metadata=/tests/api.json vminit.modules=virtio_mmio,vmw_vsock_virtio_transport \
                       -- sh -c \"trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; \
                       echo app-running; while :; do sleep 1; done\"",
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::Api {
                 port: 10000,
                 script: Script::Everything,
@@ -45,7 +45,7 @@ pub(super) fn cases() -> Vec<Case> {
             name: "files_at_boot_refuse_a_traversal",
             image: Image::Normal,
             cmdline: "metadata=/tests/files-traversal.json -- sh -c \"echo app-ran\"",
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 2)?;
@@ -64,7 +64,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: "metadata=/tests/api.json vminit.modules=virtio_mmio,vmw_vsock_virtio_transport \
                       vminit.grace=5 -- sh -c \"sleep 8; exec sort /dev/zero\"",
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::Api {
                 port: 10000,
                 script: Script::WaitForOom,
@@ -85,7 +85,7 @@ pub(super) fn cases() -> Vec<Case> {
                       vminit.logs=capture -- sh -c \"trap 'echo usr1-line' USR1; echo first-line; \
                       yes $(head -c 999 /dev/zero | tr -c x x) | head -c 20000000; \
                       echo err-line >&2; echo last-line; while :; do sleep 1; done\"",
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::Api {
                 port: 10000,
                 script: Script::Logs,

@@ -15,7 +15,7 @@ pub(super) fn cases() -> Vec<Case> {
             // `nomodules`: an unknown bare word, which the kernel passes to
             // init before the words after `--` (Firecracker's defaults have it).
             cmdline: r#"nomodules env.GREETING="hello world" "env.SPACED=a b" env.EQ=x=y workdir=/tests vminit.grace=1 -- /tests/show-env.sh 3"#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 3)?;
@@ -56,7 +56,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: "vminit.user=app vminit.hostname=vm-test vminit.rlimit.nofile=64:128 \
                       vminit.no_new_privs=1 -- /tests/who-am-i.sh",
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -74,7 +74,7 @@ pub(super) fn cases() -> Vec<Case> {
             name: "metadata_file_with_the_cmdline_taking_precedence",
             image: Image::Normal,
             cmdline: "metadata=/tests/meta.json env.B=cmdline",
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -97,7 +97,7 @@ pub(super) fn cases() -> Vec<Case> {
             // frequency it is told (x86) or QEMU's timer (arm64): 20 s of
             // guest time against the host's, the lines stamped on arrival.
             cmdline: r#"-- sh -c "read up rest < /proc/uptime; echo clock-start $up; sleep 20; read up rest < /proc/uptime; echo clock-end $up""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -119,7 +119,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             // No hostname, no net.hosts, a working directory the image lacks.
             cmdline: r#"workdir=/srv/made -- sh -c "echo name=$(hostname) env=$HOSTNAME pwd=$(pwd); cat /etc/hosts""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -149,7 +149,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             // systemd's and Docker 25+'s, not the kernel's 1024:4096.
             cmdline: r#"-- sh -c "echo nofile=$(ulimit -Sn):$(ulimit -Hn)""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -160,7 +160,7 @@ pub(super) fn cases() -> Vec<Case> {
             name: "no_dev_console_in_the_image_still_runs_and_powers_off",
             image: Image::NoConsole,
             cmdline: r#"-- sh -c "echo console-ok; exit 5""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 5)?;

@@ -1,9 +1,10 @@
 //! Disks and volumes: the switch to a root disk, overlays on it, volumes,
-//! and their state after the VM (a clean ext4 after Ctrl-Alt-Del, a hung
-//! disk, a writer killed); and the root disk's own files.
+//! and their state after the VM (a clean ext4 after Ctrl-Alt-Del, a writer
+//! killed); and the root disk's own files. Disks that fail, hang or fill
+//! are in [`super::faults`].
 
 use super::checks::{expect, line, refused_before_the_app, require};
-use super::{Case, Device, Image};
+use super::{Act, Case, Device, Image};
 use crate::vm::qemu;
 
 /// The root disk's own files, besides busybox.
@@ -52,7 +53,7 @@ pub(super) fn cases() -> Vec<Case> {
                  echo tty=$(tty); stat -c 'run %n %u %a' /run/app /run/app/pid; \
                  cat /run/app/link; [ -d /run/vminit ] && echo vminit-run-kept\""
             )),
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 expect(c, 0)?;
@@ -87,7 +88,7 @@ pub(super) fn cases() -> Vec<Case> {
                 "{DISK_MODULES},overlay vminit.root=/dev/vda vminit.root.overlay=tmpfs:16m \
                  -- /bin/sh -c \"echo changed > /etc/root-marker && cat /etc/root-marker; grep ' / ' /proc/mounts\""
             )),
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::RootDisk],
             check: |c, o| {
                 expect(c, 0)?;
@@ -106,7 +107,7 @@ pub(super) fn cases() -> Vec<Case> {
                 "{DISK_MODULES},overlay vminit.root=/dev/vda vminit.root.overlay=/dev/vdb \
                  -- /bin/sh -c \"echo kept > /etc/new-file\""
             )),
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 expect(c, 0)?;
@@ -125,7 +126,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: "vminit.modules=virtio_mmio,virtio_blk vminit.root=/dev/vdz vminit.root.wait=1 \
                       -- sh -c \"echo app-ran\"",
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::RootDisk],
             check: |c, _| {
                 refused_before_the_app(c, "Root device /dev/vdz did not appear within 1s")
@@ -138,7 +139,7 @@ pub(super) fn cases() -> Vec<Case> {
                 "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
                  vminit.grace=5 -- /writer.sh"
             )),
-            qmp_after: &[("writing", qemu::CTRL_ALT_DEL)],
+            after: &[("writing", Act::Qmp(qemu::CTRL_ALT_DEL))],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 // SIGINT's default action ends the writer: 130.
@@ -154,28 +155,13 @@ pub(super) fn cases() -> Vec<Case> {
             },
         },
         Case {
-            name: "a_hung_data_disk_costs_the_flush_deadline_not_the_exit",
-            image: Image::Normal,
-            cmdline: line(format!(
-                "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
-                 -- /bin/sh -c \"dd if=/dev/zero of=/data/big bs=1M count=16 2>/dev/null; echo written; sleep 2; exit 4\""
-            )),
-            qmp_after: &[("written", HANG_DATA_DISK)],
-            devices: &[Device::RootDisk, Device::DataDisk],
-            check: |c, _| {
-                // The app's status still arrives, after the bound.
-                expect(c, 4)?;
-                require(c, &["sync and unmount made no progress for 10s"])
-            },
-        },
-        Case {
             name: "a_writer_killed_after_the_grace_period_leaves_the_volume_clean",
             image: Image::Normal,
             cmdline: line(format!(
                 "{DISK_MODULES} vminit.root=/dev/vda vminit.mount.data=/dev/vdb,/data,ext4 \
                  vminit.grace=1 -- /bin/sh -c \"(trap '' TERM; exec /writer.sh) & sleep 2; exit 3\""
             )),
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::RootDisk, Device::DataDisk],
             check: |c, o| {
                 expect(c, 3)?;
@@ -188,8 +174,3 @@ pub(super) fn cases() -> Vec<Case> {
         },
     ]
 }
-
-/// QEMU's throttle on the data disk at one byte a second: the requests
-/// under way stay, which holds every further write, as a hung disk would.
-const HANG_DATA_DISK: &str = r#"{"execute": "block_set_io_throttle", "arguments": {"device": "data",
-    "bps": 0, "bps_rd": 0, "bps_wr": 1, "iops": 0, "iops_rd": 0, "iops_wr": 0}}"#;

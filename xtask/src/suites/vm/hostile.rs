@@ -17,7 +17,7 @@ pub(super) fn cases() -> Vec<Case> {
             // path is checked in tests/vm_mode.rs instead.
             cmdline: "env.1BAD=s3cret-on-cmdline workdir=/a/../b \
                       metadata=/tests/broken.json -- true",
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 2)?;
@@ -40,7 +40,7 @@ pub(super) fn cases() -> Vec<Case> {
             name: "missing_module_is_refused_before_the_app",
             image: Image::Normal,
             cmdline: r#"vminit.modules=virtio_mmio,no_such_module -- sh -c "echo app-ran""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 refused_before_the_app(
@@ -61,7 +61,7 @@ fn init_limit_cases() -> Vec<Case> {
         name,
         image: Image::Normal,
         cmdline,
-        qmp_after: &[],
+        after: &[],
         devices: &[],
         check,
     };

@@ -5,8 +5,9 @@
 //! Prints one line per case and a closing `N passed, N failed` line.
 //!
 //! The cases are in one file per concern, each with its table: [`boot`],
-//! [`signals`], [`power`], [`network`], [`report`], [`hostile`], [`disks`]
-//! and [`api`], which the runner here takes in that order; [`checks`]
+//! [`signals`], [`power`], [`network`], [`report`], [`hostile`], [`disks`],
+//! [`api`] and, on x86-64, [`faults`], which the runner here takes in
+//! that order; [`checks`]
 //! holds what the cases check of a boot, [`image`] the test images'
 //! contents.
 
@@ -15,6 +16,7 @@ mod api_host;
 mod boot;
 mod checks;
 mod disks;
+mod faults;
 mod hostile;
 mod image;
 mod network;
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use crate::cmd;
 use crate::vm::arch::Arch;
+use crate::vm::faulty::{self, DiskServer};
 use crate::vm::initramfs::Console as ConsoleNodes;
 use crate::vm::kernel;
 use crate::vm::kit::Kit;
@@ -43,12 +46,22 @@ struct Case {
     /// Appended to [`qemu::base_cmdline`]; also checked with `--check`
     /// on the host, whose verdict the case sees in [`Outside`].
     cmdline: &'static str,
-    /// In turn: once a console line contains the first, send QMP the
-    /// second (Ctrl-Alt-Del, the power button, a disk's throttle).
-    qmp_after: &'static [(&'static str, &'static str)],
+    /// In turn: once a console line contains the first, do the second.
+    after: &'static [(&'static str, Act)],
     /// Virtual devices the case needs besides the serial console.
     devices: &'static [Device],
     check: fn(&Console, &Outside) -> Result<(), String>,
+}
+
+/// What the host does once a console line shows a cue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// Send QMP this command: Ctrl-Alt-Del, the power button.
+    Qmp(&'static str),
+    /// Stop the case's NBD disk servers: their disks hang.
+    HangDisks,
+    /// Resume them.
+    ResumeDisks,
 }
 
 /// Which test image a case boots.
@@ -85,6 +98,17 @@ enum Device {
     RootDisk,
     /// The next `/dev/vd*`: a fresh, empty ext4 disk of 32 MiB.
     DataDisk,
+    /// [`Device::DataDisk`] whose writes to its last 1 KiB block fail with
+    /// EIO (QEMU's `blkdebug`): a file that fills most of the disk meets it.
+    FailingDataDisk,
+    /// [`Device::RootDisk`] served over NBD by `qemu-storage-daemon`, which
+    /// [`Act::HangDisks`] stops.
+    NbdRootDisk,
+    /// [`Device::DataDisk`] served so.
+    NbdDataDisk,
+    /// The serial console through a socket that the host stops reading
+    /// for `seconds` after the line that contains `after`.
+    StalledConsole { after: &'static str, seconds: u64 },
 }
 
 /// What the host side of the devices saw.
@@ -151,7 +175,10 @@ fn cases(arch: Arch) -> Vec<Case> {
     .into_iter()
     .flatten()
     .collect();
-    if arch != Arch::X86_64 {
+    if arch == Arch::X86_64 {
+        // QEMU's fault injection is the same on every architecture.
+        cases.extend(faults::cases());
+    } else {
         cases.retain(|case| !X86_ONLY.contains(&case.name));
     }
     cases
@@ -190,6 +217,7 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
         read_only_files,
     )?;
     crate::setup::packages(crate::vm::disk::TOOLS)?;
+    crate::setup::packages(crate::vm::faulty::TOOLS)?;
     let root_image = cmd::root().join("target/vm/root.ext4");
     crate::vm::disk::root_image(
         &root_image,
@@ -251,6 +279,181 @@ pub fn run(filter: Option<&str>, arch: Arch) -> Result<(), String> {
     }
 }
 
+/// A case's devices, attached: QEMU's arguments and their host sides.
+#[derive(Default)]
+struct Attached {
+    devices: Vec<String>,
+    faults: qemu::HostFaults,
+    http: Option<network::HttpServer>,
+    port_file: Option<std::path::PathBuf>,
+    vsock: Option<(VsockHost, crate::vm::vsock::LineListener)>,
+    api: Option<ApiClient>,
+    disk_servers: Vec<DiskServer>,
+    root_disk: Option<std::path::PathBuf>,
+    data_disk: Option<std::path::PathBuf>,
+    /// Files to remove after the boot.
+    scratch: Vec<std::path::PathBuf>,
+}
+
+/// The API's host side: kept until QEMU has ended (QEMU needs its
+/// back-end), and the client's thread.
+type ApiClient = (
+    std::sync::Arc<VsockHost>,
+    std::thread::JoinHandle<Result<Vec<String>, String>>,
+);
+
+/// Where the case's files go: a name of its own in the temporary directory.
+fn scratch(index: usize, what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("vminit-{}-{index}-{what}", std::process::id()))
+}
+
+/// Attaches the case's devices, replacing `{http_port}` in `cmdline`.
+fn attach(
+    case: &Case,
+    root_image: &std::path::Path,
+    index: usize,
+    cmdline: &mut String,
+) -> Result<Attached, String> {
+    let mut attached = Attached::default();
+    let disk_path = |what: &str| cmd::root().join(format!("target/vm/{}-{what}.ext4", case.name));
+    for device in case.devices {
+        match device {
+            Device::RootDisk | Device::NbdRootDisk => {
+                let path = disk_path("root");
+                std::fs::copy(root_image, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                attached.attach_disk(&path, "root", *device == Device::NbdRootDisk, index)?;
+                attached.root_disk = Some(path);
+            }
+            Device::DataDisk | Device::NbdDataDisk | Device::FailingDataDisk => {
+                let path = disk_path("data");
+                crate::vm::disk::empty(&path, 32)?;
+                if *device == Device::FailingDataDisk {
+                    let rules = scratch(index, "blkdebug.conf");
+                    // 32 MiB: the last block's last sector.
+                    let last = 32 * 2048 - 1;
+                    let drive = faulty::failing_disk(&path, "data", last, &rules)?;
+                    attached.devices.extend(drive);
+                    attached.scratch.push(rules);
+                } else {
+                    attached.attach_disk(&path, "data", *device == Device::NbdDataDisk, index)?;
+                }
+                attached.data_disk = Some(path);
+            }
+            Device::Net => {
+                let server = network::HttpServer::start()?;
+                *cmdline = cmdline.replace("{http_port}", &server.port.to_string());
+                attached.http = Some(server);
+                attached.devices.extend(qemu::user_net());
+            }
+            Device::Vsock { port, hold } => {
+                let dir = std::env::temp_dir();
+                let host =
+                    VsockHost::start(&dir, &format!("vminit-{}-{index}", std::process::id()))?;
+                let listener = host.listen(*port, *hold)?;
+                attached.devices.extend(host.devices());
+                attached.vsock = Some((host, listener));
+            }
+            Device::Api { port, script } => {
+                let dir = std::env::temp_dir();
+                let name = format!("vminit-api-{}-{index}", std::process::id());
+                let host = std::sync::Arc::new(VsockHost::start(&dir, &name)?);
+                attached.devices.extend(host.devices());
+                let (port, script) = (*port, *script);
+                let client = std::sync::Arc::clone(&host);
+                let thread = std::thread::spawn(move || api_host::run(script, client, port));
+                attached.api = Some((host, thread));
+            }
+            Device::ExitPort => {
+                let file = scratch(index, "exit-port.json");
+                attached.devices.extend([
+                    "-device".into(),
+                    "virtio-serial-device".into(),
+                    "-chardev".into(),
+                    format!("file,id=exitrec,path={}", file.display()),
+                    "-device".into(),
+                    "virtserialport,chardev=exitrec,name=org.vminit.exit".into(),
+                ]);
+                attached.port_file = Some(file);
+            }
+            Device::StalledConsole { after, seconds } => {
+                let socket = scratch(index, "console.sock");
+                attached.faults.console_stall = Some(qemu::ConsoleStall {
+                    socket: socket.clone(),
+                    after,
+                    pause: Duration::from_secs(*seconds),
+                });
+                attached.scratch.push(socket);
+            }
+        }
+    }
+    Ok(attached)
+}
+
+impl Attached {
+    /// The disk image at `path` as the next virtio disk, served over NBD
+    /// when `nbd`.
+    fn attach_disk(
+        &mut self,
+        path: &std::path::Path,
+        id: &str,
+        nbd: bool,
+        index: usize,
+    ) -> Result<(), String> {
+        if !nbd {
+            self.devices.extend(qemu::disk(path, id, false));
+            return Ok(());
+        }
+        let server = DiskServer::start(path, &scratch(index, &format!("{id}.nbd")))?;
+        self.devices.extend(server.disk(id));
+        self.disk_servers.push(server);
+        Ok(())
+    }
+
+    /// Does `act` on the running guest, through QMP at `qmp`.
+    fn act(&self, act: Act, qmp: Option<&std::path::Path>) -> Result<(), String> {
+        match act {
+            Act::Qmp(command) => match qmp {
+                Some(socket) => qemu::qmp(socket, command),
+                None => Err("no QMP socket".into()),
+            },
+            Act::HangDisks => self.disk_servers.iter().try_for_each(DiskServer::hang),
+            Act::ResumeDisks => self.disk_servers.iter().try_for_each(DiskServer::resume),
+        }
+    }
+
+    /// What the host sides saw, once QEMU has ended; the servers stop.
+    fn outside(self, check: (i32, String)) -> Outside {
+        for file in &self.scratch {
+            let _ = std::fs::remove_file(file);
+        }
+        drop(self.disk_servers);
+        let port_record = self
+            .port_file
+            .map(|file| {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                let _ = std::fs::remove_file(&file);
+                text
+            })
+            .unwrap_or_default();
+        Outside {
+            http_requests: self.http.map(network::HttpServer::stop).unwrap_or_default(),
+            port_record,
+            vsock_record: self
+                .vsock
+                .map(|(_host, listener)| listener.stop())
+                .unwrap_or_default(),
+            api: self.api.map(|(_host, client)| {
+                client
+                    .join()
+                    .unwrap_or_else(|_| Err("the API's script panicked".into()))
+            }),
+            check,
+            root_disk: self.root_disk,
+            data_disk: self.data_disk,
+        }
+    }
+}
+
 fn run_case(
     case: &Case,
     kit: &Kit,
@@ -258,125 +461,46 @@ fn run_case(
     root_image: &std::path::Path,
     index: usize,
 ) -> Result<(), String> {
-    let qmp = (!case.qmp_after.is_empty()).then(|| {
-        std::env::temp_dir().join(format!("vminit-qmp-{}-{index}.sock", std::process::id()))
-    });
+    let needs_qmp = case.after.iter().any(|(_, act)| matches!(act, Act::Qmp(_)));
+    let qmp = needs_qmp.then(|| scratch(index, "qmp.sock"));
     let mut cmdline = case
         .cmdline
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let mut devices: Vec<String> = Vec::new();
-    let mut http = None;
-    let port_file = std::env::temp_dir().join(format!(
-        "vminit-exit-port-{}-{index}.json",
-        std::process::id()
-    ));
-    let disk_path = |what: &str| cmd::root().join(format!("target/vm/{}-{what}.ext4", case.name));
-    let mut root_disk = None;
-    let mut data_disk = None;
-    let mut vsock = None;
-    let mut api = None;
-    for device in case.devices {
-        match device {
-            Device::RootDisk => {
-                let path = disk_path("root");
-                std::fs::copy(root_image, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-                devices.extend(qemu::disk(&path, "root", false));
-                root_disk = Some(path);
-            }
-            Device::DataDisk => {
-                let path = disk_path("data");
-                crate::vm::disk::empty(&path, 32)?;
-                devices.extend(qemu::disk(&path, "data", false));
-                data_disk = Some(path);
-            }
-            Device::Net => {
-                let server = network::HttpServer::start()?;
-                cmdline = cmdline.replace("{http_port}", &server.port.to_string());
-                http = Some(server);
-                devices.extend(qemu::user_net());
-            }
-            Device::Vsock { port, hold } => {
-                let dir = std::env::temp_dir();
-                let host =
-                    VsockHost::start(&dir, &format!("vminit-{}-{index}", std::process::id()))?;
-                let listener = host.listen(*port, *hold)?;
-                devices.extend(host.devices());
-                vsock = Some((host, listener));
-            }
-            Device::Api { port, script } => {
-                let dir = std::env::temp_dir();
-                let name = format!("vminit-api-{}-{index}", std::process::id());
-                let host = std::sync::Arc::new(VsockHost::start(&dir, &name)?);
-                devices.extend(host.devices());
-                let (port, script) = (*port, *script);
-                let client = std::sync::Arc::clone(&host);
-                let thread = std::thread::spawn(move || api_host::run(script, client, port));
-                // Kept until QEMU has ended: QEMU needs its back-end.
-                api = Some((host, thread));
-            }
-            Device::ExitPort => {
-                devices.extend([
-                    "-device".into(),
-                    "virtio-serial-device".into(),
-                    "-chardev".into(),
-                    format!("file,id=exitrec,path={}", port_file.display()),
-                    "-device".into(),
-                    "virtserialport,chardev=exitrec,name=org.vminit.exit".into(),
-                ]);
-            }
-        }
-    }
+    let attached = attach(case, root_image, index, &mut cmdline)?;
     let boot = Boot {
         qmp: qmp.clone(),
-        devices,
+        devices: attached.devices.clone(),
+        faults: attached.faults.clone(),
         ..kit.boot(initrd, cmdline)
     };
-    let mut sent: Result<(), String> = Ok(());
-    let mut next = case.qmp_after.iter();
+    let mut done: Result<(), String> = Ok(());
+    let mut next = case.after.iter();
     let mut waiting_for = next.next();
     let result = qemu::run(&boot, GUARD, false, |line| {
-        if let (Some((marker, command)), Some(socket)) = (waiting_for, &qmp)
-            && line.contains(marker)
+        if let Some((cue, act)) = waiting_for
+            && line.contains(cue)
         {
             waiting_for = next.next();
-            if sent.is_ok() {
-                sent = qemu::qmp(socket, command);
+            if done.is_ok() {
+                done = attached.act(*act, qmp.as_deref());
             }
         }
     });
     if let Some(socket) = &qmp {
         let _ = std::fs::remove_file(socket);
     }
-    let outside = Outside {
-        http_requests: http.map(network::HttpServer::stop).unwrap_or_default(),
-        port_record: std::fs::read_to_string(&port_file).unwrap_or_default(),
-        vsock_record: vsock
-            .map(|(_host, listener)| listener.stop())
-            .unwrap_or_default(),
-        api: api.map(|(_host, client)| {
-            client
-                .join()
-                .unwrap_or_else(|_| Err("the API's script panicked".into()))
-        }),
-        check: check_on_host(kit, &boot.cmdline)?,
-        root_disk,
-        data_disk,
-    };
-    let _ = std::fs::remove_file(&port_file);
-    let remove_disks = |outside: &Outside| {
-        for disk in outside.root_disk.iter().chain(&outside.data_disk) {
-            let _ = std::fs::remove_file(disk);
-        }
-    };
+    let outside = attached.outside(check_on_host(kit, &boot.cmdline)?);
     let outcome = result.and_then(|console| {
-        sent.clone()?;
+        done.clone()?;
         (case.check)(&console, &outside)
             .map_err(|e| format!("{e}\n--- console ---\n{}", console.text()))?;
         Ok(console.wall)
     });
-    remove_disks(&outside);
+    for disk in outside.root_disk.iter().chain(&outside.data_disk) {
+        let _ = std::fs::remove_file(disk);
+    }
     match &outcome {
         Ok(wall) => println!(
             "test vm::{} ... ok ({:.1} s)",
@@ -417,6 +541,6 @@ mod tests {
             assert!(names.contains(name), "{name}");
         }
         let arm = cases(Arch::Aarch64).len();
-        assert_eq!(arm, names.len() - X86_ONLY.len());
+        assert_eq!(arm, names.len() - X86_ONLY.len() - faults::cases().len());
     }
 }

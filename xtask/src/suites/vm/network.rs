@@ -20,7 +20,7 @@ pub(super) fn cases() -> Vec<Case> {
                       vminit.net.gateway=10.0.2.2,fec0::2 vminit.net.mtu=1400 \
                       vminit.net.nameservers=10.0.2.3 vminit.net.hosts=hostside=10.0.2.2 vminit.hostname=vmbox \
                       -- /tests/net.sh {http_port}",
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::Net],
             check: |c, outside| {
                 expect(c, 0)?;
@@ -53,7 +53,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: r#"vminit.modules=virtio_mmio,virtio_net vminit.net.interface=eth9
                         vminit.net.address=10.0.2.15/24 -- sh -c "echo app-ran""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::Net],
             check: |c, _| {
                 refused_before_the_app(
@@ -68,7 +68,7 @@ pub(super) fn cases() -> Vec<Case> {
             cmdline: r#"vminit.net.nameservers=10.0.2.3 vminit.net.hosts=db=10.0.2.20 --
                         sh -c "touch /etc/x 2>/dev/null || echo root-is-read-only;
                                sed 's/^/resolv: /' /etc/resolv.conf; grep db /etc/hosts""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;

@@ -1,7 +1,7 @@
 //! Stopping from the host: Ctrl-Alt-Del and the power button.
 
 use super::checks::{expect, line, require};
-use super::{Case, Image};
+use super::{Act, Case, Image};
 use crate::vm::arch::Arch;
 use crate::vm::qemu;
 
@@ -12,7 +12,7 @@ pub(super) fn cases(arch: Arch) -> Vec<Case> {
             name: "ctrl_alt_del_from_the_host_reaches_the_app_as_sigint",
             image: Image::Normal,
             cmdline: "vminit.grace=5 -- /tests/wait-for-int.sh",
-            qmp_after: &[("app ready", qemu::CTRL_ALT_DEL)],
+            after: &[("app ready", Act::Qmp(qemu::CTRL_ALT_DEL))],
             devices: &[],
             check: |c, _| {
                 expect(c, 42)?;
@@ -29,9 +29,9 @@ pub(super) fn cases(arch: Arch) -> Vec<Case> {
                       while [ $n = 0 ]; do sleep 0.1; done; sleep 2; echo terms=$n; exit $((40+n))\"",
                 arch.power_button_modules().join(",")
             )),
-            qmp_after: &[
-                ("button-ready", qemu::POWER_BUTTON),
-                ("got-term-1", qemu::POWER_BUTTON),
+            after: &[
+                ("button-ready", Act::Qmp(qemu::POWER_BUTTON)),
+                ("got-term-1", Act::Qmp(qemu::POWER_BUTTON)),
             ],
             devices: &[],
             check: |c, _| {
@@ -49,7 +49,7 @@ pub(super) fn cases(arch: Arch) -> Vec<Case> {
                  echo button-ready; while :; do sleep 0.1; done\"",
                 arch.power_button_modules().join(",")
             )),
-            qmp_after: &[("button-ready", qemu::POWER_BUTTON)],
+            after: &[("button-ready", Act::Qmp(qemu::POWER_BUTTON))],
             devices: &[],
             check: |c, _| {
                 expect(c, 42)?;
@@ -64,7 +64,7 @@ pub(super) fn cases(arch: Arch) -> Vec<Case> {
                  \"trap 'echo got-term' TERM; echo button-ready; sleep 3; exit 5\"",
                 arch.power_button_modules().join(",")
             )),
-            qmp_after: &[("button-ready", qemu::POWER_BUTTON)],
+            after: &[("button-ready", Act::Qmp(qemu::POWER_BUTTON))],
             devices: &[],
             check: |c, _| {
                 expect(c, 5)?;

@@ -14,7 +14,7 @@ pub(super) fn cases() -> Vec<Case> {
             cmdline: "vminit.modules=virtio_mmio,virtio_console,vmw_vsock_virtio_transport \
                       vminit.report.port=org.vminit.exit vminit.report.vsock=2:5000 \
                       vminit.grace=5 -- sort /dev/zero",
-            qmp_after: &[],
+            after: &[],
             devices: &[
                 Device::ExitPort,
                 Device::Vsock {
@@ -47,7 +47,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             cmdline: "vminit.modules=virtio_mmio,vmw_vsock_virtio_transport \
                       vminit.report.vsock=2:5001 vminit.grace=1 -- sh -c \"exit 7\"",
-            qmp_after: &[],
+            after: &[],
             devices: &[Device::Vsock {
                 port: 5001,
                 hold: true,

@@ -11,7 +11,7 @@ pub(super) fn cases() -> Vec<Case> {
             name: "orphaned_zombies_are_reaped_and_a_signal_death_is_137",
             image: Image::Normal,
             cmdline: "-- /tests/zombies.sh",
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 137)?;
@@ -27,7 +27,7 @@ pub(super) fn cases() -> Vec<Case> {
                 "vminit.log_target=kmsg -- /no/such/app/{}",
                 "a".repeat(1100)
             )),
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 127)?;
@@ -56,7 +56,7 @@ pub(super) fn cases() -> Vec<Case> {
                 "loglevel=8 vminit.log_target=kmsg vminit.verbosity=debug -- /tests/signal-init.sh {}",
                 "y".repeat(1500)
             )),
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 0)?;
@@ -89,7 +89,7 @@ pub(super) fn cases() -> Vec<Case> {
             image: Image::Normal,
             // The app leaves only once the background shell has set its trap.
             cmdline: r#"vminit.grace=1 -- sh -c "(trap '' TERM; touch /tmp/bg-ready; exec sleep 1000) & while [ ! -e /tmp/bg-ready ]; do sleep 0.05; done; exit 4""#,
-            qmp_after: &[],
+            after: &[],
             devices: &[],
             check: |c, _| {
                 expect(c, 4)?;
