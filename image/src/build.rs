@@ -27,14 +27,17 @@ use crate::files::remove_tree;
 use crate::layers::{self, LayerError};
 use crate::metadata::{self, ConfigError};
 use crate::source::{self, Source, SourceError};
-use crate::stream::{Hashing, Meter};
+use crate::stream::{Compression, Hashing, Meter};
 
 /// The least the layers may unpack to when neither `--size` nor
-/// `--max-size` says: 1 GiB, or ten times the compressed layers, whichever
-/// is more (real images unpack to two to four times their compressed size).
+/// `--max-size` says: 1 GiB, or ten times the compressed layers (five
+/// times the uncompressed), whichever is more (real images unpack to two
+/// to four times their compressed size).
 pub const MIN_DEFAULT_LIMIT: u64 = 1 << 30;
 /// See [`MIN_DEFAULT_LIMIT`].
 pub const DEFAULT_RATIO: u64 = 10;
+/// See [`MIN_DEFAULT_LIMIT`]: for uncompressed layers.
+pub const PLAIN_RATIO: u64 = 5;
 
 /// The names this build writes into its output directory, removed again
 /// when it fails.
@@ -125,6 +128,10 @@ pub enum BuildError {
         status: String,
         output: String,
     },
+    #[error(
+        "The image names layer {0} twice, and it changes files: only an empty layer (BuildKit repeats one) may come again"
+    )]
+    LayerTwice(String),
     #[error("The vminit binary {path} {message}")]
     Vminit { path: String, message: String },
     #[error("Cannot plan the kernel modules from {dir}: {message}")]
@@ -238,15 +245,22 @@ fn stage_and_build(options: &Options, out: &Path) -> Result<Built, BuildError> {
 
 /// The most, in bytes, that the layers together may unpack to: the
 /// `--max-size` given, else the `--size` given (more cannot fit), else ten
-/// times the compressed layers and at least [`MIN_DEFAULT_LIMIT`].
+/// times the compressed layers and five times the uncompressed ones (their
+/// own bytes, and what their entries cost: a layer of empty files charges
+/// 8 times its headers), and at least [`MIN_DEFAULT_LIMIT`].
 pub fn default_limit(options: &Options, image: &source::Image) -> u64 {
     let mib = |n: u64| n.saturating_mul(1 << 20);
     if let Some(max) = options.max_size_mib.or(options.size_mib) {
         return mib(max);
     }
-    let compressed: u64 = image.layers.iter().map(|l| l.size).sum();
-    compressed
-        .saturating_mul(DEFAULT_RATIO)
+    image
+        .layers
+        .iter()
+        .map(|l| match l.compression {
+            Compression::None => l.size.saturating_mul(PLAIN_RATIO),
+            _ => l.size.saturating_mul(DEFAULT_RATIO),
+        })
+        .fold(0u64, u64::saturating_add)
         .max(MIN_DEFAULT_LIMIT)
 }
 
@@ -346,11 +360,29 @@ fn fill_root(
             diff_ids: diff_ids.len(),
         });
     }
+    // Each layer applied, by name, with what it made: a blob named again
+    // is applied again only if it is empty (BuildKit repeats its empty
+    // layer), which needs no applying.
+    let mut applied: Vec<(String, layers::Applied)> = Vec::new();
     for (index, layer) in image.layers.iter().enumerate() {
-        let meter = Meter::new(left, limit);
         let diff_id = diff_ids.get(index).map(String::as_str);
-        apply_layer(staging, &image.files, layer, diff_id, &meter, &mut tree)?;
+        if let Some((name, before)) = applied.iter().find(|(name, _)| *name == layer.name()) {
+            if before.entries > 0 || before.whiteouts > 0 {
+                return Err(BuildError::LayerTwice(name.clone()));
+            }
+            if let Some(diff_id) = diff_id {
+                source::check_hash(diff_id, &before.diff_id).map_err(|_| BuildError::DiffId {
+                    layer: name.clone(),
+                    diff_id: diff_id.to_owned(),
+                    found: before.diff_id.clone(),
+                })?;
+            }
+            continue;
+        }
+        let meter = Meter::new(left, limit);
+        let made = apply_layer(staging, &image.files, layer, diff_id, &meter, &mut tree)?;
         left = left.saturating_sub(meter.used());
+        applied.push((layer.name(), made));
     }
     make_working_dir(image, staging)?;
     // vminit moves the kernel's filesystems into these at the root switch.
@@ -492,7 +524,7 @@ fn apply_layer(
     diff_id: Option<&str>,
     meter: &std::rc::Rc<Meter>,
     tree: &mut layers::Tree,
-) -> Result<(), BuildError> {
+) -> Result<layers::Applied, BuildError> {
     let name = layer.name();
     let path = files.base.join(&layer.path);
     // Nothing unchecked is unpacked; a blob that grows meanwhile is cut.
@@ -527,10 +559,10 @@ fn apply_layer(
         source::check_hash(diff_id, &applied.diff_id).map_err(|_| BuildError::DiffId {
             layer: name,
             diff_id: diff_id.to_owned(),
-            found: applied.diff_id,
+            found: applied.diff_id.clone(),
         })?;
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Copies a plain root directory, keeping owners, modes, links and times.
@@ -546,12 +578,14 @@ fn make_filesystem(options: &Options, staging: &Path, image: &Path) -> Result<()
     let _ = fs::remove_file(image);
     match options.format {
         Format::Ext4 => {
+            let (bytes, entries) = tree_size(staging);
             let size = options
                 .size_mib
-                .unwrap_or_else(|| tree_size(staging) / (1 << 20) * 3 / 2 + 64);
+                .unwrap_or_else(|| bytes / (1 << 20) * 3 / 2 + 64);
             run_tool(
                 Command::new("mkfs.ext4")
-                    .args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0", "-d"])
+                    .args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0"])
+                    .args(["-N", &inodes(size, entries).to_string(), "-d"])
                     .arg(staging)
                     .arg(image)
                     .arg(format!("{size}M")),
@@ -568,13 +602,24 @@ fn make_filesystem(options: &Options, staging: &Path, image: &Path) -> Result<()
     }
 }
 
-/// The bytes of every file below `dir`, with a block for each entry; a
-/// sparse file counts its data, not its holes.
-fn tree_size(dir: &Path) -> u64 {
+/// The inodes a root disk of `size_mib` gets: what mke2fs gives by default
+/// (one per 16 KiB from 512 MiB, per 4 KiB below), or more when the tree
+/// has more `entries` (an image of many small files would otherwise fail
+/// with "Could not allocate inode"), with room to spare.
+fn inodes(size_mib: u64, entries: u64) -> u64 {
+    let ratio = if size_mib >= 512 { 16 << 10 } else { 4 << 10 };
+    ((size_mib << 20) / ratio).max(entries + entries / 4 + 1024)
+}
+
+/// The bytes of every file below `dir`, with a block for each entry (a
+/// sparse file counts its data, not its holes), and the number of entries.
+fn tree_size(dir: &Path) -> (u64, u64) {
     let mut total = 0;
+    let mut entries = 0;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(dir) = todo.pop() {
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            entries += 1;
             let Ok(meta) = entry.metadata() else { continue };
             let len = if meta.is_file() && meta.blocks().saturating_mul(512) < meta.len() {
                 data_bytes(&entry.path()).unwrap_or(meta.len())
@@ -587,7 +632,7 @@ fn tree_size(dir: &Path) -> u64 {
             }
         }
     }
-    total
+    (total, entries)
 }
 
 /// The bytes of a file outside its holes (SEEK_DATA and SEEK_HOLE), for a
@@ -606,6 +651,17 @@ fn data_bytes(path: &Path) -> Option<u64> {
     Some(total)
 }
 
+/// A tool's error output as one line of the builder's: its lines joined,
+/// control characters escaped, cut to 1 KiB.
+fn one_line(text: &str) -> String {
+    let joined: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    vminit::config::error::shorten_to(&joined.join(" / "), 1024)
+}
+
 fn run_tool(command: &mut Command, package: &'static str) -> Result<(), BuildError> {
     let tool = command.get_program().to_string_lossy().into_owned();
     let output = crate::stop::output(command).map_err(|e| BuildError::Tool {
@@ -621,7 +677,7 @@ fn run_tool(command: &mut Command, package: &'static str) -> Result<(), BuildErr
         tool,
         package,
         status: output.status.to_string(),
-        output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        output: one_line(&String::from_utf8_lossy(&output.stderr)),
     })
 }
 

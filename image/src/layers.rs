@@ -52,14 +52,38 @@ pub const MAX_DIRECTORY_ENTRIES: u32 = 32_768;
 /// The longest entry path or link target: Linux's `PATH_MAX`.
 pub const MAX_PATH: usize = 4096;
 
+/// The deepest directory the layers may make or reach, counted from the
+/// root: deeper trees would hold one descriptor per level open in
+/// `remove_dir_all`, and recurse as deep in `mkfs.erofs`.
+pub const MAX_DEPTH: usize = 256;
+
+/// The work resolving the layers' paths may take in one build, counted in
+/// components the kernel walks (each lookup walks the whole path from the
+/// root): deep directories and chains of links make it quadratic, and
+/// this keeps it to a minute or so.
+pub const MAX_RESOLVE_WORK: u64 = 1 << 28;
+
 /// What the layers of one build share, bounded by their entries (no path
-/// is kept): how many entries each directory has been given, and whether
-/// holes cost what data does (`mkfs.erofs` writes them out).
-#[derive(Debug, Default)]
+/// is kept): how many entries each directory has been given, whether
+/// holes cost what data does (`mkfs.erofs` writes them out), and how much
+/// resolving work is left.
+#[derive(Debug)]
 pub struct Tree {
     /// By the directory's device and inode.
     entries_in: std::collections::HashMap<(u64, u64), u32>,
     holes_cost: bool,
+    /// Of [`MAX_RESOLVE_WORK`].
+    resolve_work_left: u64,
+}
+
+impl Default for Tree {
+    fn default() -> Tree {
+        Tree {
+            entries_in: std::collections::HashMap::new(),
+            holes_cost: false,
+            resolve_work_left: MAX_RESOLVE_WORK,
+        }
+    }
 }
 
 impl Tree {
@@ -69,6 +93,13 @@ impl Tree {
             holes_cost,
             ..Tree::default()
         }
+    }
+
+    /// Counts one more entry in `dir`; false past [`MAX_DIRECTORY_ENTRIES`].
+    fn count_in(&mut self, dir: &fs::Metadata) -> bool {
+        let count = self.entries_in.entry((dir.dev(), dir.ino())).or_default();
+        *count += 1;
+        *count <= MAX_DIRECTORY_ENTRIES
     }
 }
 
@@ -112,6 +143,14 @@ pub enum LayerError {
         "Layer entry {0}: its directory would hold more than {MAX_DIRECTORY_ENTRIES} entries, the most the builder makes in one"
     )]
     CrowdedDirectory(String),
+    #[error(
+        "Layer entry {0}: it lies deeper than {MAX_DEPTH} directories below the root, the most the builder makes or follows"
+    )]
+    TooDeep(String),
+    #[error(
+        "Layer entry {0}: resolving the layers' paths took more than this build's bound of {MAX_RESOLVE_WORK} steps (directories nested deep, chains of links)"
+    )]
+    TooMuchResolving(String),
 }
 
 /// What applying a layer did.
@@ -235,8 +274,16 @@ fn apply_entry<R: Read>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let parent = resolve(root, relative.parent().unwrap_or(Path::new("")))
-        .map_err(fail("resolve its directory"))?;
+    let parent = match resolve_within(
+        root,
+        relative.parent().unwrap_or(Path::new("")),
+        &mut tree.resolve_work_left,
+    ) {
+        Ok(parent) => parent,
+        Err(Unresolved::TooDeep) => return Err(LayerError::TooDeep(name)),
+        Err(Unresolved::TooMuchWork) => return Err(LayerError::TooMuchResolving(name)),
+        Err(Unresolved::Io(e)) => return Err(fail("resolve its directory")(e)),
+    };
     if file_name == ".wh..wh..opq" {
         // Opaque: what earlier layers put in this directory is hidden.
         remove_children(&parent, made).map_err(fail("empty the opaque directory"))?;
@@ -273,13 +320,11 @@ fn apply_entry<R: Read>(
     if kind.is_gnu_sparse() && tree.holes_cost && !meter.charge(entry.size()) {
         return Err(LayerError::TooLarge(meter.limit()));
     }
-    fs::create_dir_all(&parent).map_err(fail("create its directory"))?;
+    make_parents(&parent, meter, tree, &name)?;
     let target = parent.join(&file_name);
     if fs::symlink_metadata(&target).is_err() {
         let dir = fs::symlink_metadata(&parent).map_err(fail("look at its directory"))?;
-        let count = tree.entries_in.entry((dir.dev(), dir.ino())).or_default();
-        *count += 1;
-        if *count > MAX_DIRECTORY_ENTRIES {
+        if !tree.count_in(&dir) {
             return Err(LayerError::CrowdedDirectory(name));
         }
     }
@@ -381,10 +426,70 @@ fn clean(path: &Path) -> Option<PathBuf> {
     (!parts.is_empty()).then(|| parts.iter().collect())
 }
 
+/// Makes the directories an entry's path names and no entry made (`a/b/`
+/// for an entry `a/b/c` alone), as the entries they are: each costs what
+/// an entry costs and counts in its own directory.
+fn make_parents(dir: &Path, meter: &Meter, tree: &mut Tree, name: &str) -> Result<(), LayerError> {
+    let fail = |source| LayerError::Entry {
+        path: name.to_owned(),
+        what: "create its directory".into(),
+        source,
+    };
+    let mut missing = Vec::new();
+    let mut here = dir;
+    while fs::symlink_metadata(here).is_err() {
+        missing.push(here);
+        here = here
+            .parent()
+            .ok_or_else(|| fail(io::ErrorKind::NotFound.into()))?;
+    }
+    for dir in missing.into_iter().rev() {
+        if !meter.charge(ENTRY_COST) {
+            return Err(LayerError::TooLarge(meter.limit()));
+        }
+        let parent = dir.parent().unwrap_or(dir);
+        let parent = fs::symlink_metadata(parent).map_err(fail)?;
+        if !tree.count_in(&parent) {
+            return Err(LayerError::CrowdedDirectory(name.to_owned()));
+        }
+        fs::create_dir(dir).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Why a path could not be resolved.
+#[derive(Debug)]
+enum Unresolved {
+    /// Deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// The work allowed ran out.
+    TooMuchWork,
+    Io(io::Error),
+}
+
 /// `relative` inside `root`, following the symbolic links met on the way
 /// as the image would see them (an absolute target from `root`, a relative
-/// one from the link's directory), never out of `root`.
+/// one from the link's directory), never out of `root`, and never deeper
+/// than [`MAX_DEPTH`]: with a budget of its own (a path's length in
+/// components, times 40 links).
 pub fn resolve(root: &Path, relative: &Path) -> io::Result<PathBuf> {
+    let mut work = (MAX_PATH as u64) * 40 * MAX_DEPTH as u64;
+    resolve_within(root, relative, &mut work).map_err(|e| match e {
+        Unresolved::TooDeep => {
+            io::Error::other(format!("it lies deeper than {MAX_DEPTH} directories"))
+        }
+        Unresolved::TooMuchWork => io::Error::other("it takes too many steps to resolve"),
+        Unresolved::Io(e) => e,
+    })
+}
+
+/// [`resolve`], taking its work (each lookup costs the components it
+/// walks) from `work_left`.
+fn resolve_within(
+    root: &Path,
+    relative: &Path,
+    work_left: &mut u64,
+) -> Result<PathBuf, Unresolved> {
     const MAX_LINKS: usize = 40;
     // One path, pushed and popped: linear in the components.
     let mut here = root.to_path_buf();
@@ -406,13 +511,16 @@ pub fn resolve(root: &Path, relative: &Path) -> io::Result<PathBuf> {
             continue;
         }
         here.push(&part);
+        *work_left = work_left
+            .checked_sub(depth as u64 + 1)
+            .ok_or(Unresolved::TooMuchWork)?;
         match fs::symlink_metadata(&here) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err(io::Error::other("too many symbolic links"));
+                    return Err(Unresolved::Io(io::Error::other("too many symbolic links")));
                 }
-                let target = fs::read_link(&here)?;
+                let target = fs::read_link(&here).map_err(Unresolved::Io)?;
                 here.pop();
                 if target.is_absolute() {
                     here = root.to_path_buf();
@@ -424,7 +532,12 @@ pub fn resolve(root: &Path, relative: &Path) -> io::Result<PathBuf> {
                 parts.reverse();
                 todo.extend(parts);
             }
-            _ => depth += 1,
+            _ => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Unresolved::TooDeep);
+                }
+            }
         }
     }
     Ok(here)

@@ -50,7 +50,8 @@ Options:
                              default: its contents and half again, plus 64 MiB)
       --max-size SIZE        the most the layers together may unpack to, in MiB, or with
                              M or G (default: --size when given, else ten times the
-                             compressed layers and at least 1G); past it the build stops
+                             compressed layers and five times the uncompressed ones, at
+                             least 1G); past it the build stops
       --vminit PATH          the vminit binary for /init, for --arch (default: vminit-ARCH,
                              else a vminit for ARCH, beside this program, else on PATH;
                              the release tarball carries vminit-x86_64 and vminit-aarch64)

@@ -75,6 +75,12 @@ pub enum SourceError {
     TooLong { what: String, max: u64 },
     #[error("Archive {0}: an entry's headers (long names, PAX records) take more than 1 MiB")]
     ArchiveHeaders(String),
+    #[error(
+        "The image index lists {0} manifests, more than the {MAX_INDEX_MANIFESTS} this tool reads"
+    )]
+    TooManyManifests(usize),
+    #[error("The image nests more than {0} indexes")]
+    NestedTooDeep(usize),
     #[error("Archive {archive}: entry {entry} {problem}")]
     ArchiveEntry {
         archive: String,
@@ -257,12 +263,16 @@ fn unpack_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     files: &mut Files,
 ) -> Result<(), SourceError> {
+    // Names shown escaped and cut: an error stays one line.
     let fail = |entry: &Path, problem| SourceError::ArchiveEntry {
         archive: file.display().to_string(),
-        entry: entry.display().to_string(),
+        entry: vminit::config::error::shorten_to(&entry.to_string_lossy(), 256),
         problem,
     };
     let name = entry.path().map_err(read_error(file))?.into_owned();
+    if name.as_os_str().len() > crate::layers::MAX_PATH {
+        return Err(fail(&name, "has a path longer than 4096 bytes"));
+    }
     let relative: PathBuf = name
         .components()
         .filter(|c| *c != Component::CurDir)
@@ -361,9 +371,16 @@ fn open_blob(layout: &Files, descriptor: &Descriptor) -> Result<(File, PathBuf),
     Ok((file, path))
 }
 
-/// Reads a small blob (an index, a manifest, a config) whole and checks it.
+/// Reads a small blob (an index, a manifest, a config) whole and checks it;
+/// one whose descriptor says it is too long is refused unread.
 fn read_blob(layout: &Files, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
     let digest = descriptor.digest().to_string();
+    if descriptor.size() > MAX_DOCUMENT {
+        return Err(SourceError::TooLong {
+            what: format!("Blob {digest}"),
+            max: MAX_DOCUMENT,
+        });
+    }
     let (file, path) = open_blob(layout, descriptor)?;
     let bytes = files::read_at_most(file, MAX_DOCUMENT)
         .map_err(|r| SourceError::refused(format!("Blob {digest}"), &layout.base.join(&path), r))?;
@@ -430,6 +447,7 @@ fn open_layout(files: Files, tag: Option<&str>, arch: &str) -> Result<Image, Sou
         })?;
     let index = ImageIndex::from_reader(index_bytes.as_slice())
         .map_err(|e| parse_error("the image index", &index_path)(e.to_string()))?;
+    few_enough(&index)?;
     let chosen: Vec<&Descriptor> = match tag {
         Some(tag) => index
             .manifests()
@@ -449,10 +467,16 @@ fn open_layout(files: Files, tag: Option<&str>, arch: &str) -> Result<Image, Sou
         (many, _) => return Err(SourceError::Ambiguous(many.len())),
     };
     // A multi-platform index: the target architecture's image.
+    let mut nested_indexes = 0;
     while is_index(descriptor.media_type()) {
+        nested_indexes += 1;
+        if nested_indexes > MAX_NESTED_INDEXES {
+            return Err(SourceError::NestedTooDeep(MAX_NESTED_INDEXES));
+        }
         let bytes = read_blob(&files, &descriptor)?;
         let nested = ImageIndex::from_reader(bytes.as_slice())
             .map_err(|e| parse_error("an image index", dir)(e.to_string()))?;
+        few_enough(&nested)?;
         let wanted = oci_arch(arch);
         descriptor = nested
             .manifests()
@@ -495,6 +519,20 @@ fn open_layout(files: Files, tag: Option<&str>, arch: &str) -> Result<Image, Sou
         root: None,
         id: descriptor.digest().to_string(),
     })
+}
+
+/// The most manifests an index may list: a multi-platform image has a few
+/// dozen, attestations included.
+pub const MAX_INDEX_MANIFESTS: usize = 1024;
+/// The most indexes one image may nest.
+pub const MAX_NESTED_INDEXES: usize = 8;
+
+/// Refuses an index of more than [`MAX_INDEX_MANIFESTS`] manifests.
+fn few_enough(index: &ImageIndex) -> Result<(), SourceError> {
+    match index.manifests().len() {
+        n if n > MAX_INDEX_MANIFESTS => Err(SourceError::TooManyManifests(n)),
+        _ => Ok(()),
+    }
 }
 
 /// How a layer of this media type is compressed.

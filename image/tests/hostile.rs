@@ -12,78 +12,15 @@ mod common;
 use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::guarded::{GUARD, assert_nothing_left, assert_refused, build, command, wait_guarded};
 use common::{hex, layer, oci, stderr, tempdir};
-use serde_json::json;
-
-/// The address space the builder runs in.
-const MEMORY: &str = "--as=1073741824";
-/// Only against hangs.
-const GUARD: Duration = Duration::from_secs(180);
 
 const ZSTD_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-
-fn command(source: &str, out: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new("prlimit");
-    command
-        .args([MEMORY, "--", env!("CARGO_BIN_EXE_vminit-image")])
-        .args(["build", source, "--output"])
-        .arg(out)
-        .arg("--vminit")
-        .arg(common::static_vminit())
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Builds under the memory limit; a build that outlives [`GUARD`] fails
-/// the test as hung.
-fn build(source: &str, out: &Path, extra: &[&str]) -> Output {
-    wait_guarded(command(source, out, extra).spawn().unwrap())
-}
-
-fn wait_guarded(mut child: Child) -> Output {
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > GUARD {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("hung for {GUARD:?}: {}", stderr(&output));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// Exit status 2 and one line on stderr that says `needle`.
-fn assert_refused(output: &Output, needle: &str) {
-    let text = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
-    assert!(text.contains(needle), "wanted {needle:?}: {text}");
-    assert_eq!(text.lines().count(), 1, "one line: {text}");
-}
-
-/// Nothing of the build is left in `out`.
-fn assert_nothing_left(out: &Path) {
-    for name in [
-        ".rootfs",
-        ".unpacked",
-        ".rootfs-key",
-        "rootfs.ext4",
-        "metadata.json",
-        "initramfs.cpio.gz",
-    ] {
-        assert!(
-            std::fs::symlink_metadata(out.join(name)).is_err(),
-            "{name} left in {}",
-            out.display()
-        );
-    }
-}
+use serde_json::json;
 
 /// A small good layer, its blob and its DiffID.
 fn small_layer() -> (Vec<u8>, String) {

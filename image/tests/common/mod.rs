@@ -2,6 +2,8 @@
 //! the binary run on them.
 #![allow(dead_code)]
 
+pub mod guarded;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -151,7 +151,7 @@ struct Run {
 }
 
 impl Run {
-    const HEADER: &str = "| run | RSS at the start → end (kB) | fds | oldest zombie (ms) | forks (a second) | orphans | signals sent / forwarded and counted | status |\n|---|---|---|---|---|---|---|---|";
+    const HEADER: &str = "| run | vminit's RSS, start → end (kB) | fds, start → end | oldest zombie (ms) | forks (a second) | orphans | signals sent / forwarded and counted | status |\n|---|---|---|---|---|---|---|---|";
 
     fn from_lines(lines: impl Iterator<Item = String>, status: Option<i32>) -> Run {
         Run {
@@ -164,19 +164,17 @@ impl Run {
         let (Some(first), Some(last)) = (self.reports.first(), self.reports.last()) else {
             return format!("| {name} | no report | | | | | | {:?} |", self.status);
         };
-        let fds: Vec<String> = self.reports.iter().map(|r| r.fds.to_string()).collect();
-        let zombies = self
-            .reports
-            .iter()
-            .map(|r| r.zombie_max_ms)
-            .max()
-            .unwrap_or(0);
+        let most = |field: fn(&Report) -> u64| self.reports.iter().map(field).max().unwrap_or(0);
         let rate = last.forks / last.seconds.max(1);
         format!(
-            "| {name} | {} → {} | {} | {zombies} | {} ({rate}) | {} | {} / {} | {} |",
+            "| {name} | {} → {} (most {}) | {} → {} (most {}) | {} | {} ({rate}) | {} | {} / {} | {} |",
             first.rss_kb,
             last.rss_kb,
-            fds.join(", "),
+            most(|r| r.rss_kb),
+            first.fds,
+            last.fds,
+            most(|r| r.fds),
+            most(|r| r.zombie_max_ms),
             last.forks,
             last.orphans,
             last.sent,
