@@ -126,7 +126,7 @@ impl Ending {
 
     /// Container: returns the exit code for `main`. VM: never returns.
     pub fn finish(&mut self, exit_code: i32, signal: Option<i32>) -> i32 {
-        log::bound_console();
+        log::bound_console(self.vm);
         if let Some(path) = self.hidden_metadata.take().filter(|_| !self.vm) {
             // The caller's mount namespace outlives a container's vminit.
             if let Err(e) = crate::sys::mount::detach(&path) {

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::config::settings::{LogTarget, Verbosity};
@@ -146,10 +146,15 @@ pub fn always(message: fmt::Arguments<'_>) {
 }
 
 /// How long the console may make no progress at all, once the app has
-/// ended, before its lines are given up: as long as the flush's bound. A
-/// host's log collector that pauses for a few seconds loses nothing.
+/// ended, before its lines are given up, in a VM: as long as the flush's
+/// bound. A host's log collector that pauses for a few seconds loses
+/// nothing, and the exit line is what the host reads the status from.
 pub const CONSOLE_STALL: Duration = Duration::from_secs(10);
-/// How long the console's lines may take in all once the app has ended,
+/// The same in a container, whose status is its exit, not a line: short,
+/// so that a stderr nobody reads cannot hold the end past an engine's stop
+/// timeout.
+pub const CONTAINER_CONSOLE_STALL: Duration = Duration::from_secs(1);
+/// How long the console's lines may wait in all once the app has ended,
 /// progress or not: a console that trickles cannot hold the end either.
 pub const CONSOLE_TOTAL: Duration = Duration::from_secs(60);
 
@@ -162,35 +167,46 @@ struct EndConsole {
     /// A non-blocking twin of fd 2 (see `stdio::nonblocking_twin_of_stderr`);
     /// `None` when fd 2 cannot block (a regular file) or cannot be reopened.
     twin: Option<File>,
-    /// One stall for every line: once the console has made no progress
-    /// for [`CONSOLE_STALL`], later lines wait no more unless it moves.
+    /// One stall for every line: once the console has waited
+    /// [`CONSOLE_STALL`] without progress, later lines only look whether
+    /// it moves again.
     stall: Mutex<Stall>,
 }
 
 impl EndConsole {
     /// Writes `bytes` while the console makes progress; true when all went
-    /// out.
+    /// out. A write from within another (the panic hook's) does not wait.
     fn write(&self, bytes: &[u8]) -> bool {
-        match &self.twin {
-            Some(twin) => {
-                let mut stall = self.stall.lock().unwrap_or_else(PoisonError::into_inner);
-                crate::sys::stdio::write_within(twin.as_raw_fd(), bytes, &mut stall)
-                    .is_ok_and(|n| n == bytes.len())
-            }
-            None => std::io::stderr().write_all(bytes).is_ok(),
-        }
+        let Some(twin) = &self.twin else {
+            return std::io::stderr().write_all(bytes).is_ok();
+        };
+        let mut fresh = Stall::new(Duration::ZERO, Duration::ZERO);
+        let mut held = self.stall.try_lock();
+        let stall = match &mut held {
+            Ok(stall) => &mut **stall,
+            Err(TryLockError::Poisoned(poisoned)) => &mut **poisoned.get_mut(),
+            Err(TryLockError::WouldBlock) => &mut fresh,
+        };
+        crate::sys::stdio::write_within(twin.as_raw_fd(), bytes, stall)
+            .is_ok_and(|n| n == bytes.len())
     }
 }
 
 /// From here on, console lines never block vminit for long: they wait
-/// while the console makes progress, [`CONSOLE_STALL`] without any and
+/// while the console makes progress, [`CONSOLE_STALL`] without any in a VM
+/// (`vm`), [`CONTAINER_CONSOLE_STALL`] in a container, and
 /// [`CONSOLE_TOTAL`] in all, shared by every line (output stopped by XOFF,
 /// a pipe nobody reads, a host that stopped reading the serial port). For
 /// the end of the run, between the app's exit and vminit's.
-pub fn bound_console() {
+pub fn bound_console(vm: bool) {
+    let bound = if vm {
+        CONSOLE_STALL
+    } else {
+        CONTAINER_CONSOLE_STALL
+    };
     let _ = END_CONSOLE.get_or_init(|| EndConsole {
         twin: crate::sys::stdio::nonblocking_twin_of_stderr(),
-        stall: Mutex::new(Stall::new(CONSOLE_STALL, CONSOLE_TOTAL)),
+        stall: Mutex::new(Stall::new(bound, CONSOLE_TOTAL)),
     });
 }
 
@@ -199,7 +215,7 @@ pub fn bound_console() {
 /// [`bound_console`]), whatever the console's state; false when it did not
 /// all go out.
 pub fn exit_line(code: i32) -> bool {
-    bound_console();
+    bound_console(true);
     let line = format!("vminit: exit_code={code}\n");
     let Some(end) = END_CONSOLE.get() else {
         return false;

@@ -534,7 +534,7 @@ fn supervise(ending: &mut Ending, config: &Config, scope: Scope, started: Starte
     let outcome = supervisor.wait_for_app();
     ending.timings.app_exit = Some(clock::since_boot());
     // From here to the end, no log line may hold PID 1 up.
-    log::bound_console();
+    log::bound_console(ending.vm);
     if tty::foreground_group() == Some(app) {
         // Back to vminit's group, so the shell that started it gets it back
         // cleanly (SIGTTOU is blocked, so this works from the background).

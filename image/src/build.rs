@@ -36,6 +36,9 @@ use crate::stream::{Compression, Hashing, Meter};
 pub const MIN_DEFAULT_LIMIT: u64 = 1 << 30;
 /// See [`MIN_DEFAULT_LIMIT`].
 pub const DEFAULT_RATIO: u64 = 10;
+/// The most layers an image may have: Docker stops at 125 (its layer
+/// store's depth), so no image Docker runs has more.
+pub const MAX_LAYERS: usize = 256;
 /// See [`MIN_DEFAULT_LIMIT`]: for uncompressed layers.
 pub const PLAIN_RATIO: u64 = 5;
 
@@ -128,10 +131,8 @@ pub enum BuildError {
         status: String,
         output: String,
     },
-    #[error(
-        "The image names layer {0} twice, and it changes files: only an empty layer (BuildKit repeats one) may come again"
-    )]
-    LayerTwice(String),
+    #[error("The image has {0} layers, more than the {MAX_LAYERS} this tool applies")]
+    TooManyLayers(usize),
     #[error("The vminit binary {path} {message}")]
     Vminit { path: String, message: String },
     #[error("Cannot plan the kernel modules from {dir}: {message}")]
@@ -247,15 +248,19 @@ fn stage_and_build(options: &Options, out: &Path) -> Result<Built, BuildError> {
 /// `--max-size` given, else the `--size` given (more cannot fit), else ten
 /// times the compressed layers and five times the uncompressed ones (their
 /// own bytes, and what their entries cost: a layer of empty files charges
-/// 8 times its headers), and at least [`MIN_DEFAULT_LIMIT`].
+/// 9 times its headers), and at least [`MIN_DEFAULT_LIMIT`].
 pub fn default_limit(options: &Options, image: &source::Image) -> u64 {
     let mib = |n: u64| n.saturating_mul(1 << 20);
     if let Some(max) = options.max_size_mib.or(options.size_mib) {
         return mib(max);
     }
+    // Each blob once: one listed again allows no more unpacking (and is
+    // charged again when applied again).
+    let mut counted = std::collections::HashSet::new();
     image
         .layers
         .iter()
+        .filter(|l| counted.insert(l.name()))
         .map(|l| match l.compression {
             Compression::None => l.size.saturating_mul(PLAIN_RATIO),
             _ => l.size.saturating_mul(DEFAULT_RATIO),
@@ -360,29 +365,17 @@ fn fill_root(
             diff_ids: diff_ids.len(),
         });
     }
-    // Each layer applied, by name, with what it made: a blob named again
-    // is applied again only if it is empty (BuildKit repeats its empty
-    // layer), which needs no applying.
-    let mut applied: Vec<(String, layers::Applied)> = Vec::new();
+    if image.layers.len() > MAX_LAYERS {
+        return Err(BuildError::TooManyLayers(image.layers.len()));
+    }
+    // Every layer listed is applied, in order, a layer listed twice twice,
+    // as Docker does (its own `docker save` writes such images); each time
+    // it is charged against the bound.
     for (index, layer) in image.layers.iter().enumerate() {
-        let diff_id = diff_ids.get(index).map(String::as_str);
-        if let Some((name, before)) = applied.iter().find(|(name, _)| *name == layer.name()) {
-            if before.entries > 0 || before.whiteouts > 0 {
-                return Err(BuildError::LayerTwice(name.clone()));
-            }
-            if let Some(diff_id) = diff_id {
-                source::check_hash(diff_id, &before.diff_id).map_err(|_| BuildError::DiffId {
-                    layer: name.clone(),
-                    diff_id: diff_id.to_owned(),
-                    found: before.diff_id.clone(),
-                })?;
-            }
-            continue;
-        }
         let meter = Meter::new(left, limit);
-        let made = apply_layer(staging, &image.files, layer, diff_id, &meter, &mut tree)?;
+        let diff_id = diff_ids.get(index).map(String::as_str);
+        apply_layer(staging, &image.files, layer, diff_id, &meter, &mut tree)?;
         left = left.saturating_sub(meter.used());
-        applied.push((layer.name(), made));
     }
     make_working_dir(image, staging)?;
     // vminit moves the kernel's filesystems into these at the root switch.
@@ -524,7 +517,7 @@ fn apply_layer(
     diff_id: Option<&str>,
     meter: &std::rc::Rc<Meter>,
     tree: &mut layers::Tree,
-) -> Result<layers::Applied, BuildError> {
+) -> Result<(), BuildError> {
     let name = layer.name();
     let path = files.base.join(&layer.path);
     // Nothing unchecked is unpacked; a blob that grows meanwhile is cut.
@@ -559,10 +552,10 @@ fn apply_layer(
         source::check_hash(diff_id, &applied.diff_id).map_err(|_| BuildError::DiffId {
             layer: name,
             diff_id: diff_id.to_owned(),
-            found: applied.diff_id.clone(),
+            found: applied.diff_id,
         })?;
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// Copies a plain root directory, keeping owners, modes, links and times.
@@ -585,7 +578,8 @@ fn make_filesystem(options: &Options, staging: &Path, image: &Path) -> Result<()
             run_tool(
                 Command::new("mkfs.ext4")
                     .args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0"])
-                    .args(["-N", &inodes(size, entries).to_string(), "-d"])
+                    .args(inodes(size, entries).map(|n| format!("-N{n}")))
+                    .arg("-d")
                     .arg(staging)
                     .arg(image)
                     .arg(format!("{size}M")),
@@ -602,13 +596,16 @@ fn make_filesystem(options: &Options, staging: &Path, image: &Path) -> Result<()
     }
 }
 
-/// The inodes a root disk of `size_mib` gets: what mke2fs gives by default
-/// (one per 16 KiB from 512 MiB, per 4 KiB below), or more when the tree
-/// has more `entries` (an image of many small files would otherwise fail
-/// with "Could not allocate inode"), with room to spare.
-fn inodes(size_mib: u64, entries: u64) -> u64 {
+/// The inodes a root disk of `size_mib` must have when the tree's
+/// `entries` need more than mke2fs gives by default (Debian's
+/// `mke2fs.conf`: one per 16 KiB from 512 MiB, per 4 KiB below; an image
+/// of many small files failed with "Could not allocate inode"): one an
+/// entry and a quarter more. `None`: mke2fs's own count will do.
+fn inodes(size_mib: u64, entries: u64) -> Option<u64> {
     let ratio = if size_mib >= 512 { 16 << 10 } else { 4 << 10 };
-    ((size_mib << 20) / ratio).max(entries + entries / 4 + 1024)
+    let default = size_mib.saturating_mul(1 << 20) / ratio;
+    let needed = entries.saturating_add(entries / 4).saturating_add(1024);
+    (needed > default).then_some(needed.min(u64::from(u32::MAX)))
 }
 
 /// The bytes of every file below `dir`, with a block for each entry (a

@@ -274,16 +274,12 @@ fn apply_entry<R: Read>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let parent = match resolve_within(
+    let parent = resolve_within(
         root,
         relative.parent().unwrap_or(Path::new("")),
         &mut tree.resolve_work_left,
-    ) {
-        Ok(parent) => parent,
-        Err(Unresolved::TooDeep) => return Err(LayerError::TooDeep(name)),
-        Err(Unresolved::TooMuchWork) => return Err(LayerError::TooMuchResolving(name)),
-        Err(Unresolved::Io(e)) => return Err(fail("resolve its directory")(e)),
-    };
+    )
+    .map_err(|e| unresolved(e, &name, "resolve its directory"))?;
     if file_name == ".wh..wh..opq" {
         // Opaque: what earlier layers put in this directory is hidden.
         remove_children(&parent, made).map_err(fail("empty the opaque directory"))?;
@@ -336,7 +332,14 @@ fn apply_entry<R: Read>(
         remove_any(&target).map_err(fail("replace what was there"))?;
     }
     made.insert(&target);
-    if make(root, entry, &target, &name, meter)? {
+    if make(
+        root,
+        entry,
+        &target,
+        &name,
+        meter,
+        &mut tree.resolve_work_left,
+    )? {
         set_attributes(&target, entry, kind).map_err(fail("set its owner, mode or times"))?;
     }
     applied.entries += 1;
@@ -351,6 +354,7 @@ fn make<R: Read>(
     target: &Path,
     name: &str,
     meter: &Meter,
+    resolve_work_left: &mut u64,
 ) -> Result<bool, LayerError> {
     let fail = |what: &'static str| {
         move |source| LayerError::Entry {
@@ -377,12 +381,13 @@ fn make<R: Read>(
             // component not followed: a hard link to a symbolic link
             // links the link.
             let source = clean(&link)
-                .map(|l| -> io::Result<PathBuf> {
-                    let dir = resolve(root, l.parent().unwrap_or(Path::new("")))?;
-                    Ok(dir.join(l.file_name().unwrap_or_default()))
+                .map(|l| {
+                    let dir = l.parent().unwrap_or(Path::new(""));
+                    let dir = resolve_within(root, dir, resolve_work_left);
+                    dir.map(|dir| dir.join(l.file_name().unwrap_or_default()))
                 })
                 .transpose()
-                .map_err(fail("resolve its target"))?
+                .map_err(|e| unresolved(e, name, "resolve its target"))?
                 .filter(|p| p.symlink_metadata().is_ok())
                 .ok_or_else(|| {
                     LayerError::MissingLinkTarget(name.to_owned(), link.display().to_string())
@@ -455,6 +460,20 @@ fn make_parents(dir: &Path, meter: &Meter, tree: &mut Tree, name: &str) -> Resul
         fs::create_dir(dir).map_err(fail)?;
     }
     Ok(())
+}
+
+/// The error for an entry `name` whose path (`what`) could not be
+/// resolved.
+fn unresolved(error: Unresolved, name: &str, what: &str) -> LayerError {
+    match error {
+        Unresolved::TooDeep => LayerError::TooDeep(name.to_owned()),
+        Unresolved::TooMuchWork => LayerError::TooMuchResolving(name.to_owned()),
+        Unresolved::Io(source) => LayerError::Entry {
+            path: name.to_owned(),
+            what: what.to_owned(),
+            source,
+        },
+    }
 }
 
 /// Why a path could not be resolved.
@@ -533,8 +552,9 @@ fn resolve_within(
                 todo.extend(parts);
             }
             _ => {
+                // A directory here holds entries one level deeper.
                 depth += 1;
-                if depth > MAX_DEPTH {
+                if depth >= MAX_DEPTH {
                     return Err(Unresolved::TooDeep);
                 }
             }
@@ -686,6 +706,11 @@ mod tests {
         )
     }
 
+    /// [`plain`] with `tree`.
+    fn plain_with(root: &Path, bytes: &[u8], tree: &mut Tree) -> Result<Applied, LayerError> {
+        apply(root, bytes, Compression::None, &unbounded(), tree)
+    }
+
     fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         build(&mut builder);
@@ -725,6 +750,42 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn resolving_is_paid_for_by_every_entry_hard_links_too() {
+        // A deep directory, a file in it, then a hard link to the file: each
+        // lookup walks the path from the root, and the link's too.
+        let deep = "d/".repeat(100);
+        let root = root("resolve-work");
+        let linked = layer(|b| {
+            file(b, &format!("{deep}f"), "x");
+            link(b, &format!("{deep}g"), &format!("{deep}f"), true);
+        });
+        let mut tree = Tree::default();
+        plain_with(&root, &linked, &mut tree).unwrap();
+        let spent = MAX_RESOLVE_WORK - tree.resolve_work_left;
+        // Two entries' directories, and the link's target's: 3 × 1..=100.
+        assert_eq!(spent, 3 * (1..=100).sum::<u64>());
+        // With only the two directories' worth left, the link is refused.
+        let mut tree = Tree {
+            resolve_work_left: 2 * (1..=100).sum::<u64>(),
+            ..Tree::default()
+        };
+        fs::remove_dir_all(&root).unwrap();
+        fs::create_dir_all(&root).unwrap();
+        let refused = plain_with(&root, &linked, &mut tree).unwrap_err();
+        assert!(
+            matches!(refused, LayerError::TooMuchResolving(_)),
+            "{refused}"
+        );
+        // And a directory 256 deep is refused, 255 is not.
+        let too_deep = layer(|b| file(b, &format!("{}f", "e/".repeat(256)), "x"));
+        let refused = plain(&root, &too_deep).unwrap_err();
+        assert!(matches!(refused, LayerError::TooDeep(_)), "{refused}");
+        let deepest = layer(|b| file(b, &format!("{}f", "e/".repeat(255)), "x"));
+        plain(&root, &deepest).unwrap();
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

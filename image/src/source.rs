@@ -75,12 +75,10 @@ pub enum SourceError {
     TooLong { what: String, max: u64 },
     #[error("Archive {0}: an entry's headers (long names, PAX records) take more than 1 MiB")]
     ArchiveHeaders(String),
-    #[error(
-        "The image index lists {0} manifests, more than the {MAX_INDEX_MANIFESTS} this tool reads"
-    )]
-    TooManyManifests(usize),
-    #[error("The image nests more than {0} indexes")]
-    NestedTooDeep(usize),
+    #[error("{what} lists {count} manifests, more than the {MAX_INDEX_MANIFESTS} this tool reads")]
+    TooManyManifests { what: String, count: usize },
+    #[error("Blob {0}, an image index, is nested more than {MAX_NESTED_INDEXES} deep")]
+    NestedTooDeep(String),
     #[error("Archive {archive}: entry {entry} {problem}")]
     ArchiveEntry {
         archive: String,
@@ -326,6 +324,9 @@ fn unpack_entry<R: Read>(
                 .map_err(read_error(file))?
                 .unwrap_or_default()
                 .into_owned();
+            if target.as_os_str().len() > crate::layers::MAX_PATH {
+                return Err(fail(&name, "links to a path longer than 4096 bytes"));
+            }
             files.not_extracted.remove(&relative);
             files.links.insert(relative, target);
         }
@@ -447,7 +448,7 @@ fn open_layout(files: Files, tag: Option<&str>, arch: &str) -> Result<Image, Sou
         })?;
     let index = ImageIndex::from_reader(index_bytes.as_slice())
         .map_err(|e| parse_error("the image index", &index_path)(e.to_string()))?;
-    few_enough(&index)?;
+    few_enough(&index, || "The image layout's index.json".into())?;
     let chosen: Vec<&Descriptor> = match tag {
         Some(tag) => index
             .manifests()
@@ -469,14 +470,15 @@ fn open_layout(files: Files, tag: Option<&str>, arch: &str) -> Result<Image, Sou
     // A multi-platform index: the target architecture's image.
     let mut nested_indexes = 0;
     while is_index(descriptor.media_type()) {
+        let digest = descriptor.digest().to_string();
         nested_indexes += 1;
         if nested_indexes > MAX_NESTED_INDEXES {
-            return Err(SourceError::NestedTooDeep(MAX_NESTED_INDEXES));
+            return Err(SourceError::NestedTooDeep(digest));
         }
         let bytes = read_blob(&files, &descriptor)?;
         let nested = ImageIndex::from_reader(bytes.as_slice())
             .map_err(|e| parse_error("an image index", dir)(e.to_string()))?;
-        few_enough(&nested)?;
+        few_enough(&nested, || format!("Blob {digest}, an image index,"))?;
         let wanted = oci_arch(arch);
         descriptor = nested
             .manifests()
@@ -527,10 +529,14 @@ pub const MAX_INDEX_MANIFESTS: usize = 1024;
 /// The most indexes one image may nest.
 pub const MAX_NESTED_INDEXES: usize = 8;
 
-/// Refuses an index of more than [`MAX_INDEX_MANIFESTS`] manifests.
-fn few_enough(index: &ImageIndex) -> Result<(), SourceError> {
+/// Refuses an index (`what`) of more than [`MAX_INDEX_MANIFESTS`]
+/// manifests.
+fn few_enough(index: &ImageIndex, what: impl FnOnce() -> String) -> Result<(), SourceError> {
     match index.manifests().len() {
-        n if n > MAX_INDEX_MANIFESTS => Err(SourceError::TooManyManifests(n)),
+        count if count > MAX_INDEX_MANIFESTS => Err(SourceError::TooManyManifests {
+            what: what(),
+            count,
+        }),
         _ => Ok(()),
     }
 }

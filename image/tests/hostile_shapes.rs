@@ -6,7 +6,8 @@
 //! - directories nested 10,000 deep, through links to directories;
 //! - a path of 64 KB, in a layer and in a `docker save` archive;
 //! - hard links that form a cycle through whiteouts;
-//! - a manifest that names the same (non-empty) blob twice;
+//! - a manifest that names the same blob again and again (applied each
+//!   time, as Docker does, and charged each time), or 300 layers;
 //! - an index of 10,000 manifests, and indexes nested 9 deep;
 //! - a config of 100 MB.
 //!
@@ -68,12 +69,11 @@ fn header(kind: tar::EntryType, size: u64) -> tar::Header {
     header
 }
 
-#[test]
-fn a_layer_of_a_million_empty_files_stops_at_the_bound() {
-    // Gzip, as registries serve layers: a few MB for 512 MB of headers.
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(encoder);
-    for dir in 0..1000 {
+/// A tar stream into `into` of `dirs` × 1000 empty files, `dN/fM`, with
+/// no entry for the directories.
+fn empty_files<W: std::io::Write>(into: W, dirs: usize) -> W {
+    let mut builder = tar::Builder::new(into);
+    for dir in 0..dirs {
         for file in 0..1000 {
             let mut header = header(tar::EntryType::Regular, 0);
             builder
@@ -81,7 +81,14 @@ fn a_layer_of_a_million_empty_files_stops_at_the_bound() {
                 .unwrap();
         }
     }
-    let blob = builder.into_inner().unwrap().finish().unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn a_layer_of_a_million_empty_files_stops_at_the_bound() {
+    // Gzip, as registries serve layers: a few MB for 512 MB of headers.
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let blob = empty_files(encoder, 1000).finish().unwrap();
     let no_diff_id = [format!("sha256:{}", "0".repeat(64))];
     let (layout, ..) = oci("million", &[(GZ_LAYER, blob)], &no_diff_id);
     refused(
@@ -96,21 +103,9 @@ fn a_layer_of_a_million_empty_files_stops_at_the_bound() {
 fn a_plain_layer_of_many_files_is_held_to_its_own_size() {
     // An uncompressed layer is not allowed ten times its size: 300,000
     // empty files (150 MB of headers) charge 1.2 GB, more than five times.
-    let mut builder = tar::Builder::new(Vec::new());
-    for dir in 0..300 {
-        for file in 0..1000 {
-            let mut header = header(tar::EntryType::Regular, 0);
-            builder
-                .append_data(&mut header, format!("d{dir}/f{file}"), &[][..])
-                .unwrap();
-        }
-    }
+    let tar = empty_files(Vec::new(), 300);
     let no_diff_id = [format!("sha256:{}", "0".repeat(64))];
-    let (layout, ..) = oci(
-        "plain-many",
-        &[(TAR_LAYER, builder.into_inner().unwrap())],
-        &no_diff_id,
-    );
+    let (layout, ..) = oci("plain-many", &[(TAR_LAYER, tar)], &no_diff_id);
     refused(
         &source(&layout),
         layout.parent().unwrap(),
@@ -123,16 +118,7 @@ fn a_plain_layer_of_many_files_is_held_to_its_own_size() {
 fn an_image_of_120_000_files_gets_the_inodes_it_needs() {
     // mke2fs gives one inode per 16 KiB of a disk this size: 49,000, and
     // the build failed with "Could not allocate inode" (on two lines).
-    let mut builder = tar::Builder::new(Vec::new());
-    for dir in 0..120 {
-        for file in 0..1000 {
-            let mut header = header(tar::EntryType::Regular, 0);
-            builder
-                .append_data(&mut header, format!("d{dir}/f{file}"), &[][..])
-                .unwrap();
-        }
-    }
-    let tar = builder.into_inner().unwrap();
+    let tar = empty_files(Vec::new(), 120);
     let diff_id = [format!("sha256:{}", hex(&tar))];
     let (layout, ..) = oci("many-inodes", &[(GZ_LAYER, common::gzip(&tar))], &diff_id);
     let out = layout.with_file_name("out");
@@ -252,42 +238,61 @@ fn hard_links_in_a_cycle_through_whiteouts_are_refused() {
 }
 
 #[test]
-fn a_manifest_naming_a_blob_twice_is_refused_unless_it_is_empty() {
-    let files = layer(&[("app", "#!/bin/sh\n", 'f')]);
-    let diff_id = format!("sha256:{}", hex(&files));
-    let (layout, ..) = oci(
-        "twice",
-        &[(TAR_LAYER, files.clone()), (TAR_LAYER, files)],
-        &[diff_id.clone(), diff_id.clone()],
-    );
+fn a_blob_named_again_and_again_is_charged_each_time_and_stops_at_the_bound() {
+    // One gzip layer of a 128 MiB file of zeros (about 130 KB), named 9
+    // times: it counts once towards the default bound (1 GiB), and each
+    // application is charged against it.
+    let mut builder = tar::Builder::new(Vec::new());
+    let zeros = vec![0u8; 128 << 20];
+    let mut big = header(tar::EntryType::Regular, zeros.len() as u64);
+    builder
+        .append_data(&mut big, "zeros", zeros.as_slice())
+        .unwrap();
+    let tar = builder.into_inner().unwrap();
+    let diff_id = format!("sha256:{}", hex(&tar));
+    let blob = common::gzip(&tar);
+    let layers: Vec<(&str, Vec<u8>)> = (0..9).map(|_| (GZ_LAYER, blob.clone())).collect();
+    let (layout, ..) = oci("named-again", &layers, &vec![diff_id; 9]);
     refused(
         &source(&layout),
         layout.parent().unwrap(),
-        "names layer sha256:",
+        "The layers unpack to more than 1024 MiB",
         &[],
     );
-    // An empty layer, as BuildKit repeats one, may come again (Docker
-    // runs such images).
-    let files = layer(&[("app", "#!/bin/sh\n", 'f')]);
-    let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
-    let ids = [
-        format!("sha256:{}", hex(&empty)),
-        format!("sha256:{}", hex(&files)),
-        format!("sha256:{}", hex(&empty)),
-    ];
+    // Past 256 layers, none is applied.
+    let small = layer(&[("app", "#!/bin/sh\n", 'f')]);
+    let diff_id = format!("sha256:{}", hex(&small));
+    let layers: Vec<(&str, Vec<u8>)> = (0..300).map(|_| (TAR_LAYER, small.clone())).collect();
+    let (layout, ..) = oci("many-layers", &layers, &vec![diff_id; 300]);
+    refused(
+        &source(&layout),
+        layout.parent().unwrap(),
+        "The image has 300 layers, more than the 256 this tool applies",
+        &[],
+    );
+}
+
+#[test]
+fn a_layer_named_twice_is_applied_twice_in_order_as_docker_does() {
+    // A writes /x, B rewrites it, A again: /x is A's, as under Docker.
+    let a = layer(&[("x", "from a\n", 'f')]);
+    let b = layer(&[("x", "from b\n", 'f')]);
+    let ids: Vec<String> = [&a, &b, &a]
+        .iter()
+        .map(|t| format!("sha256:{}", hex(t)))
+        .collect();
     let (layout, ..) = oci(
-        "twice-empty",
-        &[
-            (TAR_LAYER, empty.clone()),
-            (TAR_LAYER, files),
-            (TAR_LAYER, empty),
-        ],
+        "twice-in-order",
+        &[(TAR_LAYER, a.clone()), (TAR_LAYER, b), (TAR_LAYER, a)],
         &ids,
     );
     let out = layout.with_file_name("out");
     let result = build(&source(&layout), &out, &[]);
     assert!(result.status.success(), "{}", common::stderr(&result));
-    assert!(out.join("rootfs.ext4").exists());
+    assert_eq!(
+        common::debugfs_cat(&out.join("rootfs.ext4"), "/x"),
+        "from a\n"
+    );
 }
 
 /// Rewrites `layout`'s index.json to list `manifest` `count` times.
@@ -313,7 +318,7 @@ fn an_index_of_ten_thousand_manifests_or_nested_nine_deep_is_refused() {
     refused(
         &source(&layout),
         layout.parent().unwrap(),
-        "The image index lists 10000 manifests, more than the 1024",
+        "The image layout's index.json lists 10000 manifests, more than the 1024",
         &[],
     );
     // Nine indexes, each the platform's entry of the one above.
@@ -329,7 +334,7 @@ fn an_index_of_ten_thousand_manifests_or_nested_nine_deep_is_refused() {
     refused(
         &source(&layout),
         layout.parent().unwrap(),
-        "The image nests more than 8 indexes",
+        "an image index, is nested more than 8 deep",
         &[],
     );
 }

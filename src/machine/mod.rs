@@ -2,6 +2,7 @@
 //! it (filesystems, console, loopback, Ctrl-Alt-Del) and how it ends the
 //! machine afterwards (sync, unmount, status file, exit line, power-off).
 
+use std::io::{Read, Write};
 use std::path::Path;
 
 pub mod files;
@@ -19,7 +20,7 @@ use crate::config::Config;
 use crate::config::settings::Shutdown;
 use crate::record::{Report, steps};
 use crate::sys::mount::{self, Mount};
-use crate::sys::{clock, net, power, process, signal, stdio};
+use crate::sys::{clock, fd, net, power, process, signal, stdio};
 use crate::{debug, error, info, log, warn};
 
 /// Where the status record is written.
@@ -312,8 +313,7 @@ pub fn end_console(exit_code: i32, real_machine: bool) {
     if !log::exit_line(exit_code) && real_machine {
         log::kmsg_fallback(format_args!(
             "exit_code={exit_code} (the console did not take and send the line: \
-             it made no progress for {:?}, output stopped?)",
-            log::CONSOLE_STALL
+             it stalled, or its output is stopped)"
         ));
     }
 }
@@ -354,22 +354,34 @@ pub fn watch_mounts() -> WatchedMounts {
 }
 
 /// Syncs each watched filesystem, saying which lost writes, then the rest;
-/// unmounts (or remounts read-only) the disks, and syncs again.
-fn flush(watched: WatchedMounts) {
+/// unmounts (or remounts read-only) the disks, and syncs again. Writes the
+/// warnings it has to `out`, a line each. (A mount left read-only, as the
+/// root always is, needs no word.)
+fn flush(watched: WatchedMounts, out: &mut dyn Write) {
     for (target, file) in watched {
         if let Err(e) = mount::sync_filesystem(&file) {
-            warn!("{target}: its disk failed writes ({e}): what was written there may be lost");
+            let _ = writeln!(
+                out,
+                "{target}: its disk failed writes ({e}): what was written there may be lost"
+            );
         }
     }
     mount::sync();
-    let (read_only, writable) = mount::unmount_data();
-    for target in read_only {
-        debug!("remounted {target} read-only: it could not be unmounted");
-    }
+    let (_read_only, writable) = mount::unmount_data();
     for target in writable {
-        warn!("{target} could be neither unmounted nor remounted read-only");
+        let _ = writeln!(
+            out,
+            "{target} could be neither unmounted nor remounted read-only"
+        );
     }
     mount::sync();
+}
+
+/// Logs the warnings [`flush`] wrote.
+fn log_flush(findings: &[u8]) {
+    for line in String::from_utf8_lossy(findings).lines() {
+        warn!("{line}");
+    }
 }
 
 /// Flushes the disks ([`flush`]) in a child process watched from here:
@@ -377,18 +389,42 @@ fn flush(watched: WatchedMounts) {
 /// disks' written sectors go up for [`FLUSH_STALL`], a disk is taken as
 /// hung, the log says so, and the machine ends without it. (A process
 /// rather than a thread: every other process is gone by now, and a thread
-/// stuck in the kernel would keep the disks' files open.)
+/// stuck in the kernel would keep the disks' files open.) The child's
+/// findings come back through a pipe and are logged here, so that no
+/// console line holds the child up while its disks are watched.
 fn flush_disks(watched: WatchedMounts) {
-    // SAFETY: vminit is single-threaded. The closure, and with it this
-    // process's copies of the watched files, is dropped here as soon as
-    // the child is started: they would keep the mounts busy.
-    let child = match unsafe { process::fork_and_run(|| flush(watched)) } {
-        Ok(child) => child,
+    let mut findings = Vec::new();
+    let Ok((reader, writer)) = fd::pipe() else {
+        flush(watched, &mut findings);
+        return log_flush(&findings);
+    };
+    let mut writer = std::fs::File::from(writer);
+    // The closure, and with it this process's copies of the watched files
+    // and of the pipe's write end, is dropped here as soon as the child is
+    // started: the files would keep the mounts busy.
+    let work = move || flush(watched, &mut writer);
+    // SAFETY: vminit is single-threaded.
+    match unsafe { process::fork_and_run(work) } {
+        Ok(child) => watch_flush(child),
         Err(e) => {
             warn!("cannot fork to flush the disks ({e}): flushing without a bound");
-            return flush(Vec::new());
+            flush(Vec::new(), &mut findings);
         }
-    };
+    }
+    // What the child found, also when it hangs: read without waiting
+    // (its few lines fit the pipe, and one read).
+    let mut reader = std::fs::File::from(reader);
+    let mut chunk = [0u8; 4096];
+    if fd::set_nonblocking(&reader).is_ok()
+        && let Ok(n) = reader.read(&mut chunk)
+    {
+        findings.extend_from_slice(&chunk[..n]);
+    }
+    log_flush(&findings);
+}
+
+/// Waits for the flush child `child` while the disks make progress.
+fn watch_flush(child: i32) {
     // Most flushes end at once: then no progress needs measuring, and the
     // reads of /proc that measure it (milliseconds under emulation) are
     // saved.

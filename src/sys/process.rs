@@ -673,16 +673,22 @@ fn scan_by_parent(root: i32) -> Vec<i32> {
     found
 }
 
-/// Those of `pids` in uninterruptible sleep (state `D` in
-/// `/proc/PID/stat`): blocked in the kernel, on a disk or a network
+/// Those of `pids` with a thread in uninterruptible sleep (state `D` in
+/// `/proc/PID/task/TID/stat`: Node, Go or the JVM do their file I/O in
+/// threads of their own): blocked in the kernel, on a disk or a network
 /// filesystem most often, where no signal reaches them until the call
 /// returns.
 pub fn in_uninterruptible_sleep(pids: &[i32]) -> Vec<i32> {
     pids.iter()
         .copied()
         .filter(|pid| {
-            let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
-            state_from_stat(&stat) == Some(b'D')
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.flatten().any(|task| {
+                let stat = std::fs::read(task.path().join("stat")).unwrap_or_default();
+                state_from_stat(&stat) == Some(b'D')
+            })
         })
         .collect()
 }

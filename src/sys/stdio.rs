@@ -110,45 +110,75 @@ pub fn nonblocking_twin_of_stderr() -> Option<std::fs::File> {
 }
 
 /// How long a writer to a device that may stall keeps waiting: while the
-/// device makes progress (takes bytes, or sends what it holds), until
-/// `bound` passes without any, and never past `cap`.
+/// device makes progress (takes bytes, or sends what it holds), until it
+/// has waited `bound` without any, and `total` in all. Only time spent
+/// waiting counts: a quiet spell between two writes is no stall. Once
+/// given up, a later write or drain still looks once, for a tenth of a
+/// second, whether the device moves again.
 #[derive(Debug, Clone, Copy)]
 pub struct Stall {
     bound: Duration,
-    last_progress: Instant,
-    cap: Instant,
+    /// Waited since the last progress.
+    stalled: Duration,
+    /// Waiting left in all.
+    left: Duration,
+    /// The one look a call gets after a give-up.
+    look: bool,
 }
 
 impl Stall {
-    /// Waits up to `bound` without progress, `total` in all, from now.
+    /// Waits up to `bound` without progress, `total` in all.
     pub fn new(bound: Duration, total: Duration) -> Stall {
-        let now = Instant::now();
         Stall {
             bound,
-            last_progress: now,
-            cap: now + total,
+            stalled: Duration::ZERO,
+            left: total,
+            look: false,
         }
     }
 
     /// Waits until `deadline`, progress or not.
     pub fn until(deadline: Instant) -> Stall {
-        Stall {
-            bound: Duration::MAX,
-            last_progress: Instant::now(),
-            cap: deadline,
-        }
+        Stall::new(
+            Duration::MAX,
+            deadline.saturating_duration_since(Instant::now()),
+        )
     }
 
     /// The device made progress: the bound starts again.
     pub fn progressed(&mut self) {
-        self.last_progress = Instant::now();
+        self.stalled = Duration::ZERO;
     }
 
-    /// When waiting ends unless there is progress before.
-    pub fn deadline(&self) -> Instant {
-        self.last_progress
-            .checked_add(self.bound)
-            .map_or(self.cap, |end| end.min(self.cap))
+    /// A write or drain begins: after a give-up it may look once.
+    fn begin(&mut self) {
+        self.look = self.stalled >= self.bound;
+    }
+
+    /// How long the next wait may last, at most [`PROGRESS_LOOK`]; zero
+    /// when it is over.
+    fn next_wait(&mut self) -> Duration {
+        let allowed = if std::mem::take(&mut self.look) {
+            PROGRESS_LOOK
+        } else {
+            self.bound.saturating_sub(self.stalled)
+        };
+        allowed.min(self.left).min(PROGRESS_LOOK)
+    }
+
+    /// Waits, with `wait` (poll or sleep), at most [`Stall::next_wait`];
+    /// false when waiting is over.
+    fn wait(&mut self, wait: impl FnOnce(Duration)) -> bool {
+        let most = self.next_wait();
+        if most.is_zero() {
+            return false;
+        }
+        let start = Instant::now();
+        wait(most);
+        let waited = start.elapsed();
+        self.stalled = self.stalled.saturating_add(waited);
+        self.left = self.left.saturating_sub(waited);
+        true
     }
 }
 
@@ -165,6 +195,14 @@ pub fn queued_output(fd: i32) -> Option<i32> {
     answered.then_some(queued)
 }
 
+/// Notes progress in `stall` when the queue went down from `before` to
+/// `now`.
+fn note_queue(stall: &mut Stall, before: Option<i32>, now: Option<i32>) {
+    if matches!((before, now), (Some(before), Some(now)) if now < before) {
+        stall.progressed();
+    }
+}
+
 /// Writes `bytes` to the non-blocking `fd`, waiting for room with poll(2)
 /// while `stall` allows: each byte taken, and each drop in what the device
 /// holds (see [`queued_output`]), is progress. Returns how many bytes went
@@ -172,6 +210,7 @@ pub fn queued_output(fd: i32) -> Option<i32> {
 pub fn write_within(fd: i32, bytes: &[u8], stall: &mut Stall) -> io::Result<usize> {
     let mut written = 0;
     let mut queued = queued_output(fd);
+    stall.begin();
     while written < bytes.len() {
         let rest = &bytes[written..];
         // SAFETY: `rest` is valid for reads of its length.
@@ -192,31 +231,54 @@ pub fn write_within(fd: i32, bytes: &[u8], stall: &mut Stall) -> io::Result<usiz
                 }
             }
         }
-        let now_queued = queued_output(fd);
-        if now_queued < queued {
-            stall.progressed();
-        }
-        queued = now_queued;
-        let left = stall.deadline().saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        // A device that sends slowly frees room in steps too small to wake
+        // poll (a terminal waits for 256 bytes free): each wait is short.
+        let waited = stall.wait(|most| {
+            let mut poll = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            let millis = libc::c_int::try_from(most.as_millis().max(1)).unwrap_or(100);
+            // SAFETY: one valid pollfd for the call's duration.
+            unsafe { libc::poll(&mut poll, 1, millis) };
+        });
+        if !waited {
             break;
         }
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // A device that sends slowly frees room in steps too small to wake
-        // poll (a terminal waits for 256 bytes free): look again often.
-        let millis = left.min(PROGRESS_LOOK).as_millis().max(1);
-        let millis = libc::c_int::try_from(millis).unwrap_or(100);
-        // SAFETY: one valid pollfd for the call's duration.
-        unsafe { libc::poll(&mut poll, 1, millis) };
+        let now = queued_output(fd);
+        note_queue(stall, queued, now);
+        queued = now;
     }
     Ok(written)
 }
 
-/// How often a stalled writer looks for progress.
+/// Waits, while `stall` allows, until the terminal `fd` has sent what it
+/// holds (`TIOCOUTQ` at zero: the queue shrinking is progress); true when
+/// it has, or when `fd` is no terminal.
+pub fn drain_within(fd: i32, stall: &mut Stall) -> bool {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int to the pointer given.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == -1 {
+        return true;
+    }
+    stall.begin();
+    while queued > 0 {
+        if !stall.wait(|most| std::thread::sleep(most.min(Duration::from_millis(5)))) {
+            return false;
+        }
+        let before = queued;
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == -1 {
+            return true;
+        }
+        note_queue(stall, Some(before), Some(queued));
+    }
+    true
+}
+
+/// How long one wait of a stalled writer lasts at most: how often it looks
+/// for progress.
 const PROGRESS_LOOK: Duration = Duration::from_millis(100);
 
 /// Copies what the pipe `pipe` holds, without waiting for more, to

@@ -51,36 +51,24 @@ pub fn parent_can_resume_us() -> bool {
 }
 
 /// Waits until everything written to standard error has been sent, when
-/// it is a terminal, while `stall` allows (the queue shrinking is
-/// progress); false if output was still queued when it gave up. tcdrain(3)
-/// would wait forever for a terminal whose output is stopped (XOFF, with
-/// IXON on by default), so this polls the output queue's length
-/// (`TIOCOUTQ`, tty_ioctl(4)) instead.
+/// it is a terminal, while `stall` allows (see `stdio::drain_within`);
+/// false if output was still queued when it gave up. tcdrain(3) would wait
+/// forever for a terminal whose output is stopped (XOFF, with IXON on by
+/// default), so the output queue's length (`TIOCOUTQ`, tty_ioctl(4)) is
+/// polled instead, and tcdrain called only once it is empty.
 pub fn drain_stderr(stall: &mut super::stdio::Stall) -> bool {
     // SAFETY: as for `stdin()`: fd 2 is only borrowed for this call.
     let stderr = unsafe { BorrowedFd::borrow_raw(2) };
     if !isatty(stderr).unwrap_or(false) {
         return true;
     }
-    let mut last = i32::MAX;
-    loop {
-        let mut queued: libc::c_int = 0;
-        // SAFETY: TIOCOUTQ writes one int to the pointer given.
-        if unsafe { libc::ioctl(2, libc::TIOCOUTQ, &mut queued) } == -1 || queued == 0 {
-            // What is left sits in the device itself (a UART's FIFO), which
-            // the kernel's own wait bounds.
-            let _ = nix::sys::termios::tcdrain(stderr);
-            return true;
-        }
-        if queued < last {
-            stall.progressed();
-            last = queued;
-        }
-        if std::time::Instant::now() >= stall.deadline() {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    if !super::stdio::drain_within(2, stall) {
+        return false;
     }
+    // What is left sits in the device itself (a UART's FIFO), which the
+    // kernel's own wait bounds.
+    let _ = nix::sys::termios::tcdrain(stderr);
+    true
 }
 
 /// vminit's own process group.

@@ -70,11 +70,7 @@ fn disk_cases() -> Vec<Case> {
                 ("vminit: exit_code=", Act::ResumeDisks),
             ],
             devices: &[Device::RootDisk, Device::NbdDataDisk],
-            check: |c, _| {
-                expect(c, 4)?;
-                require(c, &["sync and unmount made no progress for 10s"])?;
-                exit_line_within(c, "written", Duration::from_secs(2) + FLUSH_STALL)
-            },
+            check: |c, _| flush_given_up_in_bound(c),
         },
         Case {
             name: "a_hung_root_at_the_end_costs_the_flush_bound_then_the_vm_powers_off",
@@ -88,11 +84,7 @@ fn disk_cases() -> Vec<Case> {
                 ("vminit: exit_code=", Act::ResumeDisks),
             ],
             devices: &[Device::NbdRootDisk],
-            check: |c, _| {
-                expect(c, 4)?;
-                require(c, &["sync and unmount made no progress for 10s"])?;
-                exit_line_within(c, "written", Duration::from_secs(2) + FLUSH_STALL)
-            },
+            check: |c, _| flush_given_up_in_bound(c),
         },
         Case {
             name: "a_volume_that_hangs_while_the_app_runs_blocks_nothing_in_pid_1",
@@ -218,6 +210,14 @@ fn console_cases() -> Vec<Case> {
             },
         },
     ]
+}
+
+/// The app wrote to a disk that then hung and exited 4 two seconds later:
+/// the flush was given up, and the exit line came within its bound.
+fn flush_given_up_in_bound(console: &Console) -> Result<(), String> {
+    expect(console, 4)?;
+    require(console, &["sync and unmount made no progress for 10s"])?;
+    exit_line_within(console, "written", Duration::from_secs(2) + FLUSH_STALL)
 }
 
 /// The exit record a host channel received contains `needle`.
