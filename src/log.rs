@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError, TryLockError};
+use std::sync::{Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::config::settings::{LogTarget, Verbosity};
@@ -180,15 +180,21 @@ impl EndConsole {
         let Some(twin) = &self.twin else {
             return std::io::stderr().write_all(bytes).is_ok();
         };
-        let mut fresh = Stall::new(Duration::ZERO, Duration::ZERO);
+        self.with_stall(&mut |stall| {
+            crate::sys::stdio::write_within(twin.as_raw_fd(), bytes, stall)
+                .is_ok_and(|n| n == bytes.len())
+        })
+    }
+
+    /// Runs `work` with the shared stall; from within another such call
+    /// (the panic hook's), with one that does not wait.
+    fn with_stall(&self, work: &mut dyn FnMut(&mut Stall) -> bool) -> bool {
         let mut held = self.stall.try_lock();
-        let stall = match &mut held {
-            Ok(stall) => &mut **stall,
-            Err(TryLockError::Poisoned(poisoned)) => &mut **poisoned.get_mut(),
-            Err(TryLockError::WouldBlock) => &mut fresh,
-        };
-        crate::sys::stdio::write_within(twin.as_raw_fd(), bytes, stall)
-            .is_ok_and(|n| n == bytes.len())
+        match &mut held {
+            Ok(stall) => work(stall),
+            Err(TryLockError::Poisoned(poisoned)) => work(poisoned.get_mut()),
+            Err(TryLockError::WouldBlock) => work(&mut Stall::new(Duration::ZERO, Duration::ZERO)),
+        }
     }
 }
 
@@ -220,11 +226,7 @@ pub fn exit_line(code: i32) -> bool {
     let Some(end) = END_CONSOLE.get() else {
         return false;
     };
-    if !end.write(line.as_bytes()) {
-        return false;
-    }
-    let mut stall = end.stall.lock().unwrap_or_else(PoisonError::into_inner);
-    crate::sys::tty::drain_stderr(&mut stall)
+    end.write(line.as_bytes()) && end.with_stall(&mut crate::sys::tty::drain_stderr)
 }
 
 /// Writes a line to the kernel log when the console could not take it,

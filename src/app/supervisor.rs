@@ -93,8 +93,8 @@ fn report_uninterruptible_sleep() {
     let stuck = process::in_uninterruptible_sleep(&pids);
     if !stuck.is_empty() {
         warn!(
-            "in uninterruptible sleep (D), blocked in the kernel (on a hung disk most often) \
-             and unable to die until that call returns: {}",
+            "in uninterruptible sleep (D), on a hung disk most often, \
+             unable to die until their call returns: {}",
             process::describe(&stuck)
         );
     }

@@ -312,8 +312,7 @@ pub fn shutdown(
 pub fn end_console(exit_code: i32, real_machine: bool) {
     if !log::exit_line(exit_code) && real_machine {
         log::kmsg_fallback(format_args!(
-            "exit_code={exit_code} (the console did not take and send the line: \
-             it stalled, or its output is stopped)"
+            "exit_code={exit_code} (the console stalled: the line was not sent)"
         ));
     }
 }
@@ -404,32 +403,38 @@ fn flush_disks(watched: WatchedMounts) {
     // started: the files would keep the mounts busy.
     let work = move || flush(watched, &mut writer);
     // SAFETY: vminit is single-threaded.
-    match unsafe { process::fork_and_run(work) } {
+    let hung = match unsafe { process::fork_and_run(work) } {
         Ok(child) => watch_flush(child),
         Err(e) => {
             warn!("cannot fork to flush the disks ({e}): flushing without a bound");
             flush(Vec::new(), &mut findings);
+            None
         }
-    }
-    // What the child found, also when it hangs: read without waiting
-    // (its few lines fit the pipe, and one read).
-    let mut reader = std::fs::File::from(reader);
-    let mut chunk = [0u8; 4096];
-    if fd::set_nonblocking(&reader).is_ok()
-        && let Ok(n) = reader.read(&mut chunk)
-    {
-        findings.extend_from_slice(&chunk[..n]);
+    };
+    // What the child found, also when it hangs: read without waiting, at
+    // most what a pipe holds.
+    let reader = std::fs::File::from(reader);
+    if fd::set_nonblocking(&reader).is_ok() {
+        let _ = reader.take(64 << 10).read_to_end(&mut findings);
     }
     log_flush(&findings);
+    if let Some(unwritten) = hung {
+        warn!(
+            "sync and unmount made no progress for {FLUSH_STALL:?} ({unwritten} KiB unwritten): \
+             a disk hangs, ending the machine without them"
+        );
+    }
 }
 
-/// Waits for the flush child `child` while the disks make progress.
-fn watch_flush(child: i32) {
+/// Waits for the flush child `child` while the disks make progress;
+/// `Some` of the KiB left unwritten when they made none for
+/// [`FLUSH_STALL`].
+fn watch_flush(child: i32) -> Option<u64> {
     // Most flushes end at once: then no progress needs measuring, and the
     // reads of /proc that measure it (milliseconds under emulation) are
     // saved.
     if ended_within(child, FIRST_LOOK) {
-        return;
+        return None;
     }
     // Progress: pages leaving the page cache, or sectors reaching a disk
     // (a filesystem's own journal writes bypass the page cache).
@@ -443,12 +448,8 @@ fn watch_flush(child: i32) {
             (pending, written) = (now_pending.min(pending), now_written);
             stall_ends = Instant::now() + FLUSH_STALL;
         } else if Instant::now() >= stall_ends {
-            warn!(
-                "sync and unmount made no progress for {FLUSH_STALL:?} ({} KiB unwritten): \
-                 a disk hangs, ending the machine without them",
-                pending.unwrap_or(0)
-            );
-            return;
+            return Some(pending.unwrap_or(0));
         }
     }
+    None
 }

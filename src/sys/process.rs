@@ -738,8 +738,17 @@ mod tests {
         assert_eq!(state_from_stat(b"42 (a) b (D) c) D 1 42"), Some(b'D'));
         assert_eq!(state_from_stat(b"7 (sh) S 1"), Some(b'S'));
         assert_eq!(state_from_stat(b"7 sh S 1"), None);
-        let own = in_uninterruptible_sleep(&[std::process::id() as i32]);
-        assert!(own.is_empty(), "{own:?}");
+        // A child asleep in nanosleep is in S, not D.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let stuck = in_uninterruptible_sleep(&[pid]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(stuck.is_empty(), "{stuck:?}");
         let own = std::process::id() as i32;
         assert!(
             describe(&[own, own]).starts_with(&format!("{own} (")),

@@ -113,8 +113,8 @@ pub fn nonblocking_twin_of_stderr() -> Option<std::fs::File> {
 /// device makes progress (takes bytes, or sends what it holds), until it
 /// has waited `bound` without any, and `total` in all. Only time spent
 /// waiting counts: a quiet spell between two writes is no stall. Once
-/// given up, a later write or drain still looks once, for a tenth of a
-/// second, whether the device moves again.
+/// given up, a later write or drain still looks for a tenth of a second
+/// whether the device moves again, for half a second in all.
 #[derive(Debug, Clone, Copy)]
 pub struct Stall {
     bound: Duration,
@@ -122,8 +122,8 @@ pub struct Stall {
     stalled: Duration,
     /// Waiting left in all.
     left: Duration,
-    /// The one look a call gets after a give-up.
-    look: bool,
+    /// What is left of this call's look after a give-up.
+    look: Duration,
 }
 
 impl Stall {
@@ -133,7 +133,7 @@ impl Stall {
             bound,
             stalled: Duration::ZERO,
             left: total,
-            look: false,
+            look: Duration::ZERO,
         }
     }
 
@@ -150,26 +150,26 @@ impl Stall {
         self.stalled = Duration::ZERO;
     }
 
-    /// A write or drain begins: after a give-up it may look once.
+    /// A write or drain begins: after a give-up it may look, while the
+    /// looks have not added up to [`LOOKS_IN_ALL`].
     fn begin(&mut self) {
-        self.look = self.stalled >= self.bound;
-    }
-
-    /// How long the next wait may last, at most [`PROGRESS_LOOK`]; zero
-    /// when it is over.
-    fn next_wait(&mut self) -> Duration {
-        let allowed = if std::mem::take(&mut self.look) {
+        let over = self.stalled.saturating_sub(self.bound);
+        self.look = if self.stalled >= self.bound && over < LOOKS_IN_ALL {
             PROGRESS_LOOK
         } else {
-            self.bound.saturating_sub(self.stalled)
+            Duration::ZERO
         };
-        allowed.min(self.left).min(PROGRESS_LOOK)
     }
 
-    /// Waits, with `wait` (poll or sleep), at most [`Stall::next_wait`];
-    /// false when waiting is over.
+    /// Waits, with `wait` (poll or sleep, given the most it may take, at
+    /// most [`PROGRESS_LOOK`]); false when waiting is over.
     fn wait(&mut self, wait: impl FnOnce(Duration)) -> bool {
-        let most = self.next_wait();
+        let allowed = if self.look.is_zero() {
+            self.bound.saturating_sub(self.stalled)
+        } else {
+            self.look
+        };
+        let most = allowed.min(self.left).min(PROGRESS_LOOK);
         if most.is_zero() {
             return false;
         }
@@ -178,6 +178,7 @@ impl Stall {
         let waited = start.elapsed();
         self.stalled = self.stalled.saturating_add(waited);
         self.left = self.left.saturating_sub(waited);
+        self.look = self.look.saturating_sub(waited);
         true
     }
 }
@@ -254,25 +255,18 @@ pub fn write_within(fd: i32, bytes: &[u8], stall: &mut Stall) -> io::Result<usiz
 }
 
 /// Waits, while `stall` allows, until the terminal `fd` has sent what it
-/// holds (`TIOCOUTQ` at zero: the queue shrinking is progress); true when
-/// it has, or when `fd` is no terminal.
+/// holds (see [`queued_output`]: the queue shrinking is progress); true
+/// when it has, or when nothing tells.
 pub fn drain_within(fd: i32, stall: &mut Stall) -> bool {
-    let mut queued: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ writes one int to the pointer given.
-    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == -1 {
-        return true;
-    }
+    let mut queued = queued_output(fd);
     stall.begin();
-    while queued > 0 {
+    while queued.is_some_and(|q| q > 0) {
         if !stall.wait(|most| std::thread::sleep(most.min(Duration::from_millis(5)))) {
             return false;
         }
-        let before = queued;
-        // SAFETY: as above.
-        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == -1 {
-            return true;
-        }
-        note_queue(stall, Some(before), Some(queued));
+        let now = queued_output(fd);
+        note_queue(stall, queued, now);
+        queued = now;
     }
     true
 }
@@ -280,6 +274,8 @@ pub fn drain_within(fd: i32, stall: &mut Stall) -> bool {
 /// How long one wait of a stalled writer lasts at most: how often it looks
 /// for progress.
 const PROGRESS_LOOK: Duration = Duration::from_millis(100);
+/// How long the looks after a give-up may last in all.
+const LOOKS_IN_ALL: Duration = Duration::from_millis(500);
 
 /// Copies what the pipe `pipe` holds, without waiting for more, to
 /// standard error through its non-blocking twin, all written by
